@@ -1,0 +1,200 @@
+"""API shell: authentication, one error format, pagination, role permissions, login/logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema, inline_serializer
+from knox.models import AuthToken
+from rest_framework import exceptions, permissions, serializers, status
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.access import access_for
+from core.authentication import TokenAuthentication
+
+
+# --- error format ---------------------------------------------------------------------------
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {k: _flatten(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        if all(not isinstance(d, (dict, list)) for d in detail):
+            return [str(d) for d in detail]
+        return [_flatten(d) for d in detail]
+    return [str(detail)]
+
+
+def exception_handler(exc, context):
+    """Every API error has the shape ``{"detail": str, "errors": {field: [messages]}}``."""
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "message_dict"):
+            exc = exceptions.ValidationError(exc.message_dict)
+        else:
+            exc = exceptions.ValidationError({"non_field_errors": exc.messages})
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(data) if isinstance(data, dict) else {"non_field_errors": _flatten(data)}
+        detail = str(_("Invalid input."))
+        if (
+            isinstance(errors, dict)
+            and list(errors) == ["non_field_errors"]
+            and errors["non_field_errors"]
+        ):
+            detail = errors["non_field_errors"][0]
+        response.data = {"detail": detail, "errors": errors}
+    else:
+        detail = data.get("detail", "") if isinstance(data, dict) else str(data)
+        errors = (
+            {k: _flatten(v) for k, v in data.items() if k != "detail"}
+            if isinstance(data, dict)
+            else {}
+        )
+        response.data = {"detail": str(detail), "errors": errors}
+    return response
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = _("The request conflicts with the current state.")
+    default_code = "conflict"
+
+
+# --- permissions ------------------------------------------------------------------------------
+class HasRole(permissions.BasePermission):
+    """Allow users holding any of the view's ``allowed_roles`` (at any site)."""
+
+    message = _("Your role does not allow this.")
+
+    def has_permission(self, request, view) -> bool:
+        roles = getattr(view, "allowed_roles", None)
+        if not request.user or not request.user.is_authenticated:
+            return False
+        if roles is None:
+            return True
+        return access_for(request.user).has_role(*roles)
+
+
+def role_permission(*roles: str) -> type[permissions.BasePermission]:
+    """A permission class admitting ``roles`` (used per method where needed)."""
+
+    class _RolePermission(HasRole):
+        def has_permission(self, request, view) -> bool:
+            return bool(
+                request.user
+                and request.user.is_authenticated
+                and access_for(request.user).has_role(*roles)
+            )
+
+    _RolePermission.__name__ = "Role_" + "_".join(roles)
+    return _RolePermission
+
+
+# --- login / logout -------------------------------------------------------------------------------
+class LoginInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(
+        max_length=4096, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+
+class LoginApi(APIView):
+    """Exchange username and password for an expiring API token.
+
+    Failed attempts count towards the same lockout as the web login
+    (username + IP); a locked account gets 403 until the cool-off ends.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    @extend_schema(
+        request=LoginInput,
+        responses={
+            200: inline_serializer(
+                "LoginOutput",
+                {
+                    "token": serializers.CharField(),
+                    "expiry": serializers.DateTimeField(),
+                    "username": serializers.CharField(),
+                },
+            )
+        },
+        auth=[],
+    )
+    def post(self, request):
+        data = LoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request._request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if getattr(request._request, "axes_locked_out", False):
+            raise exceptions.PermissionDenied(_("Too many failed login attempts. Try again later."))
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed(
+                _("Unable to log in with the given username and password.")
+            )
+        instance, token = AuthToken.objects.create(user)
+        user.last_login = timezone.now()
+        user.save(update_fields=["last_login"])
+        return Response(
+            {"token": token, "expiry": instance.expiry, "username": user.get_username()}
+        )
+
+    def get_authenticate_header(self, request) -> str:
+        return "Token"
+
+
+class LogoutApi(APIView):
+    """Revoke the token used for this request."""
+
+    authentication_classes = [TokenAuthentication]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        request._auth.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    """The current user and the roles they hold."""
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Me",
+            {
+                "username": serializers.CharField(),
+                "roles": serializers.ListField(child=serializers.CharField()),
+                "sites": serializers.ListField(child=serializers.CharField()),
+            },
+        )
+    )
+    def get(self, request):
+        access = access_for(request.user)
+        return Response(
+            {
+                "username": request.user.get_username(),
+                "roles": sorted(access.roles),
+                "sites": list(access.visible_sites().values_list("code", flat=True)),
+            }
+        )

@@ -1,0 +1,37 @@
+"""Navigation shown in the base layout, by role."""
+
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from core.access import AUDIT_READERS, CLINICAL_READERS, DATA_ENTRY, access_for
+from core.models import Role
+
+# (label, url name, roles that see it). Apps add their entries here as they grow.
+NAVIGATION = [
+    (_("Participants"), "cohort:participant_list", CLINICAL_READERS - {Role.STATISTICIAN}),
+    (_("Trials"), "randomization:trial_list", CLINICAL_READERS),
+    (_("Questionnaires"), "crf:worklist", DATA_ENTRY | {Role.DATA_MANAGER}),
+    (
+        _("Dashboards"),
+        "endpoints:dashboard",
+        {Role.INVESTIGATOR, Role.DATA_MANAGER, Role.STATISTICIAN},
+    ),
+    (_("Audit trail"), "audit_index", AUDIT_READERS),
+]
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    roles = access_for(user).roles
+    items = []
+    for label, url_name, allowed in NAVIGATION:
+        if not roles.intersection(allowed):
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue
+        items.append({"label": label, "url": url, "active": request.path.startswith(url)})
+    return {"nav_items": items, "user_roles": sorted(roles)}

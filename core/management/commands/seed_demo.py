@@ -1,0 +1,65 @@
+"""Demo data: the two sites and one user per role (credentials in the README).
+
+Idempotent. Refuses to run when DEBUG is off unless --force is given, so demo
+passwords never reach a production database by accident.
+"""
+
+import importlib
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from core.audit import system_actor
+from core.demo_accounts import DEMO_PASSWORD, SITES, USERS
+from core.models import Site, User
+from core.services import membership_grant
+
+
+class Command(BaseCommand):
+    help = "Create demo sites and one user per role (idempotent; DEBUG only unless --force)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="run even when DEBUG is off")
+
+    def handle(self, *args, force: bool = False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "Refusing to load demo data with DEBUG off (use --force on a test system)."
+            )
+        with transaction.atomic(), system_actor("seed_demo"):
+            sites = {}
+            for code, name in SITES:
+                sites[code], _ = Site.objects.get_or_create(code=code, defaults={"name": name})
+            for username, first, last, role, site_code, staff in USERS:
+                user = User.objects.filter(username=username).first()
+                if user is None:
+                    user = User(
+                        username=username,
+                        first_name=first,
+                        last_name=last,
+                        is_staff=staff,
+                        is_superuser=staff,
+                        email=f"{username}@demo.invalid",
+                    )
+                    user.set_password(DEMO_PASSWORD)
+                    user.save()
+                membership_grant(
+                    user=user,
+                    role=role,
+                    site=sites[site_code] if site_code else None,
+                    reason="demo data",
+                )
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo data ready: {len(SITES)} sites, {len(USERS)} users.")
+        )
+        # Each app may add its own demo data in `<app>/demo.py` with `seed(stdout)`.
+        for app in ("cohort", "randomization", "crf", "endpoints"):
+            try:
+                module = importlib.import_module(f"{app}.demo")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{app}.demo":
+                    raise
+                continue
+            with transaction.atomic(), system_actor("seed_demo"):
+                module.seed(self.stdout)

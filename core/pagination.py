@@ -1,0 +1,9 @@
+"""API pagination (its own module: DRF imports it while its views are still loading)."""
+
+from rest_framework.pagination import PageNumberPagination
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
