@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ROOT / ".local"
+LOCAL = Path(os.environ.get("BLEND_LOCAL_DIR") or ROOT / ".local")
 PY = sys.executable
 
 
@@ -162,7 +162,7 @@ def services(env: dict[str, str]) -> Iterator[dict[str, str]]:
             pg = EmbeddedPostgres().start()
             started.append(pg)
             env["DATABASE_URL"] = pg.url
-            log(f"embedded PostgreSQL running in {pg.data_dir.relative_to(ROOT)}")
+            log(f"embedded PostgreSQL running in {pg.data_dir}")
         else:
             log("using DATABASE_URL from the environment")
         if not env.get("REDIS_URL"):
