@@ -107,3 +107,17 @@ def test_dutch_is_default_and_english_available(client):
     client.post("/i18n/setlang/", {"language": "en", "next": "/login/"})
     en = client.get("/login/")
     assert b"Log in" in en.content
+
+
+@pytest.mark.django_db
+def test_demo_administrator_is_not_a_superuser_and_reads_no_clinical_models():
+    from core.models import User
+
+    with override_settings(DEBUG=True):
+        call_command("seed_demo", verbosity=0)
+    admin = User.objects.get(username="admin")
+    assert admin.is_staff and not admin.is_superuser
+    assert admin.has_perm("core.change_sitemembership")
+    assert not admin.has_perm("core.delete_sitemembership")
+    assert not admin.has_perm("cohort.view_participant")
+    assert not admin.has_perm("cohort.view_identity")

@@ -15,6 +15,27 @@ from core.demo_accounts import DEMO_PASSWORD, SITES, USERS
 from core.models import Site, User
 from core.services import membership_grant
 
+ADMIN_MODELS = [
+    ("core", "user"),
+    ("core", "site"),
+    ("core", "sitemembership"),
+    ("randomization", "trial"),
+    ("randomization", "arm"),
+]
+
+
+def administrator_permissions():
+    """Model permissions of the administrator role: users, sites, roles and trial set-up only."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    query = Q(pk__in=[])
+    for app_label, model in ADMIN_MODELS:
+        query |= Q(content_type__app_label=app_label, content_type__model=model) & ~Q(
+            codename__startswith="delete_"
+        )
+    return Permission.objects.filter(query)
+
 
 class Command(BaseCommand):
     help = "Create demo sites and one user per role (idempotent; DEBUG only unless --force)."
