@@ -55,12 +55,14 @@ class Command(BaseCommand):
             for username, first, last, role, site_code, staff in USERS:
                 user = User.objects.filter(username=username).first()
                 if user is None:
+                    # The administrator works in the Django admin through model permissions,
+                    # not as a superuser: no clinical data without a clinical role.
                     user = User(
                         username=username,
                         first_name=first,
                         last_name=last,
                         is_staff=staff,
-                        is_superuser=staff,
+                        is_superuser=False,
                         email=f"{username}@demo.invalid",
                     )
                     user.set_password(DEMO_PASSWORD)
@@ -71,6 +73,8 @@ class Command(BaseCommand):
                     site=sites[site_code] if site_code else None,
                     reason="demo data",
                 )
+                if staff:
+                    user.user_permissions.set(administrator_permissions())
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready: {len(SITES)} sites, {len(USERS)} users.")
         )
