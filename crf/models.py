@@ -1,1 +1,280 @@
-"""Models of the crf app."""
+"""Follow-up schedule and questionnaires (ePRO).
+
+- :class:`Timepoint` — the schedule as data (SPEC.md §3.5), per trial.
+- :class:`Questionnaire` — one row per participant, trial and timepoint; the
+  database is the source of truth for what is due (``next_action_at``).
+- :class:`QuestionnaireLink` — a personal link sent in a mail: only the
+  SHA-256 of the random token is stored; valid until the window closes.
+- :class:`InstrumentResponse` — the item answers of one instrument (JSON),
+  with the instrument version and the computed scores.
+
+Nothing is deleted; every model is audited (core.audit.track).
+"""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from core.audit import track
+
+NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
+
+
+@track()
+class Timepoint(models.Model):
+    """A follow-up moment of a trial: day offset from day 0, window, instruments."""
+
+    trial = models.ForeignKey(
+        "randomization.Trial",
+        on_delete=models.PROTECT,
+        related_name="timepoints",
+        verbose_name=_("trial"),
+    )
+    code = models.SlugField(_("code"), max_length=20)
+    label_nl = models.CharField(_("label (Dutch)"), max_length=60)
+    label_en = models.CharField(_("label (English)"), max_length=60)
+    day_offset = models.IntegerField(_("day offset from day 0"))
+    window_before = models.PositiveSmallIntegerField(_("window before (days)"))
+    window_after = models.PositiveSmallIntegerField(_("window after (days)"))
+    instruments = ArrayField(models.CharField(max_length=20), verbose_name=_("instruments"))
+    is_primary = models.BooleanField(_("primary endpoint timepoint"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["trial", "day_offset", "code"]
+        verbose_name = _("timepoint")
+        verbose_name_plural = _("timepoints")
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "code"], name="timepoint_code_unique"),
+            models.UniqueConstraint(
+                fields=["trial"],
+                condition=Q(is_primary=True),
+                name="timepoint_one_primary_per_trial",
+            ),
+            models.CheckConstraint(
+                condition=Q(instruments__len__gt=0), name="timepoint_has_instruments"
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.trial_id}:{self.code}"
+
+    @property
+    def label(self) -> str:
+        return self.label_en if (get_language() or "nl").startswith("en") else self.label_nl
+
+
+class QuestionnaireStatus(models.TextChoices):
+    SCHEDULED = "scheduled", _("Scheduled")
+    OPEN = "open", _("Open")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    REMINDED = "reminded", _("Reminded")
+    COMPLETED = "completed", _("Completed")
+    MISSED = "missed", _("Missed")
+    CANCELLED = "cancelled", _("Cancelled")
+    FAILED = "failed", _("Failed")
+
+
+# Rows the sweep still has to act on (the partial index covers exactly these).
+ACTIVE_STATUSES = (
+    QuestionnaireStatus.SCHEDULED,
+    QuestionnaireStatus.OPEN,
+    QuestionnaireStatus.SENDING,
+    QuestionnaireStatus.SENT,
+    QuestionnaireStatus.REMINDED,
+)
+# Rows whose invitation has not gone out: re-anchoring moves them, cancelling stops them.
+UNSENT_STATUSES = (QuestionnaireStatus.SCHEDULED, QuestionnaireStatus.OPEN)
+# A patient may answer through a link while the row is in one of these.
+ANSWERABLE_STATUSES = (
+    QuestionnaireStatus.SENDING,
+    QuestionnaireStatus.SENT,
+    QuestionnaireStatus.REMINDED,
+)
+FINAL_STATUSES = (
+    QuestionnaireStatus.COMPLETED,
+    QuestionnaireStatus.MISSED,
+    QuestionnaireStatus.CANCELLED,
+    QuestionnaireStatus.FAILED,
+)
+
+
+class Mode(models.TextChoices):
+    EPRO = "epro", _("Online (patient link)")
+    PAPER = "paper", _("Paper")
+    PHONE = "phone", _("By phone")
+
+
+class SendKind(models.TextChoices):
+    INVITATION = "invitation", _("Invitation")
+    REMINDER = "reminder", _("Reminder")
+
+
+class QuestionnaireQuerySet(models.QuerySet):
+    def due(self, at):
+        """Rows the sweep must look at now (served by the partial index ``q_due``)."""
+        return self.filter(status__in=ACTIVE_STATUSES, next_action_at__lte=at)
+
+
+@track()
+class Questionnaire(models.Model):
+    """One timepoint's questionnaire for one participant in one trial."""
+
+    participant = models.ForeignKey(
+        "cohort.Participant",
+        on_delete=models.PROTECT,
+        related_name="questionnaires",
+        verbose_name=_("participant"),
+    )
+    trial = models.ForeignKey(
+        "randomization.Trial", on_delete=models.PROTECT, related_name="+", verbose_name=_("trial")
+    )
+    timepoint = models.ForeignKey(
+        Timepoint, on_delete=models.PROTECT, related_name="questionnaires"
+    )
+    status = models.CharField(
+        _("status"),
+        max_length=12,
+        choices=QuestionnaireStatus.choices,
+        default=QuestionnaireStatus.SCHEDULED,
+    )
+    day0 = models.DateField(_("day 0 used"))
+    day0_is_actual = models.BooleanField(_("day 0 is the actual date"), default=False)
+    opens_at = models.DateTimeField(_("window opens"))
+    due_at = models.DateTimeField(_("due"))
+    closes_at = models.DateTimeField(_("window closes"))
+    # When the sweep must next act on this row (invitation, reminder, retry, stale claim,
+    # window close). NULL for final rows.
+    next_action_at = models.DateTimeField(_("next action at"), null=True, blank=True)
+
+    # Sending: the claim (status ``sending``) carries an attempt id; a claim older
+    # than QUESTIONNAIRE_SENDING_STALE_SECONDS is treated as a crashed send.
+    sending_kind = models.CharField(max_length=12, choices=SendKind.choices, blank=True)
+    sending_attempt = models.UUIDField(null=True, blank=True, editable=False)
+    sending_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(_("failed send attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=200, blank=True)
+    sent_at = models.DateTimeField(_("invitation sent"), null=True, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(_("reminders sent"), default=0)
+    reminders_failed = models.PositiveSmallIntegerField(_("reminders given up"), default=0)
+    last_reminder_at = models.DateTimeField(_("last reminder"), null=True, blank=True)
+
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    mode = models.CharField(_("mode"), max_length=8, choices=Mode.choices, blank=True)
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("entered by"),
+    )
+    scores = models.JSONField(_("scores"), default=dict, blank=True)
+    cancel_reason = models.CharField(_("reason for cancelling"), max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = QuestionnaireQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["participant", "opens_at"]
+        verbose_name = _("questionnaire")
+        verbose_name_plural = _("questionnaires")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "trial", "timepoint"], name="questionnaire_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(opens_at__lt=models.F("closes_at")), name="questionnaire_window_order"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="completed") | Q(completed_at__isnull=False),
+                name="questionnaire_completed_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sending") | Q(sending_attempt__isnull=False),
+                name="questionnaire_sending_has_attempt",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_action_at"],
+                name="q_due",
+                condition=Q(status__in=["scheduled", "open", "sending", "sent", "reminded"]),
+            ),
+            models.Index(fields=["status", "due_at"], name="q_status_due"),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.timepoint_id}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def reminders_done(self) -> int:
+        return self.reminders_sent + self.reminders_failed
+
+    def is_overdue(self, at=None) -> bool:
+        at = at or timezone.now()
+        return self.status in ACTIVE_STATUSES and self.due_at <= at < self.closes_at
+
+
+@track()
+class QuestionnaireLink(models.Model):
+    """A link sent to a patient; the token itself is never stored, only its SHA-256."""
+
+    questionnaire = models.ForeignKey(Questionnaire, on_delete=models.PROTECT, related_name="links")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    kind = models.CharField(max_length=12, choices=SendKind.choices)
+    attempt = models.UUIDField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["questionnaire", "created_at"]
+        verbose_name = _("questionnaire link")
+        verbose_name_plural = _("questionnaire links")
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"link {self.pk} of {self.questionnaire_id}"
+
+
+@track()
+class InstrumentResponse(models.Model):
+    """The item answers of one instrument within one questionnaire, and its scores."""
+
+    questionnaire = models.ForeignKey(
+        Questionnaire, on_delete=models.PROTECT, related_name="responses"
+    )
+    instrument = models.CharField(_("instrument"), max_length=20)
+    instrument_version = models.CharField(_("instrument version"), max_length=20)
+    answers = models.JSONField(_("answers"), default=dict, blank=True)
+    scores = models.JSONField(_("scores"), default=dict, blank=True)
+    saved_at = models.DateTimeField(_("saved"), default=timezone.now)
+
+    class Meta:
+        ordering = ["questionnaire", "id"]
+        verbose_name = _("instrument response")
+        verbose_name_plural = _("instrument responses")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["questionnaire", "instrument"], name="response_unique_instrument"
+            )
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.questionnaire_id}:{self.instrument}"

@@ -1,23 +1,656 @@
-"""Writes for schedules, questionnaires and CRFs.
+"""Writes for schedules and questionnaires (ePRO).
 
-The two functions below are the contract other apps call; the crf work fills them in.
+Contract with the other apps (signatures fixed):
+
+- :func:`schedule_anchor` — randomization calls it when a planned or actual day 0
+  is recorded.
+- :func:`questionnaires_cancel_pending` — cohort calls it when a
+  questionnaire-stopping withdrawal or a death is recorded.
+
+Sending (:func:`questionnaires_sweep`) is a series of short transactions:
+claim one due row (``FOR UPDATE SKIP LOCKED``) and decide with
+:func:`crf.lifecycle.decide`; for a send, mark it ``sending`` with an attempt id
+and commit; hand the mail over outside any transaction; then mark it ``sent``
+for that attempt id. See :mod:`crf.lifecycle` for the stale-claim rule.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from cohort.models import Participant
+from core.audit import reason as audit_reason
+from crf import conf
+from crf.channels import Channel, OutgoingMessage, SendFailed, channel_for
+from crf.lifecycle import Action, Snapshot, decide
+from crf.models import (
+    ACTIVE_STATUSES,
+    ANSWERABLE_STATUSES,
+    UNSENT_STATUSES,
+    InstrumentResponse,
+    Mode,
+    Questionnaire,
+    QuestionnaireLink,
+    QuestionnaireStatus,
+    SendKind,
+    Timepoint,
+)
+from crf.windows import invitation_time, retry_time, window_for
+
+logger = logging.getLogger(__name__)
+S = QuestionnaireStatus
 
 
+# --- errors ---------------------------------------------------------------------------------
+class QuestionnaireError(Exception):
+    """Base of the named questionnaire errors."""
+
+
+class NotAnswerable(QuestionnaireError):
+    """The questionnaire cannot take answers now (closed, cancelled, not sent)."""
+
+
+class AlreadyCompleted(QuestionnaireError):
+    """The questionnaire is completed; change it through a correction with a reason."""
+
+
+class UnknownInstrument(QuestionnaireError):
+    """The instrument is not part of this questionnaire's timepoint."""
+
+
+class ReasonRequired(QuestionnaireError):
+    """A change of completed data needs a reason for change."""
+
+
+class InvalidAnswers(QuestionnaireError):
+    """Answers failed validation: ``errors = {instrument: {item: message}}``."""
+
+    def __init__(self, errors: dict[str, dict[str, str]]):
+        super().__init__("invalid answers")
+        self.errors = errors
+
+
+# --- tokens ---------------------------------------------------------------------------------
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# --- schedule -------------------------------------------------------------------------------
+def _lock_participant(participant: Participant) -> Participant:
+    return Participant.objects.select_for_update().get(pk=participant.pk)
+
+
+@transaction.atomic
 def schedule_anchor(*, participant, trial, day0: date, is_actual: bool) -> None:
     """Create or re-anchor the follow-up schedule of ``participant`` in ``trial`` on day 0.
 
+    Creates one questionnaire per active timepoint (unique per participant, trial and
+    timepoint). On a later call (the actual date replacing the planned one) only rows
+    whose invitation has not gone out move; sent, answered and closed rows stay.
     Called by randomization when a planned or actual start of treatment is recorded.
     """
+    from cohort.selectors import questionnaire_contact
+
+    _lock_participant(participant)
+    now = timezone.now()
+    hours = conf.contact_hours()
+    existing = {
+        q.timepoint_id: q
+        for q in Questionnaire.objects.select_for_update().filter(
+            participant=participant, trial=trial
+        )
+    }
+    decision = questionnaire_contact(participant, now)
+    stopped = [r for r in decision.reasons if r in ("withdrawn_questionnaires", "deceased")]
+    with audit_reason(f"schedule anchored on day 0 {day0.isoformat()}"):
+        for tp in Timepoint.objects.filter(trial=trial, is_active=True):
+            window = window_for(
+                day0=day0,
+                day_offset=tp.day_offset,
+                before=tp.window_before,
+                after=tp.window_after,
+            )
+            first_action = (
+                max(invitation_time(window, hours), now) if window.closes_at > now else now
+            )
+            q = existing.get(tp.pk)
+            if q is None:
+                Questionnaire.objects.create(
+                    participant=participant,
+                    trial=trial,
+                    timepoint=tp,
+                    status=S.CANCELLED if stopped else S.SCHEDULED,
+                    cancel_reason=",".join(stopped),
+                    day0=day0,
+                    day0_is_actual=is_actual,
+                    opens_at=window.opens_at,
+                    due_at=window.due_at,
+                    closes_at=window.closes_at,
+                    next_action_at=None if stopped else first_action,
+                )
+            elif q.status in UNSENT_STATUSES and q.sent_at is None:
+                q.day0 = day0
+                q.day0_is_actual = is_actual
+                q.opens_at = window.opens_at
+                q.due_at = window.due_at
+                q.closes_at = window.closes_at
+                q.status = S.SCHEDULED
+                q.next_action_at = first_action
+                q.save()
+            elif q.day0 != day0 or q.day0_is_actual != is_actual:
+                # Sent, answered or closed: the window stays; only note the new anchor.
+                q.day0_is_actual = is_actual if q.day0 == day0 else q.day0_is_actual
+                q.save(update_fields=["day0_is_actual"])
 
 
+@transaction.atomic
 def questionnaires_cancel_pending(*, participant, reason: str) -> int:
-    """Cancel every not-yet-sent questionnaire of ``participant`` at once; returns how many.
+    """Cancel every questionnaire of ``participant`` not yet completed or closed, at once.
 
-    Called by cohort when a questionnaire-stopping withdrawal or a death is recorded.
+    Links in mails already sent stop working (the row is no longer answerable) and no
+    reminder follows. Returns how many rows were cancelled. Called by cohort when a
+    questionnaire-stopping withdrawal or a death is recorded.
     """
-    return 0
+    _lock_participant(participant)
+    with audit_reason(reason or "questionnaires stopped"):
+        return Questionnaire.objects.filter(
+            participant=participant, status__in=ACTIVE_STATUSES
+        ).update(
+            status=S.CANCELLED,
+            cancel_reason=(reason or "")[:200],
+            next_action_at=None,
+            sending_attempt=None,
+            sending_kind="",
+        )
+
+
+# --- sending --------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    invitations: int = 0
+    reminders: int = 0
+    missed: int = 0
+    cancelled: int = 0
+    waiting: int = 0
+    retried: int = 0
+    failed: int = 0
+    examined: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "errors"} | {
+            "errors": len(self.errors)
+        }
+
+
+@dataclass(frozen=True)
+class _Claim:
+    questionnaire_id: int
+    attempt: uuid.UUID
+    kind: str
+    message: OutgoingMessage
+    channel: Channel
+
+
+def _snapshot(q: Questionnaire) -> Snapshot:
+    return Snapshot(
+        status=q.status,
+        opens_at=q.opens_at,
+        closes_at=q.closes_at,
+        sent_at=q.sent_at,
+        reminders_done=q.reminders_done,
+        sending_kind=q.sending_kind,
+        sending_started_at=q.sending_started_at,
+    )
+
+
+def patient_link(token: str) -> str:
+    return conf.public_base_url() + reverse("crf:patient_start", args=[token])
+
+
+def render_message(
+    *, kind: str, language: str, link: str, closes_at: datetime
+) -> tuple[str, str, str]:
+    """Subject, text and HTML of an invitation or reminder: PRESENT-branded, naming no trial."""
+    with translation.override(language):
+        context = {
+            "kind": kind,
+            "link": link,
+            "closes_on": timezone.localtime(closes_at - timedelta(seconds=1)).date(),
+        }
+        subject = render_to_string("crf/email/subject.txt", context).strip()
+        text = render_to_string("crf/email/message.txt", context)
+        html = render_to_string("crf/email/message.html", context)
+    return " ".join(subject.split()), text, html
+
+
+def _claim_one(now: datetime, result: SweepResult) -> tuple[bool, _Claim | None]:
+    """Lock one due row and apply the lifecycle step. Returns (found, claim-to-send)."""
+    from cohort.selectors import questionnaire_contact
+
+    with transaction.atomic():
+        q = (
+            Questionnaire.objects.due(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("participant")
+            .order_by("next_action_at", "pk")
+            .first()
+        )
+        if q is None:
+            return False, None
+        result.examined += 1
+        step = decide(
+            _snapshot(q),
+            now=now,
+            hours=conf.contact_hours(),
+            reminder_days=conf.reminder_days(),
+            stale_seconds=conf.sending_stale_seconds(),
+        )
+        if step.action is Action.MISSED:
+            q.status = S.MISSED
+            q.next_action_at = None
+            q.sending_attempt = None
+            q.sending_kind = ""
+            q.save()
+            result.missed += 1
+            return True, None
+        if step.action is Action.WAIT:
+            if step.status_if_waiting:
+                q.status = step.status_if_waiting
+                q.sending_attempt = None
+                q.sending_kind = ""
+            q.next_action_at = step.at
+            q.save()
+            result.waiting += 1
+            return True, None
+
+        # A send: re-check at the moment of sending that the patient may be contacted.
+        decision = questionnaire_contact(q.participant, now)
+        if not decision.allowed:
+            q.status = S.CANCELLED
+            q.cancel_reason = ",".join(decision.reasons)[:200]
+            q.next_action_at = None
+            q.sending_attempt = None
+            q.sending_kind = ""
+            q.save()
+            result.cancelled += 1
+            return True, None
+        identity = getattr(q.participant, "identity", None)
+        channel = channel_for(identity)
+        address = channel.address_for(identity) if identity is not None else None
+        kind = SendKind.INVITATION if step.action is Action.SEND_INVITATION else SendKind.REMINDER
+        if address is None:
+            # Nobody to mail: keep it open for the nurses (phone or paper), look again daily.
+            if kind == SendKind.INVITATION:
+                q.status = S.OPEN
+            elif q.status == S.SENDING:
+                q.status = S.REMINDED if q.reminders_sent else S.SENT
+            if kind == SendKind.REMINDER:
+                q.reminders_failed += 1
+            q.last_error = f"no {channel.name} address"
+            q.sending_attempt = None
+            q.sending_kind = ""
+            q.next_action_at = min(now + timedelta(days=1), q.closes_at)
+            q.save()
+            result.waiting += 1
+            return True, None
+
+        token = new_token()
+        attempt = uuid.uuid4()
+        QuestionnaireLink.objects.create(
+            questionnaire=q,
+            token_hash=token_hash(token),
+            kind=kind,
+            attempt=attempt,
+            expires_at=q.closes_at,
+        )
+        q.status = S.SENDING
+        q.sending_kind = kind
+        q.sending_attempt = attempt
+        q.sending_started_at = now
+        q.next_action_at = now + timedelta(seconds=conf.sending_stale_seconds())
+        q.save()
+        language = getattr(identity, "preferred_language", "nl") or "nl"
+        subject, text, html = render_message(
+            kind=kind, language=language, link=patient_link(token), closes_at=q.closes_at
+        )
+        message = OutgoingMessage(to=address, subject=subject, text=text, html=html)
+        return True, _Claim(q.pk, attempt, kind, message, channel)
+
+
+@transaction.atomic
+def _mark_sent(claim: _Claim, now: datetime) -> bool:
+    q = (
+        Questionnaire.objects.select_for_update()
+        .filter(pk=claim.questionnaire_id, status=S.SENDING, sending_attempt=claim.attempt)
+        .first()
+    )
+    if q is None:  # completed or cancelled while the mail was on its way
+        return False
+    if claim.kind == SendKind.INVITATION:
+        q.status = S.SENT
+        q.sent_at = now
+    else:
+        q.status = S.REMINDED
+        q.reminders_sent += 1
+        q.last_reminder_at = now
+    q.attempts = 0
+    q.last_error = ""
+    q.sending_attempt = None
+    q.sending_kind = ""
+    # The next reminder (or the window close) is worked out by the next sweep.
+    q.next_action_at = now
+    step = decide(
+        _snapshot(q),
+        now=now,
+        hours=conf.contact_hours(),
+        reminder_days=conf.reminder_days(),
+        stale_seconds=conf.sending_stale_seconds(),
+    )
+    if step.action is Action.WAIT and step.at:
+        q.next_action_at = step.at
+    q.save()
+    return True
+
+
+@transaction.atomic
+def _mark_failed(claim: _Claim, now: datetime, error: str) -> str:
+    q = (
+        Questionnaire.objects.select_for_update()
+        .filter(pk=claim.questionnaire_id, status=S.SENDING, sending_attempt=claim.attempt)
+        .first()
+    )
+    if q is None:
+        return "gone"
+    q.attempts += 1
+    q.last_error = error[:200]
+    q.sending_attempt = None
+    q.sending_kind = ""
+    outcome = "retry"
+    if claim.kind == SendKind.INVITATION:
+        if q.attempts >= conf.max_send_attempts():
+            q.status = S.FAILED
+            q.next_action_at = None
+            outcome = "failed"
+        else:
+            q.status = S.OPEN
+    else:
+        q.status = S.REMINDED if q.reminders_sent else S.SENT
+        if q.attempts >= conf.max_send_attempts():
+            q.reminders_failed += 1  # give this reminder up; the questionnaire stays open
+            q.attempts = 0
+            outcome = "reminder_given_up"
+    if outcome != "failed":
+        q.next_action_at = min(
+            retry_time(
+                failed_at=now,
+                attempts=max(q.attempts, 1),
+                hours=conf.contact_hours(),
+                base_seconds=conf.retry_base_seconds(),
+            ),
+            q.closes_at,
+        )
+    q.save()
+    return outcome
+
+
+def questionnaires_sweep(*, now: datetime | None = None, limit: int | None = None) -> SweepResult:
+    """Do everything that is due: invitations, reminders, retries, windows closing.
+
+    Safe to run in several processes at once (rows are claimed with SKIP LOCKED) and
+    to run again after a crash (state lives in the database). ``now`` is for tests.
+    """
+    result = SweepResult()
+    limit = limit or conf.sweep_batch()
+    budget = conf.sweep_time_budget()
+    started = time.monotonic()
+    handled = 0
+    while handled < limit and time.monotonic() - started < budget:
+        at = now or timezone.now()
+        found, claim = _claim_one(at, result)
+        if not found:
+            break
+        handled += 1
+        if claim is None:
+            continue
+        try:
+            claim.channel.send(claim.message)
+        except SendFailed as exc:
+            outcome = _mark_failed(claim, now or timezone.now(), exc.reason)
+            logger.warning("questionnaire %s: send failed (%s)", claim.questionnaire_id, outcome)
+            if outcome == "failed":
+                result.failed += 1
+            else:
+                result.retried += 1
+            result.errors.append(exc.reason)
+            continue
+        if _mark_sent(claim, now or timezone.now()):
+            if claim.kind == SendKind.INVITATION:
+                result.invitations += 1
+            else:
+                result.reminders += 1
+    return result
+
+
+# --- answering ------------------------------------------------------------------------------
+def _instrument_codes(q: Questionnaire) -> list[str]:
+    return list(q.timepoint.instruments)
+
+
+def _validate(code: str, answers: Mapping[str, Any], *, complete: bool) -> dict[str, str]:
+    from crf import instruments
+
+    return instruments.validate(code, answers, complete=complete)
+
+
+def _score(code: str, answers: Mapping[str, Any]) -> dict[str, Any]:
+    from crf import scoring
+
+    return scoring.score(code, dict(answers))
+
+
+def _upsert_response(
+    q: Questionnaire, code: str, answers: Mapping[str, Any], now
+) -> InstrumentResponse:
+    from crf import instruments
+
+    version = instruments.load(code).version
+    response = (
+        InstrumentResponse.objects.select_for_update()
+        .filter(questionnaire=q, instrument=code)
+        .first()
+    )
+    clean = {k: v for k, v in answers.items() if v is not None and v != ""}
+    if response is None:
+        return InstrumentResponse.objects.create(
+            questionnaire=q,
+            instrument=code,
+            instrument_version=version,
+            answers=clean,
+            saved_at=now,
+        )
+    if response.answers != clean or response.instrument_version != version:
+        response.answers = clean
+        response.instrument_version = version
+        response.saved_at = now
+        response.save()
+    return response
+
+
+def _lock(q: Questionnaire) -> Questionnaire:
+    return Questionnaire.objects.select_for_update().select_related("timepoint").get(pk=q.pk)
+
+
+@transaction.atomic
+def questionnaire_start(*, questionnaire: Questionnaire) -> Questionnaire:
+    """The patient pressed "start" (a POST): note when; nothing else changes."""
+    q = _lock(questionnaire)
+    if q.status not in ANSWERABLE_STATUSES or timezone.now() >= q.closes_at:
+        raise NotAnswerable
+    if q.started_at is None:
+        q.started_at = timezone.now()
+        q.save(update_fields=["started_at"])
+    return q
+
+
+@transaction.atomic
+def questionnaire_answers_save(
+    *, questionnaire: Questionnaire, instrument: str, answers: Mapping[str, Any]
+) -> InstrumentResponse:
+    """Save one screen (one instrument) of a patient's answers; may be incomplete."""
+    q = _lock(questionnaire)
+    now = timezone.now()
+    if q.status not in ANSWERABLE_STATUSES or now >= q.closes_at:
+        raise NotAnswerable
+    if instrument not in _instrument_codes(q):
+        raise UnknownInstrument(instrument)
+    errors = _validate(instrument, answers, complete=True)
+    if errors:
+        raise InvalidAnswers({instrument: errors})
+    if q.started_at is None:
+        q.started_at = now
+        q.save(update_fields=["started_at"])
+    return _upsert_response(q, instrument, answers, now)
+
+
+def _score_all(q: Questionnaire) -> dict[str, dict[str, Any]]:
+    scores: dict[str, dict[str, Any]] = {}
+    for response in InstrumentResponse.objects.filter(questionnaire=q).order_by("pk"):
+        response_scores = _score(response.instrument, response.answers)
+        if response.scores != response_scores:
+            response.scores = response_scores
+            response.save(update_fields=["scores"])
+        scores[response.instrument] = response_scores
+    return scores
+
+
+@transaction.atomic
+def questionnaire_submit(*, questionnaire: Questionnaire) -> bool:
+    """The patient's final submit. Returns False (and changes nothing) when it was already
+    submitted, so a double click or a resent form is harmless."""
+    q = _lock(questionnaire)
+    if q.status == S.COMPLETED:
+        return False
+    now = timezone.now()
+    if q.status not in ANSWERABLE_STATUSES or now >= q.closes_at:
+        raise NotAnswerable
+    saved = {r.instrument: r.answers for r in InstrumentResponse.objects.filter(questionnaire=q)}
+    errors = {}
+    for code in _instrument_codes(q):
+        problems = _validate(code, saved.get(code, {}), complete=True)
+        if problems:
+            errors[code] = problems
+    if errors:
+        raise InvalidAnswers(errors)
+    q.scores = _score_all(q)
+    q.status = S.COMPLETED
+    q.completed_at = now
+    q.mode = Mode.EPRO
+    q.next_action_at = None
+    q.sending_attempt = None
+    q.sending_kind = ""
+    q.save()
+    return True
+
+
+ENTERABLE_STATUSES = (
+    S.SCHEDULED,
+    S.OPEN,
+    S.SENDING,
+    S.SENT,
+    S.REMINDED,
+    S.MISSED,
+    S.FAILED,
+)
+
+
+@transaction.atomic
+def questionnaire_enter(
+    *,
+    questionnaire: Questionnaire,
+    user,
+    mode: str,
+    completed_at: datetime,
+    answers: Mapping[str, Mapping[str, Any]],
+) -> Questionnaire:
+    """A nurse enters a questionnaire answered on paper or by phone (mode recorded).
+
+    Items may be missing (the scoring rules handle missing items); values must be valid.
+    """
+    if mode not in (Mode.PAPER, Mode.PHONE):
+        raise InvalidAnswers({"__all__": {"mode": "paper or phone"}})
+    q = _lock(questionnaire)
+    if q.status == S.COMPLETED:
+        raise AlreadyCompleted
+    if q.status not in ENTERABLE_STATUSES:
+        raise NotAnswerable
+    codes = _instrument_codes(q)
+    unknown = set(answers) - set(codes)
+    if unknown:
+        raise UnknownInstrument(", ".join(sorted(unknown)))
+    errors = {}
+    for code in codes:
+        problems = _validate(code, answers.get(code, {}), complete=False)
+        if problems:
+            errors[code] = problems
+    if errors:
+        raise InvalidAnswers(errors)
+    now = timezone.now()
+    for code in codes:
+        _upsert_response(q, code, answers.get(code, {}), now)
+    q.scores = _score_all(q)
+    q.status = S.COMPLETED
+    q.completed_at = completed_at
+    q.mode = mode
+    q.entered_by = user
+    q.next_action_at = None
+    q.sending_attempt = None
+    q.sending_kind = ""
+    q.save()
+    return q
+
+
+@transaction.atomic
+def questionnaire_answers_correct(
+    *,
+    questionnaire: Questionnaire,
+    instrument: str,
+    answers: Mapping[str, Any],
+    user,
+    reason: str,
+) -> Questionnaire:
+    """Correct the answers of one instrument of a completed questionnaire, with a reason;
+    the scores are recomputed and both changes carry the reason in the audit trail."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired
+    q = _lock(questionnaire)
+    if q.status != S.COMPLETED:
+        raise NotAnswerable
+    if instrument not in _instrument_codes(q):
+        raise UnknownInstrument(instrument)
+    errors = _validate(instrument, answers, complete=False)
+    if errors:
+        raise InvalidAnswers({instrument: errors})
+    with audit_reason(reason):
+        _upsert_response(q, instrument, answers, timezone.now())
+        q.scores = _score_all(q)
+        q.save(update_fields=["scores"])
+    return q
