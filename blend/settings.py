@@ -64,7 +64,6 @@ INSTALLED_APPS = [
     "axes",
     "pgtrigger",
     "pghistory",
-    "pghistory.admin",
     "core",
     "cohort",
     "randomization",

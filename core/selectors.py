@@ -8,8 +8,9 @@ import pghistory.models
 from django.apps import apps
 from django.db import models
 
+from core.access import access_for
 from core.audit import AuditEntry
-from core.models import User
+from core.models import Role, User
 
 _HIDDEN_FIELDS = {"password"}
 
@@ -21,6 +22,75 @@ def tracked_models() -> list[type[models.Model]]:
         if issubclass(model, pghistory.models.Event) and getattr(model, "pgh_tracked_model", None):
             found.append(model.pgh_tracked_model)
     return sorted(set(found), key=lambda m: m._meta.label_lower)
+
+
+def audit_site_path(model: type[models.Model]) -> str | None:
+    """The lookup path from a record to its site, or None for platform/configuration records.
+
+    A model may say it with ``audit_site_path``; otherwise a ``site`` field, then a
+    ``participant`` foreign key, is used. Platform models (the core app) have none.
+    """
+    explicit = getattr(model, "audit_site_path", None)
+    if explicit:
+        return explicit
+    if model._meta.app_label == "core":
+        return None
+    names = {f.name for f in model._meta.concrete_fields}
+    if "site" in names:
+        return "site"
+    if "participant" in names:
+        return "participant__site"
+    return None
+
+
+def audit_models_for(user) -> list[type[models.Model]]:
+    """Audited models a user may read the trail of: administrators only platform and
+    configuration records; data managers/monitors every record of their sites."""
+    access = access_for(user)
+    if access.has_role(Role.DATA_MANAGER):
+        return tracked_models()
+    if access.has_role(Role.ADMINISTRATOR):
+        return [m for m in tracked_models() if audit_site_path(m) is None]
+    return []
+
+
+def _scoped_pks(user, model: type[models.Model]) -> models.QuerySet | None:
+    """None when every record is readable, else a queryset of readable primary keys."""
+    path = audit_site_path(model)
+    if path is None:
+        return None
+    access = access_for(user)
+    manager = model._base_manager
+    return access.scope(manager.all(), site_field=path, roles={Role.DATA_MANAGER}).values("pk")
+
+
+def audit_record_visible(user, model: type[models.Model], pk: Any) -> bool:
+    if model not in audit_models_for(user):
+        return False
+    scoped = _scoped_pks(user, model)
+    return scoped is None or model._base_manager.filter(pk=pk, pk__in=scoped).exists()
+
+
+def _mask_identifying(user, model, pk, entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Identifying values are shown only to staff of the record's own site."""
+    if not getattr(model, "audit_identifying", False):
+        return entries
+    path = audit_site_path(model)
+    site_id = (
+        model._base_manager.filter(pk=pk)
+        .values_list(f"{path}__pk" if path else "pk", flat=True)
+        .first()
+    )
+    if site_id is not None and access_for(user).can_see_identifying(site_id):
+        return entries
+    masked = []
+    for e in entries:
+        changes = {
+            k: ("•••" if o is not None else None, "•••" if n is not None else None)
+            for k, (o, n) in e.changes.items()
+        }
+        masked.append(AuditEntry(**{**e.__dict__, "changes": changes}))
+    return masked
 
 
 def event_model_for(model: type[models.Model]) -> type[pghistory.models.Event]:
@@ -92,11 +162,27 @@ def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list
     return entries
 
 
-def recent_events(*, model: type[models.Model], limit: int = 100) -> list[dict[str, Any]]:
-    """The latest audit events of a model (all records), newest first."""
+def audit_trail_for(*, user, model: type[models.Model], pk: Any) -> list[AuditEntry]:
+    """The trail of one record as ``user`` may see it (empty when not allowed)."""
+    if not audit_record_visible(user, model, pk):
+        return []
+    return _mask_identifying(user, model, pk, audit_trail(model=model, pk=pk))
+
+
+def recent_events(
+    *, model: type[models.Model], limit: int = 100, user=None
+) -> list[dict[str, Any]]:
+    """The latest audit events of a model, newest first (only records ``user`` may read)."""
     event_model = event_model_for(model)
+    events = event_model.objects.all()
+    if user is not None:
+        if model not in audit_models_for(user):
+            return []
+        scoped = _scoped_pks(user, model)
+        if scoped is not None:
+            events = events.filter(pgh_obj_id__in=scoped)
     rows = (
-        event_model.objects.select_related("pgh_context")
+        events.select_related("pgh_context")
         .order_by("-pgh_created_at", "-pgh_id")
         .values("pgh_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "pgh_context__metadata")[
             :limit

@@ -23,7 +23,7 @@ from core import services
 from core.access import AUDIT_READERS, access_for
 from core.forms import LoginForm
 from core.models import Role
-from core.selectors import audit_trail, recent_events, tracked_models
+from core.selectors import audit_models_for, audit_trail_for, recent_events
 from core.tasks import HEARTBEAT_KEY
 
 
@@ -74,12 +74,12 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _model_from_label(label: str):
+def _model_from_label(user, label: str):
     try:
         model = apps.get_model(label)
     except (LookupError, ValueError) as exc:
         raise Http404 from exc
-    if model not in tracked_models():
+    if model not in audit_models_for(user):
         raise Http404
     return model
 
@@ -87,16 +87,18 @@ def _model_from_label(label: str):
 @role_required(*AUDIT_READERS)
 def audit_index(request: HttpRequest) -> HttpResponse:
     """Recent changes of one model; pick a record to see its full history."""
-    models_ = tracked_models()
+    models_ = audit_models_for(request.user)
+    if not models_:
+        raise PermissionDenied
     label = request.GET.get("model") or models_[0]._meta.label_lower
-    model = _model_from_label(label)
+    model = _model_from_label(request.user, label)
     return render(
         request,
         "core/audit_index.html",
         {
             "models": [(m._meta.label_lower, m._meta.verbose_name) for m in models_],
             "selected": model._meta.label_lower,
-            "events": recent_events(model=model, limit=200),
+            "events": recent_events(model=model, limit=200, user=request.user),
         },
     )
 
@@ -104,8 +106,8 @@ def audit_index(request: HttpRequest) -> HttpResponse:
 @role_required(*AUDIT_READERS)
 def audit_record(request: HttpRequest, label: str, pk: str) -> HttpResponse:
     """The full history of one record: who changed which field from what to what, when and why."""
-    model = _model_from_label(label)
-    entries = audit_trail(model=model, pk=pk)
+    model = _model_from_label(request.user, label)
+    entries = audit_trail_for(user=request.user, model=model, pk=pk)
     if not entries:
         raise Http404
     return render(

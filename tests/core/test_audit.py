@@ -99,3 +99,36 @@ def test_api_write_is_attributed_to_token_user(api_client_for, nurse_a):
     from knox.models import AuthToken
 
     assert not AuthToken.objects.filter(user=nurse_a).exists()
+
+
+def _participant(site, user):
+    from cohort.models import Participant
+
+    return Participant.objects.create(
+        study_number=f"PRE-{Participant.objects.count() + 90000:05d}",
+        site=site,
+        sex="female",
+        year_of_birth=1960,
+        primary_tumour="breast",
+        referring_department="radiation_oncology",
+        registered_by=user,
+    )
+
+
+@pytest.mark.django_db
+def test_audit_of_clinical_records_is_scoped_by_site_and_role(
+    client, make_user, site_a, site_b, monitor, administrator
+):
+    """A site data manager reads only their site's clinical trail; administrators none."""
+    dm_a = make_user("data_manager", site_a, username="dm_a")
+    other = _participant(site_b, dm_a)
+    url = reverse("audit_record", args=["cohort.participant", other.pk])
+    client.force_login(dm_a)
+    assert client.get(url).status_code == 404
+    index = client.get(reverse("audit_index") + "?model=cohort.participant")
+    assert f"#{other.pk}<" not in index.content.decode()
+    client.force_login(monitor)
+    assert client.get(url).status_code == 200
+    client.force_login(administrator)
+    assert client.get(url).status_code == 404
+    assert client.get(reverse("audit_record", args=["core.site", site_b.pk])).status_code == 200
