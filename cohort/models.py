@@ -14,6 +14,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cohort.rules import (
+    validate_hospital_number,
+    validate_no_markup,
+    validate_person_name,
+    validate_phone,
+)
 from core.audit import track
 from core.models import Site
 
@@ -122,12 +128,18 @@ class Identity(models.Model):
         Participant, on_delete=models.PROTECT, related_name="identity"
     )
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", editable=False)
-    given_name = models.CharField(_("given name"), max_length=100)
-    family_name = models.CharField(_("family name"), max_length=100)
+    given_name = models.CharField(
+        _("given name"), max_length=100, validators=[validate_person_name]
+    )
+    family_name = models.CharField(
+        _("family name"), max_length=100, validators=[validate_person_name]
+    )
     date_of_birth = models.DateField(_("date of birth"))
-    hospital_number = models.CharField(_("hospital record number"), max_length=20)
+    hospital_number = models.CharField(
+        _("hospital record number"), max_length=20, validators=[validate_hospital_number]
+    )
     email = models.EmailField(_("email"), max_length=254, blank=True)
-    phone = models.CharField(_("phone"), max_length=20, blank=True)
+    phone = models.CharField(_("phone"), max_length=20, blank=True, validators=[validate_phone])
     preferred_language = models.CharField(
         _("preferred language"), max_length=2, choices=Language.choices, default=Language.DUTCH
     )
@@ -237,7 +249,9 @@ class ConsentRecord(models.Model):
         related_name="supersedes",
         editable=False,
     )
-    correction_reason = models.TextField(_("reason for correction"), blank=True, max_length=2000)
+    correction_reason = models.TextField(
+        _("reason for correction"), blank=True, max_length=2000, validators=[validate_no_markup]
+    )
 
     objects = ConsentRecordQuerySet.as_manager()
 
@@ -275,6 +289,7 @@ class Withdrawal(models.Model):
         _("reason"),
         blank=True,
         max_length=2000,
+        validators=[validate_no_markup],
         help_text=_("Optional. Never write identifying data here."),
     )
     recorded_by = models.ForeignKey(
@@ -324,3 +339,40 @@ class Death(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id} died {self.died_on}"
+
+
+@track()
+class IdentityAccess(models.Model):
+    """One display of a participant's identifying data to a user (SPEC.md §5: every
+    access to identifying data is attributable). Append-only."""
+
+    class Context(models.TextChoices):
+        PAGE = "page", _("Participant page")
+        LIST = "list", _("Participant list")
+        API = "api", _("API")
+        FORM = "form", _("Form")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("user")
+    )
+    participant = models.ForeignKey(
+        Participant,
+        on_delete=models.PROTECT,
+        related_name="identity_accesses",
+        verbose_name=_("participant"),
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now, editable=False)
+    context = models.CharField(_("context"), max_length=10, choices=Context.choices)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("identifying data access")
+        verbose_name_plural = _("identifying data accesses")
+        indexes = [models.Index(fields=["participant", "-at"], name="identity_access_recent")]
+        triggers = [
+            NO_DELETE,
+            pgtrigger.Protect(name="no_update", operation=pgtrigger.Update),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} saw identity of {self.participant_id} at {self.at:%Y-%m-%d %H:%M}"

@@ -10,11 +10,31 @@ later app must use and never re-implement:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
-from cohort.models import ConsentElement, ConsentRecord, Participant, Withdrawal, WithdrawalScope
+from cohort.models import (
+    ConsentElement,
+    ConsentFormVersion,
+    ConsentRecord,
+    Identity,
+    Participant,
+    Withdrawal,
+    WithdrawalScope,
+)
+from cohort.rules import (
+    ParticipantStatus,
+    Status,
+    format_study_number,
+    normalise_hospital_number,
+    parse_study_number,
+    participant_status,
+)
+from core.access import CLINICAL_READERS, access_for
 
 # Which withdrawal scopes end which activity. Withdrawing consent for data use or
 # stopping all data collection also stops questionnaires and trial participation.
@@ -139,3 +159,235 @@ def twics_randomisation_consent(
     participant: Participant, at: date | datetime | None = None
 ) -> bool:
     return randomisation_consent(participant, at).allowed
+
+
+# --- screens and APIs: every read scoped through core.access ----------------------------------
+
+
+def _scoped_participants(user) -> QuerySet[Participant]:
+    return access_for(user).scope(Participant.objects.all(), roles=CLINICAL_READERS)
+
+
+def participant_list(
+    *, user, search: str | None = None, status: str | None = None
+) -> QuerySet[Participant]:
+    """Participants the user may read, newest first, with their status computed in the
+    same query (``died_on``, ``withdrawn_scopes``) so a page costs a fixed number of queries.
+
+    ``search`` matches the study number (``PRE-00042``, ``42`` or a fragment) and, only
+    at sites where the user may see identifying data, the exact hospital record number.
+    ``status`` is one of :class:`cohort.rules.Status`.
+    """
+    access = access_for(user)
+    qs = _scoped_participants(user).select_related("site", "death")
+    identifying_sites = access.identifying_site_ids()
+    if identifying_sites:
+        qs = qs.select_related("identity")
+    qs = qs.annotate(
+        withdrawn_scopes=ArraySubquery(
+            Withdrawal.objects.filter(participant=OuterRef("pk")).order_by("scope").values("scope")
+        ),
+    )
+    search = (search or "").strip()[:40]
+    if search:
+        cond = Q(study_number__icontains=search)
+        number = parse_study_number(search)
+        if number is not None:
+            cond |= Q(study_number=format_study_number(number))
+        if identifying_sites:
+            cond |= Q(
+                identity__site_id__in=identifying_sites,
+                identity__hospital_number=normalise_hospital_number(search),
+            )
+        qs = qs.filter(cond)
+    if status == Status.DECEASED:
+        qs = qs.filter(death__isnull=False)
+    elif status == Status.WITHDRAWN:
+        qs = qs.filter(death__isnull=True).filter(
+            Exists(Withdrawal.objects.filter(participant=OuterRef("pk")))
+        )
+    elif status == Status.ACTIVE:
+        qs = qs.filter(death__isnull=True).exclude(
+            Exists(Withdrawal.objects.filter(participant=OuterRef("pk")))
+        )
+    return qs.order_by("-registered_at", "-pk")
+
+
+def participant_get(*, user, study_number: str) -> Participant:
+    """One participant the user may read; another site's participant is a 404, never a 403."""
+    qs = _scoped_participants(user).select_related("site", "death", "registered_by")
+    if access_for(user).identifying_site_ids():
+        qs = qs.select_related("identity")
+    participant = qs.filter(study_number=(study_number or "").upper()[:12]).first()
+    if participant is None:
+        raise Http404
+    return participant
+
+
+def status_of(participant: Participant, on: date | None = None) -> ParticipantStatus:
+    """Status from what :func:`participant_list` loaded (no query), or a query otherwise."""
+    scopes = getattr(participant, "withdrawn_scopes", None)
+    if scopes is None:
+        scopes = list(
+            Withdrawal.objects.filter(participant=participant).values_list("scope", flat=True)
+        )
+    death = participant.death if _death_loaded(participant) else _load_death(participant)
+    return participant_status(
+        died_on=death.died_on if death else None,
+        withdrawn_scopes=scopes,
+        on=on or timezone.localdate(),
+    )
+
+
+def identity_visible(*, user, participant: Participant) -> Identity | None:
+    """The identifying data of ``participant`` when ``user`` may see it, else None."""
+    if not access_for(user).can_see_identifying(participant.site_id):
+        return None
+    try:
+        return participant.identity
+    except Identity.DoesNotExist:
+        return None
+
+
+def participant_consents(*, participant: Participant) -> list[ConsentRecord]:
+    """Every consent record (originals and corrections), oldest first."""
+    return list(
+        ConsentRecord.objects.filter(participant=participant)
+        .select_related("form_version", "taken_by", "superseded_by")
+        .order_by("given_on", "recorded_at", "pk")
+    )
+
+
+def participant_withdrawals(*, participant: Participant) -> list[Withdrawal]:
+    return list(
+        Withdrawal.objects.filter(participant=participant)
+        .select_related("recorded_by")
+        .order_by("effective_on", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class ConsentSummary:
+    element: str
+    label: str
+    record: ConsentRecord | None
+
+    @property
+    def given(self) -> bool | None:
+        return None if self.record is None else self.record.answer
+
+
+def consent_summary(records: list[ConsentRecord]) -> list[ConsentSummary]:
+    """The current answer per element (latest non-superseded record), in element order."""
+    latest: dict[str, ConsentRecord] = {}
+    for record in sorted(
+        (r for r in records if r.superseded_by_id is None),
+        key=lambda r: (r.given_on, r.recorded_at, r.pk),
+    ):
+        latest[record.element] = record
+    return [
+        ConsentSummary(element=e.value, label=e.label, record=latest.get(e.value))
+        for e in ConsentElement
+    ]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    text: str
+    detail: str = ""
+    date_only: bool = False
+    struck: bool = False
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time(0, 0)))
+
+
+def participant_timeline(
+    *,
+    participant: Participant,
+    consents: list[ConsentRecord],
+    withdrawals: list[Withdrawal],
+    extra: list[tuple[datetime, str]] | None = None,
+) -> list[TimelineEntry]:
+    """Registered, consents (corrections shown with their reason), withdrawals, death and
+    whatever other apps add (``extra``), in chronological order."""
+    from django.utils.translation import gettext as _
+
+    entries = [
+        TimelineEntry(
+            at=participant.registered_at,
+            kind="registered",
+            text=_("Registered in the PRESENT cohort at %(site)s")
+            % {"site": participant.site.name},
+        )
+    ]
+    for record in consents:
+        answer = _("yes") if record.answer else _("no")
+        text = _("Consent %(element)s: %(answer)s") % {
+            "element": record.get_element_display(),
+            "answer": answer,
+        }
+        detail = _("form %(form)s, %(mode)s, taken by %(by)s") % {
+            "form": record.form_version,
+            "mode": record.get_mode_display().lower(),
+            "by": record.taken_by.get_full_name() or record.taken_by.get_username(),
+        }
+        if record.correction_reason:
+            detail += " · " + _("correction: %(reason)s") % {"reason": record.correction_reason}
+        entries.append(
+            TimelineEntry(
+                at=_day_start(record.given_on),
+                kind="consent",
+                text=text,
+                detail=detail,
+                date_only=True,
+                struck=record.superseded_by_id is not None,
+            )
+        )
+    for w in withdrawals:
+        entries.append(
+            TimelineEntry(
+                at=_day_start(w.effective_on),
+                kind="withdrawal",
+                text=_("Withdrawal: %(scope)s") % {"scope": w.get_scope_display()},
+                detail=w.reason,
+                date_only=True,
+            )
+        )
+    death = participant.death if _death_loaded(participant) else _load_death(participant)
+    if death is not None:
+        entries.append(
+            TimelineEntry(
+                at=_day_start(death.died_on),
+                kind="death",
+                text=_("Deceased"),
+                detail=_("source: %(source)s") % {"source": death.get_source_display()},
+                date_only=True,
+            )
+        )
+    for at, text in extra or []:
+        entries.append(TimelineEntry(at=at, kind="other", text=text))
+    return sorted(entries, key=lambda e: (e.at, e.kind != "registered"))
+
+
+def consent_form_versions() -> QuerySet[ConsentFormVersion]:
+    return ConsentFormVersion.objects.order_by("code", "-effective_from", "language")
+
+
+def consent_record_get(*, participant: Participant, pk: int) -> ConsentRecord:
+    record = (
+        ConsentRecord.objects.filter(participant=participant, pk=pk)
+        .select_related("form_version", "participant")
+        .first()
+    )
+    if record is None:
+        raise Http404
+    return record
+
+
+def site_staff_sites(*, user) -> QuerySet:
+    """Sites where the user may register participants."""
+    return access_for(user).writable_sites()

@@ -1,0 +1,124 @@
+"""Admin: consent form versions are configuration (created and closed through services);
+clinical records are read-only and visible only to users holding a clinical role.
+Identifying data is not in the admin at all. Nothing can be deleted here."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from cohort import services
+from cohort.models import (
+    ConsentFormVersion,
+    ConsentRecord,
+    Death,
+    IdentityAccess,
+    Participant,
+    Withdrawal,
+)
+from core.access import AUDIT_READERS, CLINICAL_READERS, access_for
+
+
+class ReadOnlyClinicalAdmin(admin.ModelAdmin):
+    """View only, and only for clinical readers (an administrator role alone reads nothing)."""
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access_for(request.user).has_role(*CLINICAL_READERS) and super().has_view_permission(
+            request, obj
+        )
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        site_field = "site" if self.model is Participant else "participant__site"
+        return access_for(request.user).scope(qs, site_field=site_field)
+
+
+@admin.register(ConsentFormVersion)
+class ConsentFormVersionAdmin(admin.ModelAdmin):
+    list_display = ("code", "version", "language", "effective_from", "effective_to")
+    list_filter = ("code", "language")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("code", "version", "language", "effective_from", "effective_to")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            created = services.consent_form_version_create(
+                code=obj.code,
+                version=obj.version,
+                language=obj.language,
+                effective_from=obj.effective_from,
+                effective_to=obj.effective_to,
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return
+        obj.pk = created.pk
+
+
+@admin.register(Participant)
+class ParticipantAdmin(ReadOnlyClinicalAdmin):
+    list_display = (
+        "study_number",
+        "site",
+        "sex",
+        "year_of_birth",
+        "primary_tumour",
+        "registered_at",
+    )
+    list_filter = ("site", "primary_tumour")
+    search_fields = ("study_number",)
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyClinicalAdmin):
+    list_display = ("participant", "element", "answer", "given_on", "form_version", "mode")
+    list_filter = ("element", "answer", "mode")
+    list_select_related = ("participant", "form_version")
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(ReadOnlyClinicalAdmin):
+    list_display = ("participant", "scope", "effective_on", "recorded_at")
+    list_select_related = ("participant",)
+
+
+@admin.register(Death)
+class DeathAdmin(ReadOnlyClinicalAdmin):
+    list_display = ("participant", "died_on", "source", "recorded_at")
+    list_select_related = ("participant",)
+
+
+@admin.register(IdentityAccess)
+class IdentityAccessAdmin(ReadOnlyClinicalAdmin):
+    """Who was shown whose identifying data: readable by audit readers."""
+
+    list_display = ("at", "user", "participant", "context")
+    list_filter = ("context",)
+    list_select_related = ("user", "participant")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access_for(request.user).has_role(*AUDIT_READERS) and request.user.is_staff
+
+    def get_queryset(self, request):
+        return admin.ModelAdmin.get_queryset(self, request)

@@ -1,0 +1,487 @@
+"""Cohort REST API (``/api/v1/participants/...``): one view per operation, input and
+output serializers, scoped reads through cohort.selectors, writes through cohort.services.
+
+- Site staff see the identifying data of their own site's participants (every such
+  response is logged as an identity access); statisticians and other sponsor-wide
+  readers get :class:`PseudonymisedParticipantOutput`, which has no identifying field.
+- Another site's participant is a 404, never a 403.
+- Input serializers refuse every key they do not declare, so ``site``,
+  ``study_number`` or audit fields in a PATCH/POST change nothing (400).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cohort import selectors, services
+from cohort.models import (
+    ConsentElement,
+    ConsentFormVersion,
+    ConsentMode,
+    ConsentRecord,
+    Death,
+    DeathSource,
+    IdentityAccess,
+    Language,
+    Participant,
+    PrimaryTumour,
+    ReferringDepartment,
+    Sex,
+    Withdrawal,
+    WithdrawalScope,
+)
+from cohort.rules import (
+    Status,
+    validate_hospital_number,
+    validate_no_markup,
+    validate_person_name,
+    validate_phone,
+)
+from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
+from core.models import Site
+from core.pagination import Pagination
+
+
+# --- input helpers --------------------------------------------------------------------------
+class StrictInput(serializers.Serializer):
+    """Refuses keys it does not declare (e.g. ``site``, ``study_number``, ``recorded_by``)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": [_("Send a JSON object.")]}, code="invalid"
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {key: [_("This field cannot be set.")] for key in unknown}, code="read_only"
+            )
+        return super().to_internal_value(data)
+
+
+class NotFutureDate(serializers.DateField):
+    def to_internal_value(self, value):
+        from django.utils import timezone
+
+        day = super().to_internal_value(value)
+        if day > timezone.localdate():
+            raise serializers.ValidationError(
+                _("This date is in the future."), code="date_in_future"
+            )
+        return day
+
+
+def _reason_field(required: bool = True) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=2000,
+        required=required,
+        allow_blank=not required,
+        validators=[validate_no_markup],
+    )
+
+
+# --- output ---------------------------------------------------------------------------------
+class IdentityOutput(serializers.Serializer):
+    given_name = serializers.CharField()
+    family_name = serializers.CharField()
+    date_of_birth = serializers.DateField()
+    hospital_number = serializers.CharField()
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    preferred_language = serializers.CharField()
+
+
+class WithdrawalOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Withdrawal
+        fields = ["id", "scope", "effective_on", "reason", "recorded_at"]
+
+
+class DeathOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Death
+        fields = ["died_on", "source", "recorded_at"]
+
+
+class ConsentFormVersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ConsentFormVersion
+        fields = ["id", "code", "version", "language", "effective_from", "effective_to"]
+
+
+class ConsentRecordOutput(serializers.ModelSerializer):
+    form_version = ConsentFormVersionOutput()
+    superseded_by = serializers.IntegerField(source="superseded_by_id", allow_null=True)
+
+    class Meta:
+        model = ConsentRecord
+        fields = [
+            "id",
+            "element",
+            "answer",
+            "given_on",
+            "form_version",
+            "mode",
+            "recorded_at",
+            "superseded_by",
+            "correction_reason",
+        ]
+
+
+class PseudonymisedParticipantOutput(serializers.Serializer):
+    """No identifying field at all: for statisticians and sponsor-wide readers."""
+
+    study_number = serializers.CharField()
+    site = serializers.CharField(source="site.code")
+    sex = serializers.CharField()
+    year_of_birth = serializers.IntegerField()
+    primary_tumour = serializers.CharField()
+    bone_metastases_diagnosed_on = serializers.DateField(allow_null=True)
+    referring_department = serializers.CharField()
+    registered_at = serializers.DateTimeField()
+    status = serializers.SerializerMethodField()
+    withdrawn_scopes = serializers.SerializerMethodField()
+    died_on = serializers.SerializerMethodField()
+
+    def _status(self, obj):
+        cache = self.context.setdefault("_status", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = selectors.status_of(obj)
+        return cache[obj.pk]
+
+    def get_status(self, obj) -> str:
+        return self._status(obj).code
+
+    def get_withdrawn_scopes(self, obj) -> list[str]:
+        return list(self._status(obj).withdrawn_scopes)
+
+    def get_died_on(self, obj) -> str | None:
+        death = self._status(obj).died_on
+        return death.isoformat() if death else None
+
+
+class StaffParticipantOutput(PseudonymisedParticipantOutput):
+    """Site staff: the identifying data of their own site's participants (else null)."""
+
+    identity = serializers.SerializerMethodField()
+
+    @extend_schema_field(IdentityOutput(allow_null=True))
+    def get_identity(self, obj) -> dict | None:
+        if obj.site_id not in self.context["identifying_sites"]:
+            return None
+        identity = getattr(obj, "identity", None)
+        return IdentityOutput(identity).data if identity is not None else None
+
+
+class ParticipantDetailOutput(StaffParticipantOutput):
+    consents = ConsentRecordOutput(many=True, source="consents_list")
+    withdrawals = WithdrawalOutput(many=True, source="withdrawals_list")
+
+
+class PseudonymisedParticipantDetailOutput(PseudonymisedParticipantOutput):
+    consents = ConsentRecordOutput(many=True, source="consents_list")
+    withdrawals = WithdrawalOutput(many=True, source="withdrawals_list")
+
+
+def _output_class(user, *, detail: bool = False):
+    if access_for(user).identifying_site_ids():
+        return ParticipantDetailOutput if detail else StaffParticipantOutput
+    return PseudonymisedParticipantDetailOutput if detail else PseudonymisedParticipantOutput
+
+
+def _render_participant(request, participant: Participant, *, code: int = 200) -> Response:
+    """Detail representation; logs the identity access when identifying data is included."""
+    access = access_for(request.user)
+    participant.consents_list = selectors.participant_consents(participant=participant)
+    participant.withdrawals_list = selectors.participant_withdrawals(participant=participant)
+    output = _output_class(request.user, detail=True)
+    data = output(
+        participant,
+        context={"identifying_sites": access.identifying_site_ids()},
+    ).data
+    if data.get("identity"):
+        services.identity_access_log(
+            user=request.user, participants=[participant], context=IdentityAccess.Context.API
+        )
+    return Response(data, status=code)
+
+
+def _require_write(user, participant: Participant) -> None:
+    if not access_for(user).can_write_site(participant.site_id):
+        raise PermissionDenied(_("Your role does not allow data entry at this site."))
+
+
+# --- input ----------------------------------------------------------------------------------
+class IdentityInput(StrictInput):
+    given_name = serializers.CharField(max_length=100, validators=[validate_person_name])
+    family_name = serializers.CharField(max_length=100, validators=[validate_person_name])
+    date_of_birth = NotFutureDate()
+    hospital_number = serializers.CharField(max_length=20, validators=[validate_hospital_number])
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(
+        max_length=20, required=False, allow_blank=True, default="", validators=[validate_phone]
+    )
+    preferred_language = serializers.ChoiceField(
+        choices=Language.choices, required=False, default=Language.DUTCH
+    )
+
+
+class ParticipantRegisterInput(StrictInput):
+    site = serializers.SlugRelatedField(
+        slug_field="code", queryset=Site.objects.filter(is_active=True)
+    )
+    sex = serializers.ChoiceField(choices=Sex.choices)
+    primary_tumour = serializers.ChoiceField(choices=PrimaryTumour.choices)
+    bone_metastases_diagnosed_on = NotFutureDate(required=False, allow_null=True, default=None)
+    referring_department = serializers.ChoiceField(choices=ReferringDepartment.choices)
+    identity = IdentityInput()
+
+
+class IdentityPatchInput(IdentityInput):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.required = False
+
+
+class ParticipantPatchInput(StrictInput):
+    reason = _reason_field()
+    sex = serializers.ChoiceField(choices=Sex.choices, required=False)
+    primary_tumour = serializers.ChoiceField(choices=PrimaryTumour.choices, required=False)
+    bone_metastases_diagnosed_on = NotFutureDate(required=False, allow_null=True)
+    referring_department = serializers.ChoiceField(
+        choices=ReferringDepartment.choices, required=False
+    )
+    identity = IdentityPatchInput(required=False)
+
+    def validate(self, attrs):
+        changes = {k: v for k, v in attrs.items() if k != "reason" and v != {}}
+        if not changes:
+            raise serializers.ValidationError(
+                {"non_field_errors": [_("Send at least one field to change.")]}
+            )
+        return attrs
+
+
+class ConsentInput(StrictInput):
+    element = serializers.ChoiceField(choices=ConsentElement.choices)
+    answer = serializers.BooleanField()
+    given_on = NotFutureDate()
+    form_version = serializers.PrimaryKeyRelatedField(queryset=ConsentFormVersion.objects.all())
+    mode = serializers.ChoiceField(choices=ConsentMode.choices)
+
+
+class ConsentCorrectionInput(StrictInput):
+    reason = _reason_field()
+    answer = serializers.BooleanField(required=False)
+    given_on = NotFutureDate(required=False)
+    form_version = serializers.PrimaryKeyRelatedField(
+        queryset=ConsentFormVersion.objects.all(), required=False
+    )
+    mode = serializers.ChoiceField(choices=ConsentMode.choices, required=False)
+
+
+class WithdrawalInput(StrictInput):
+    scope = serializers.ChoiceField(choices=WithdrawalScope.choices)
+    effective_on = NotFutureDate()
+    reason = _reason_field(required=False)
+
+
+class DeathInput(StrictInput):
+    died_on = NotFutureDate()
+    source = serializers.ChoiceField(choices=DeathSource.choices)
+
+
+# --- views ----------------------------------------------------------------------------------
+class _CohortApi(APIView):
+    def check_roles(self, request, roles) -> None:
+        if not access_for(request.user).has_role(*roles):
+            raise PermissionDenied(_("Your role does not allow this."))
+
+
+class ParticipantListApi(_CohortApi):
+    """Participants of the sites you may read (statisticians: pseudonymised), and registration."""
+
+    @extend_schema(
+        operation_id="participants_list",
+        parameters=[
+            OpenApiParameter(
+                "search",
+                str,
+                description="study number, or exact hospital record number (own site)",
+            ),
+            OpenApiParameter("status", str, enum=list(Status.ALL)),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={200: StaffParticipantOutput(many=True)},
+        description="Site staff get `identity` for their own site's participants (null otherwise); "
+        "statisticians get the same objects without the `identity` key.",
+    )
+    def get(self, request):
+        self.check_roles(request, CLINICAL_READERS)
+        status_ = request.query_params.get("status") or None
+        if status_ not in (None, *Status.ALL):
+            raise serializers.ValidationError({"status": [_("Unknown status.")]})
+        qs = selectors.participant_list(
+            user=request.user, search=request.query_params.get("search"), status=status_
+        )
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        access = access_for(request.user)
+        identifying = access.identifying_site_ids()
+        output = _output_class(request.user)
+        data = output(page, many=True, context={"identifying_sites": identifying}).data
+        shown = [p for p, row in zip(page, data, strict=True) if row.get("identity")]
+        services.identity_access_log(
+            user=request.user, participants=shown, context=IdentityAccess.Context.API
+        )
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        operation_id="participants_register",
+        request=ParticipantRegisterInput,
+        responses={201: ParticipantDetailOutput},
+    )
+    def post(self, request):
+        self.check_roles(request, DATA_ENTRY)
+        data = ParticipantRegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        identity = values.pop("identity")
+        participant = services.participant_register(by=request.user, **values, **identity)
+        participant = selectors.participant_get(
+            user=request.user, study_number=participant.study_number
+        )
+        return _render_participant(request, participant, code=status.HTTP_201_CREATED)
+
+
+class ParticipantDetailApi(_CohortApi):
+    @extend_schema(operation_id="participants_retrieve", responses={200: ParticipantDetailOutput})
+    def get(self, request, study_number: str):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        return _render_participant(request, participant)
+
+    @extend_schema(
+        operation_id="participants_partial_update",
+        request=ParticipantPatchInput,
+        responses={200: ParticipantDetailOutput},
+        description="Change clinical attributes and/or identifying data, with a reason. "
+        "`site`, `study_number` and audit fields are refused.",
+    )
+    def patch(self, request, study_number: str):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        _require_write(request.user, participant)
+        data = ParticipantPatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        reason = values.pop("reason")
+        identity_changes = values.pop("identity", None) or {}
+        services.participant_update(
+            by=request.user,
+            participant=participant,
+            reason=reason,
+            changes=values,
+            identity_changes=identity_changes,
+        )
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        return _render_participant(request, participant)
+
+
+class ConsentListApi(_CohortApi):
+    @extend_schema(
+        operation_id="participants_consents_list", responses={200: ConsentRecordOutput(many=True)}
+    )
+    def get(self, request, study_number: str):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        records = selectors.participant_consents(participant=participant)
+        return Response(ConsentRecordOutput(records, many=True).data)
+
+    @extend_schema(
+        operation_id="participants_consents_create",
+        request=ConsentInput,
+        responses={201: ConsentRecordOutput},
+    )
+    def post(self, request, study_number: str):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        _require_write(request.user, participant)
+        data = ConsentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        record = services.consent_record(
+            by=request.user, participant=participant, **data.validated_data
+        )
+        return Response(ConsentRecordOutput(record).data, status=status.HTTP_201_CREATED)
+
+
+class ConsentCorrectionApi(_CohortApi):
+    @extend_schema(
+        operation_id="participants_consents_correct",
+        request=ConsentCorrectionInput,
+        responses={201: ConsentRecordOutput},
+        description="Correct a consent record with a reason: a new record replaces it; "
+        "the original is kept and points at the new one (`superseded_by`).",
+    )
+    def post(self, request, study_number: str, pk: int):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        record = selectors.consent_record_get(participant=participant, pk=pk)
+        _require_write(request.user, participant)
+        data = ConsentCorrectionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        corrected = services.consent_correct(record=record, by=request.user, **data.validated_data)
+        return Response(ConsentRecordOutput(corrected).data, status=status.HTTP_201_CREATED)
+
+
+class WithdrawalCreateApi(_CohortApi):
+    @extend_schema(
+        operation_id="participants_withdrawals_create",
+        request=WithdrawalInput,
+        responses={201: WithdrawalOutput},
+    )
+    def post(self, request, study_number: str):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        _require_write(request.user, participant)
+        data = WithdrawalInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        withdrawal = services.withdrawal_record(
+            by=request.user, participant=participant, **data.validated_data
+        )
+        return Response(WithdrawalOutput(withdrawal).data, status=status.HTTP_201_CREATED)
+
+
+class DeathCreateApi(_CohortApi):
+    @extend_schema(
+        operation_id="participants_death_create",
+        request=DeathInput,
+        responses={201: DeathOutput},
+    )
+    def post(self, request, study_number: str):
+        self.check_roles(request, CLINICAL_READERS)
+        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        _require_write(request.user, participant)
+        data = DeathInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        death = services.death_record(
+            by=request.user, participant=participant, **data.validated_data
+        )
+        return Response(DeathOutput(death).data, status=status.HTTP_201_CREATED)
+
+
+class ConsentFormVersionListApi(_CohortApi):
+    @extend_schema(
+        operation_id="consent_form_versions_list",
+        responses={200: ConsentFormVersionOutput(many=True)},
+    )
+    def get(self, request):
+        self.check_roles(request, CLINICAL_READERS)
+        return Response(ConsentFormVersionOutput(selectors.consent_form_versions(), many=True).data)

@@ -1,0 +1,646 @@
+"""Writes for the PRESENT cohort: registration, identifying data, consent, withdrawal, death.
+
+Every function is keyword-only, runs in one transaction, writes through audited
+(``track``ed) models and refuses bad input with a named exception. The exceptions
+are Django ``ValidationError`` subclasses carrying field errors, so a form shows
+them next to the field and the API answers 400 ``{"errors": {field: [...]}}``.
+Nothing is ever deleted: a consent correction supersedes the original record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cohort.models import (
+    ConsentElement,
+    ConsentFormVersion,
+    ConsentMode,
+    ConsentRecord,
+    Death,
+    DeathSource,
+    Identity,
+    IdentityAccess,
+    Language,
+    Participant,
+    Withdrawal,
+    WithdrawalScope,
+)
+from cohort.rules import format_study_number, free_text_mentions, normalise_hospital_number
+from cohort.selectors import STOPS_QUESTIONNAIRES
+from core.access import access_for
+from core.audit import reason as audit_reason
+from core.models import Site, User
+
+# --- named refusals --------------------------------------------------------------------------
+
+
+class CohortError(ValidationError):
+    """A refused cohort write. ``field`` names the input the message belongs to."""
+
+    field = "non_field_errors"
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        self.refusal = message
+        super().__init__({field or self.field: [ValidationError(message, code=self.code)]})
+
+    def __str__(self) -> str:
+        return str(self.refusal)
+
+
+class SiteNotWritable(CohortError):
+    field = "site"
+    code = "site_not_writable"
+
+
+class DuplicateHospitalNumber(CohortError):
+    field = "hospital_number"
+    code = "duplicate_hospital_number"
+
+    def __init__(self, message: str, *, existing_study_number: str):
+        self.existing_study_number = existing_study_number
+        super().__init__(message)
+
+
+class DateInFuture(CohortError):
+    code = "date_in_future"
+
+
+class DateBeforeRegistration(CohortError):
+    code = "date_before_registration"
+
+
+class ConsentFormNotEffective(CohortError):
+    field = "form_version"
+    code = "consent_form_not_effective"
+
+
+class NoConsentAnswer(CohortError):
+    code = "no_consent_answer"
+
+
+class DuplicateConsent(CohortError):
+    code = "duplicate_consent"
+
+
+class ReasonRequired(CohortError):
+    field = "reason"
+    code = "reason_required"
+
+
+class AlreadySuperseded(CohortError):
+    code = "already_superseded"
+
+
+class NothingToCorrect(CohortError):
+    code = "nothing_to_correct"
+
+
+class AlreadyWithdrawn(CohortError):
+    field = "scope"
+    code = "already_withdrawn"
+
+
+class AlreadyDeceased(CohortError):
+    code = "already_deceased"
+
+
+class ParticipantDeceased(CohortError):
+    code = "participant_deceased"
+
+
+class IdentifyingDataInFreeText(CohortError):
+    field = "reason"
+    code = "identifying_data"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _require_write(*, by: User, site_id: int) -> None:
+    if not access_for(by).can_write_site(site_id):
+        raise PermissionDenied(_("You may not enter data for this site."))
+
+
+def _not_future(value: date | None, *, field: str) -> None:
+    if value is not None and value > timezone.localdate():
+        raise DateInFuture(_("This date is in the future."), field=field)
+
+
+def _full_clean(instance, *, exclude: list[str] | None = None) -> None:
+    # validate_unique/constraints are checked by the services themselves and the database.
+    instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+
+
+def _identifiers(participant: Participant) -> list[str]:
+    identity = Identity.objects.filter(participant=participant).first()
+    if identity is None:
+        return []
+    return [identity.family_name, identity.hospital_number, identity.email, identity.phone]
+
+
+def _check_free_text(text: str, *, participant: Participant, field: str = "reason") -> None:
+    """Free text (reasons) must not carry the participant's identifying data."""
+    if text and free_text_mentions(text, _identifiers(participant)):
+        raise IdentifyingDataInFreeText(
+            _("Do not write identifying data (name, hospital number, contact details) here."),
+            field=field,
+        )
+
+
+def _duplicate_message(study_number: str) -> str:
+    return _(
+        "This hospital record number is already registered at this site as %(study_number)s."
+    ) % {"study_number": study_number}
+
+
+def _next_study_number() -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT nextval('cohort_study_number_seq')")
+        (n,) = cur.fetchone()
+    return format_study_number(int(n))
+
+
+# --- registration and identifying data ----------------------------------------------------------
+
+
+@transaction.atomic
+def participant_register(
+    *,
+    by: User,
+    site: Site,
+    sex: str,
+    primary_tumour: str,
+    referring_department: str,
+    given_name: str,
+    family_name: str,
+    date_of_birth: date,
+    hospital_number: str,
+    bone_metastases_diagnosed_on: date | None = None,
+    year_of_birth: int | None = None,
+    email: str = "",
+    phone: str = "",
+    preferred_language: str = Language.DUTCH,
+) -> Participant:
+    """Register a cohort participant at ``site``; the study number comes from the sequence.
+
+    ``year_of_birth`` (clinical) is derived from the date of birth (identifying) so
+    the two can never disagree; when given it must match.
+    """
+    if site is None or not site.is_active:
+        raise SiteNotWritable(_("Choose an active site."))
+    if not access_for(by).can_write_site(site.pk):
+        raise SiteNotWritable(_("You may not register participants at this site."))
+    _not_future(date_of_birth, field="date_of_birth")
+    _not_future(bone_metastases_diagnosed_on, field="bone_metastases_diagnosed_on")
+    if year_of_birth is not None and date_of_birth and year_of_birth != date_of_birth.year:
+        raise CohortError(
+            _("The year of birth does not match the date of birth."), field="year_of_birth"
+        )
+    if date_of_birth and date_of_birth.year < 1900:
+        raise CohortError(_("Enter a date of birth after 1900."), field="date_of_birth")
+    if (
+        bone_metastases_diagnosed_on
+        and date_of_birth
+        and bone_metastases_diagnosed_on < date_of_birth
+    ):
+        raise CohortError(
+            _("The diagnosis cannot precede the date of birth."),
+            field="bone_metastases_diagnosed_on",
+        )
+    hospital_number = normalise_hospital_number(hospital_number)
+
+    identity = Identity(
+        site=site,
+        given_name=(given_name or "").strip(),
+        family_name=(family_name or "").strip(),
+        date_of_birth=date_of_birth,
+        hospital_number=hospital_number,
+        email=(email or "").strip(),
+        phone=(phone or "").strip(),
+        preferred_language=preferred_language,
+    )
+    participant = Participant(
+        study_number="PRE-00000",  # placeholder for validation; replaced below
+        site=site,
+        sex=sex,
+        year_of_birth=date_of_birth.year if date_of_birth else year_of_birth,
+        primary_tumour=primary_tumour,
+        bone_metastases_diagnosed_on=bone_metastases_diagnosed_on,
+        referring_department=referring_department,
+        registered_by=by,
+    )
+    errors: dict[str, list] = {}
+    for obj, exclude in ((participant, ["registered_by"]), (identity, ["participant", "site"])):
+        try:
+            _full_clean(obj, exclude=exclude)
+        except ValidationError as exc:
+            for key, msgs in exc.message_dict.items():
+                errors.setdefault(key, []).extend(msgs)
+    if errors:
+        raise ValidationError(errors)
+
+    _refuse_duplicate(site=site, hospital_number=hospital_number)
+    participant.study_number = _next_study_number()
+    participant.save()
+    identity.participant = participant
+    try:
+        with transaction.atomic():
+            identity.save()
+    except IntegrityError:
+        # Two registrations of the same hospital number raced; the unique constraint won.
+        _refuse_duplicate(site=site, hospital_number=hospital_number)
+        raise
+    return participant
+
+
+def _refuse_duplicate(*, site: Site, hospital_number: str, exclude_pk: int | None = None) -> None:
+    existing = Identity.objects.filter(site=site, hospital_number=hospital_number)
+    if exclude_pk is not None:
+        existing = existing.exclude(pk=exclude_pk)
+    found = existing.select_related("participant").first()
+    if found is not None:
+        raise DuplicateHospitalNumber(
+            _duplicate_message(found.participant.study_number),
+            existing_study_number=found.participant.study_number,
+        )
+
+
+IDENTITY_FIELDS = (
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "hospital_number",
+    "email",
+    "phone",
+    "preferred_language",
+)
+CLINICAL_FIELDS = (
+    "sex",
+    "primary_tumour",
+    "bone_metastases_diagnosed_on",
+    "referring_department",
+)
+
+
+@transaction.atomic
+def identity_update(
+    *, by: User, identity: Identity, reason: str, changes: Mapping[str, Any]
+) -> Identity:
+    """Change identifying data (own site's staff only), with a reason for change."""
+    access = access_for(by)
+    if not (
+        access.can_see_identifying(identity.site_id) and access.can_write_site(identity.site_id)
+    ):
+        raise PermissionDenied(_("You may not change this participant's identifying data."))
+    if not (reason or "").strip():
+        raise ReasonRequired(_("A reason for change is required."))
+    unknown = set(changes) - set(IDENTITY_FIELDS)
+    if unknown:
+        raise CohortError(_("This field cannot be changed."), field=sorted(unknown)[0])
+    identity = Identity.objects.select_for_update().get(pk=identity.pk)
+    for key, value in changes.items():
+        if key == "hospital_number":
+            value = normalise_hospital_number(value)
+        elif isinstance(value, str):
+            value = value.strip()
+        setattr(identity, key, value)
+    _not_future(identity.date_of_birth, field="date_of_birth")
+    _full_clean(identity, exclude=["participant", "site"])
+    _refuse_duplicate(
+        site=identity.site, hospital_number=identity.hospital_number, exclude_pk=identity.pk
+    )
+    participant = Participant.objects.select_for_update().get(pk=identity.participant_id)
+    with audit_reason(reason.strip()):
+        identity.save()
+        if participant.year_of_birth != identity.date_of_birth.year:
+            participant.year_of_birth = identity.date_of_birth.year
+            participant.save(update_fields=["year_of_birth"])
+    return identity
+
+
+@transaction.atomic
+def participant_update(
+    *,
+    by: User,
+    participant: Participant,
+    reason: str,
+    changes: Mapping[str, Any],
+    identity_changes: Mapping[str, Any] | None = None,
+) -> Participant:
+    """Change clinical attributes (and, for the participant's own site staff, identifying
+    data) with a reason. Site, study number and registration data can never be changed."""
+    _require_write(by=by, site_id=participant.site_id)
+    if not (reason or "").strip():
+        raise ReasonRequired(_("A reason for change is required."))
+    unknown = set(changes) - set(CLINICAL_FIELDS)
+    if unknown:
+        raise CohortError(_("This field cannot be changed."), field=sorted(unknown)[0])
+    participant = Participant.objects.select_for_update().get(pk=participant.pk)
+    if changes:
+        for key, value in changes.items():
+            setattr(participant, key, value)
+        _not_future(participant.bone_metastases_diagnosed_on, field="bone_metastases_diagnosed_on")
+        _full_clean(participant, exclude=["registered_by"])
+        with audit_reason(reason.strip()):
+            participant.save()
+    if identity_changes:
+        identity = Identity.objects.filter(participant=participant).first()
+        if identity is None:
+            raise PermissionDenied(_("You may not change this participant's identifying data."))
+        identity_update(by=by, identity=identity, reason=reason, changes=identity_changes)
+        participant.refresh_from_db()
+    return participant
+
+
+@transaction.atomic
+def identity_access_log(
+    *, user: User, participants: list[Participant], context: str
+) -> list[IdentityAccess]:
+    """Record that ``user`` was shown the identifying data of ``participants``."""
+    if not participants:
+        return []
+    now = timezone.now()
+    return IdentityAccess.objects.bulk_create(
+        [IdentityAccess(user=user, participant=p, at=now, context=context) for p in participants]
+    )
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+
+def _check_consent_inputs(
+    *,
+    participant: Participant,
+    given_on: date,
+    form_version: ConsentFormVersion,
+    mode: str,
+) -> None:
+    if given_on is None:
+        raise CohortError(_("This field is required."), field="given_on")
+    _not_future(given_on, field="given_on")
+    if form_version is None:
+        raise ConsentFormNotEffective(_("This field is required."))
+    if not form_version.is_effective_on(given_on):
+        raise ConsentFormNotEffective(
+            _("Consent form %(form)s is not in effect on %(date)s.")
+            % {"form": str(form_version), "date": given_on.isoformat()}
+        )
+    if mode not in ConsentMode.values:
+        raise CohortError(_("Choose paper or electronic."), field="mode")
+    death = Death.objects.filter(participant=participant).first()
+    if death is not None and given_on > death.died_on:
+        raise ParticipantDeceased(
+            _("The participant died on %(date)s.") % {"date": death.died_on.isoformat()},
+            field="given_on",
+        )
+
+
+@transaction.atomic
+def consent_record(
+    *,
+    by: User,
+    participant: Participant,
+    element: str,
+    answer: bool,
+    given_on: date,
+    form_version: ConsentFormVersion,
+    mode: str,
+) -> ConsentRecord:
+    """Record one answer to one consent element, taken by ``by``."""
+    records = consents_record(
+        by=by,
+        participant=participant,
+        answers={element: answer},
+        given_on=given_on,
+        form_version=form_version,
+        mode=mode,
+    )
+    return records[0]
+
+
+@transaction.atomic
+def consents_record(
+    *,
+    by: User,
+    participant: Participant,
+    answers: Mapping[str, bool | None],
+    given_on: date,
+    form_version: ConsentFormVersion,
+    mode: str,
+) -> list[ConsentRecord]:
+    """Record the answers of one consent conversation (one form version, date and mode);
+    elements answered ``None`` were not asked. At least one answer is required."""
+    _require_write(by=by, site_id=participant.site_id)
+    unknown = set(answers) - set(ConsentElement.values)
+    if unknown:
+        raise CohortError(_("Unknown consent element."), field="element")
+    given = {k: v for k, v in answers.items() if v is not None}
+    if not given:
+        raise NoConsentAnswer(_("Answer at least one consent element."))
+    _check_consent_inputs(
+        participant=participant, given_on=given_on, form_version=form_version, mode=mode
+    )
+    Participant.objects.select_for_update().filter(pk=participant.pk).first()
+    existing = set(
+        ConsentRecord.objects.current()
+        .filter(participant=participant, given_on=given_on, form_version=form_version)
+        .values_list("element", "answer")
+    )
+    records = []
+    for element in ConsentElement.values:  # fixed order: (a), (b), (c), (d)
+        if element not in given:
+            continue
+        answer = bool(given[element])
+        if (element, answer) in existing:
+            raise DuplicateConsent(
+                _("This answer is already recorded for %(element)s on this date.")
+                % {"element": ConsentElement(element).label},
+                field="element" if len(given) == 1 else "non_field_errors",
+            )
+        record = ConsentRecord(
+            participant=participant,
+            element=element,
+            answer=answer,
+            given_on=given_on,
+            form_version=form_version,
+            mode=mode,
+            taken_by=by,
+        )
+        _full_clean(record, exclude=["participant", "taken_by", "form_version"])
+        record.save()
+        records.append(record)
+    return records
+
+
+@transaction.atomic
+def consent_correct(
+    *,
+    record: ConsentRecord,
+    by: User,
+    reason: str,
+    answer: bool | None = None,
+    given_on: date | None = None,
+    form_version: ConsentFormVersion | None = None,
+    mode: str | None = None,
+) -> ConsentRecord:
+    """Correct a consent record: a new record with the corrected values replaces it;
+    the original stays, pointing at its replacement (``superseded_by``), and both
+    writes carry the reason in the audit trail."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired(_("A reason for the correction is required."))
+    participant = record.participant
+    _require_write(by=by, site_id=participant.site_id)
+    original = ConsentRecord.objects.select_for_update().get(pk=record.pk)
+    if original.superseded_by_id is not None:
+        raise AlreadySuperseded(_("This record has already been corrected."))
+    new_values = {
+        "answer": original.answer if answer is None else bool(answer),
+        "given_on": given_on or original.given_on,
+        "form_version": form_version or original.form_version,
+        "mode": mode or original.mode,
+    }
+    if all(getattr(original, k) == v for k, v in new_values.items()):
+        raise NothingToCorrect(_("The correction changes nothing."))
+    _check_consent_inputs(
+        participant=participant,
+        given_on=new_values["given_on"],
+        form_version=new_values["form_version"],
+        mode=new_values["mode"],
+    )
+    _check_free_text(reason, participant=participant)
+    corrected = ConsentRecord(
+        participant=participant,
+        element=original.element,
+        taken_by=original.taken_by,
+        correction_reason=reason,
+        **new_values,
+    )
+    _full_clean(corrected, exclude=["participant", "taken_by", "form_version"])
+    with audit_reason(reason):
+        corrected.save()
+        original.superseded_by = corrected
+        original.save(update_fields=["superseded_by"])
+    return corrected
+
+
+# --- withdrawal and death --------------------------------------------------------------------
+
+
+def _cancel_questionnaires(*, participant: Participant, reason: str) -> int:
+    from crf.services import questionnaires_cancel_pending
+
+    return questionnaires_cancel_pending(participant=participant, reason=reason)
+
+
+@transaction.atomic
+def withdrawal_record(
+    *,
+    by: User,
+    participant: Participant,
+    scope: str,
+    effective_on: date,
+    reason: str = "",
+) -> Withdrawal:
+    """Record a scoped withdrawal. A scope that stops questionnaires cancels every
+    pending questionnaire in the same transaction."""
+    _require_write(by=by, site_id=participant.site_id)
+    if scope not in WithdrawalScope.values:
+        raise CohortError(_("Choose a withdrawal scope."), field="scope")
+    if effective_on is None:
+        raise CohortError(_("This field is required."), field="effective_on")
+    _not_future(effective_on, field="effective_on")
+    if effective_on < timezone.localdate(participant.registered_at) and not (
+        ConsentRecord.objects.filter(participant=participant, given_on__lte=effective_on).exists()
+    ):
+        raise DateBeforeRegistration(
+            _("The participant was not yet in the cohort on this date."), field="effective_on"
+        )
+    reason = (reason or "").strip()
+    _check_free_text(reason, participant=participant)
+    Participant.objects.select_for_update().filter(pk=participant.pk).first()
+    if Withdrawal.objects.filter(participant=participant, scope=scope).exists():
+        raise AlreadyWithdrawn(_("This withdrawal has already been recorded."))
+    withdrawal = Withdrawal(
+        participant=participant,
+        scope=scope,
+        effective_on=effective_on,
+        reason=reason,
+        recorded_by=by,
+    )
+    _full_clean(withdrawal, exclude=["participant", "recorded_by"])
+    with audit_reason(reason or None):
+        withdrawal.save()
+        if scope in STOPS_QUESTIONNAIRES:
+            _cancel_questionnaires(participant=participant, reason=f"withdrawal:{scope}")
+    return withdrawal
+
+
+@transaction.atomic
+def death_record(*, by: User, participant: Participant, died_on: date, source: str) -> Death:
+    """Record a death: every patient contact stops at once (pending questionnaires are
+    cancelled in the same transaction)."""
+    _require_write(by=by, site_id=participant.site_id)
+    if died_on is None:
+        raise CohortError(_("This field is required."), field="died_on")
+    _not_future(died_on, field="died_on")
+    if source not in DeathSource.values:
+        raise CohortError(_("Choose the source of this information."), field="source")
+    identity = Identity.objects.filter(participant=participant).only("date_of_birth").first()
+    if identity is not None and died_on < identity.date_of_birth:
+        raise CohortError(_("The date of death precedes the date of birth."), field="died_on")
+    Participant.objects.select_for_update().filter(pk=participant.pk).first()
+    if Death.objects.filter(participant=participant).exists():
+        raise AlreadyDeceased(_("A death is already recorded for this participant."))
+    death = Death(participant=participant, died_on=died_on, source=source, recorded_by=by)
+    _full_clean(death, exclude=["participant", "recorded_by"])
+    death.save()
+    _cancel_questionnaires(participant=participant, reason="death")
+    return death
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def consent_form_version_create(
+    *,
+    code: str,
+    version: str,
+    language: str,
+    effective_from: date,
+    effective_to: date | None = None,
+) -> ConsentFormVersion:
+    form = ConsentFormVersion(
+        code=code,
+        version=version,
+        language=language,
+        effective_from=effective_from,
+        effective_to=effective_to,
+    )
+    form.full_clean()
+    form.save()
+    return form
+
+
+@transaction.atomic
+def consent_form_version_end(
+    *, form_version: ConsentFormVersion, effective_to: date, reason: str
+) -> ConsentFormVersion:
+    """Close a consent form version's effective period (with a reason)."""
+    if not (reason or "").strip():
+        raise ReasonRequired(_("A reason for change is required."))
+    form = ConsentFormVersion.objects.select_for_update().get(pk=form_version.pk)
+    form.effective_to = effective_to
+    form.full_clean()
+    with audit_reason(reason.strip()):
+        form.save(update_fields=["effective_to"])
+    return form

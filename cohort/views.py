@@ -1,0 +1,356 @@
+"""Nurse screens: participant list, registration, participant page (timeline and the
+panels other apps provide), consent, consent correction, withdrawal, death, identity.
+
+Views parse input, call one selector or service, and render. Service refusals are
+Django ``ValidationError``s carrying field names: they are shown next to the field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string, select_template
+from django.utils.translation import gettext as _
+
+from cohort import selectors, services
+from cohort.forms import (
+    ConsentCorrectionForm,
+    ConsentForm,
+    DeathForm,
+    IdentityForm,
+    RegistrationForm,
+    SearchForm,
+    WithdrawalForm,
+)
+from cohort.models import IdentityAccess
+from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from core.views import role_required
+
+logger = logging.getLogger(__name__)
+
+# Other apps add a panel (and timeline entries, and the control-arm "not informed"
+# banner) to the participant page: ``participant_panel(*, user, participant) -> dict | None``
+# returning {"template": ..., "context": {...}, "timeline": [(aware_dt, text)], "banner": ...}.
+PANEL_PROVIDERS = [
+    "randomization.selectors.participant_panel",
+    "crf.selectors.participant_panel",
+]
+NOT_INFORMED_BANNER = "randomization/_not_informed_banner.html"
+PAGE_SIZE = 25
+
+
+def _provider(dotted: str):
+    module_name, _sep, func_name = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+    return getattr(module, func_name, None)
+
+
+def _panels(*, user, participant) -> list[dict]:
+    panels = []
+    for dotted in PANEL_PROVIDERS:
+        provider = _provider(dotted)
+        if provider is None:
+            continue
+        panel = provider(user=user, participant=participant)
+        if panel:
+            panels.append(panel)
+    return panels
+
+
+def _not_informed(participant) -> bool:
+    check = _provider("randomization.selectors.is_not_informed")
+    return bool(check and check(participant))
+
+
+def _banner_template() -> str:
+    return select_template([NOT_INFORMED_BANNER, "cohort/_not_informed_banner.html"]).template.name
+
+
+def _add_service_errors(form, exc: ValidationError) -> None:
+    """Attach a service refusal to the form: known fields next to the field, others on top."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+def _participant_context(request, participant, *, with_banner: bool = True) -> dict:
+    ctx = {"participant": participant, "status": selectors.status_of(participant)}
+    if with_banner and _not_informed(participant):
+        ctx["not_informed_banner"] = _banner_template()
+    return ctx
+
+
+def _require_write(request, participant) -> None:
+    if not access_for(request.user).can_write_site(participant.site_id):
+        raise PermissionDenied
+
+
+# --- list ------------------------------------------------------------------------------------
+
+
+@role_required(*SITE_STAFF)
+def participant_list(request: HttpRequest) -> HttpResponse:
+    """Own sites' participants: search, status filter, pagination."""
+    form = SearchForm(request.GET or None)
+    search = status = None
+    if form.is_bound and form.is_valid():
+        search = form.cleaned_data["q"] or None
+        status = form.cleaned_data["status"] or None
+    qs = selectors.participant_list(user=request.user, search=search, status=status)
+    paginator = Paginator(qs, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    access = access_for(request.user)
+    identifying_sites = access.identifying_site_ids()
+    rows = []
+    shown = []
+    for p in page.object_list:
+        identity = None
+        if p.site_id in identifying_sites:
+            identity = getattr(p, "identity", None)
+            if identity is not None:
+                shown.append(p)
+        rows.append({"p": p, "status": selectors.status_of(p), "identity": identity})
+    services.identity_access_log(
+        user=request.user, participants=shown, context=IdentityAccess.Context.LIST
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "cohort/participant_list.html",
+        {
+            "form": form,
+            "page": page,
+            "rows": rows,
+            "show_identity": bool(identifying_sites),
+            "can_register": access.writable_sites().exists(),
+            "query": query.urlencode(),
+        },
+    )
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+@role_required(*DATA_ENTRY)
+def participant_register(request: HttpRequest) -> HttpResponse:
+    sites = selectors.site_staff_sites(user=request.user)
+    if not sites.exists():
+        raise PermissionDenied
+    form = RegistrationForm(request.POST or None, sites=sites)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            participant = services.participant_register(by=request.user, **data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                _("Participant registered as %(study_number)s.")
+                % {"study_number": participant.study_number},
+            )
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    return render(request, "cohort/participant_register.html", {"form": form})
+
+
+# --- participant page ------------------------------------------------------------------------
+
+
+@role_required(*SITE_STAFF)
+def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    identity = selectors.identity_visible(user=request.user, participant=participant)
+    if identity is not None:
+        services.identity_access_log(
+            user=request.user, participants=[participant], context=IdentityAccess.Context.PAGE
+        )
+    consents = selectors.participant_consents(participant=participant)
+    withdrawals = selectors.participant_withdrawals(participant=participant)
+    panels = _panels(user=request.user, participant=participant)
+    extra = [item for panel in panels for item in panel.get("timeline") or []]
+    ctx = _participant_context(request, participant, with_banner=False)
+    if any(panel.get("banner") == "not_informed" for panel in panels) or _not_informed(participant):
+        ctx["not_informed_banner"] = _banner_template()
+    access = access_for(request.user)
+    ctx.update(
+        {
+            "identity": identity,
+            "consents": consents,
+            "summary": selectors.consent_summary(consents),
+            "withdrawals": withdrawals,
+            "timeline": selectors.participant_timeline(
+                participant=participant, consents=consents, withdrawals=withdrawals, extra=extra
+            ),
+            "panels": [
+                render_to_string(
+                    p["template"],
+                    {**(p.get("context") or {}), "participant": participant},
+                    request=request,
+                )
+                for p in panels
+                if p.get("template")
+            ],
+            "can_write": access.can_write_site(participant.site_id),
+        }
+    )
+    return render(request, "cohort/participant_detail.html", ctx)
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+
+@role_required(*DATA_ENTRY)
+def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    form = ConsentForm(request.POST or None, form_versions=selectors.consent_form_versions())
+    if request.method == "POST" and form.is_valid():
+        try:
+            records = services.consents_record(
+                by=request.user,
+                participant=participant,
+                answers=form.answers(),
+                given_on=form.cleaned_data["given_on"],
+                form_version=form.cleaned_data["form_version"],
+                mode=form.cleaned_data["mode"],
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("%(n)d consent answers recorded.") % {"n": len(records)})
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx["form"] = form
+    return render(request, "cohort/consent_form.html", ctx)
+
+
+@role_required(*DATA_ENTRY)
+def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    record = selectors.consent_record_get(participant=participant, pk=pk)
+    initial = {
+        "answer": "yes" if record.answer else "no",
+        "given_on": record.given_on,
+        "form_version": record.form_version_id,
+        "mode": record.mode,
+    }
+    form = ConsentCorrectionForm(
+        request.POST or None, initial=initial, form_versions=selectors.consent_form_versions()
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.consent_correct(
+                record=record,
+                by=request.user,
+                reason=form.cleaned_data["reason"],
+                answer=form.cleaned_data["answer"] == "yes",
+                given_on=form.cleaned_data["given_on"],
+                form_version=form.cleaned_data["form_version"],
+                mode=form.cleaned_data["mode"],
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The consent record has been corrected."))
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx.update({"form": form, "record": record})
+    return render(request, "cohort/consent_correct.html", ctx)
+
+
+# --- withdrawal and death ----------------------------------------------------------------------
+
+
+@role_required(*DATA_ENTRY)
+def withdrawal_create(request: HttpRequest, study_number: str) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    form = WithdrawalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.withdrawal_record(
+                by=request.user, participant=participant, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The withdrawal has been recorded."))
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx.update(
+        {"form": form, "withdrawals": selectors.participant_withdrawals(participant=participant)}
+    )
+    return render(request, "cohort/withdrawal_form.html", ctx)
+
+
+@role_required(*DATA_ENTRY)
+def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    form = DeathForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.death_record(
+                by=request.user,
+                participant=participant,
+                died_on=form.cleaned_data["died_on"],
+                source=form.cleaned_data["source"],
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(
+                request, _("The death has been recorded. All patient contact has stopped.")
+            )
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx["form"] = form
+    return render(request, "cohort/death_form.html", ctx)
+
+
+@role_required(*DATA_ENTRY)
+def identity_edit(request: HttpRequest, study_number: str) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    identity = selectors.identity_visible(user=request.user, participant=participant)
+    if identity is None:
+        raise PermissionDenied
+    services.identity_access_log(
+        user=request.user, participants=[participant], context=IdentityAccess.Context.FORM
+    )
+    initial = {name: getattr(identity, name) for name in services.IDENTITY_FIELDS}
+    form = IdentityForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changes = {
+            k: v for k, v in form.cleaned_data.items() if k != "reason" and initial.get(k) != v
+        }
+        try:
+            services.identity_update(
+                by=request.user,
+                identity=identity,
+                reason=form.cleaned_data["reason"],
+                changes=changes,
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The identifying data has been updated."))
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx["form"] = form
+    return render(request, "cohort/identity_form.html", ctx)
