@@ -48,10 +48,11 @@ check-deploy: $(STAMP)
 	  ALLOWED_HOSTS=blend.example.org DATABASE_URL=$${DATABASE_URL:-postgres://localhost/blend} \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
-## compile the Dutch translations of every app
+## extract strings, fill them from the per-app glossaries locale/nl_*.json, compile
 messages: $(STAMP)
 	DEBUG=1 $(PY) manage.py makemessages -l nl --no-obsolete -i ".venv/*" -i "staticfiles/*" -i "tests/*" -i "*/migrations/*" -i ".local/*"
-	DEBUG=1 $(PY) manage.py compilemessages -v 0
+	$(PY) locale/fill.py
+	DEBUG=1 $(PY) manage.py compilemessages -v 0 -i .venv
 
 clean:
 	rm -rf .local staticfiles test-artifacts

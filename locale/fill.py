@@ -1,0 +1,45 @@
+"""Fill locale/nl/LC_MESSAGES/django.po from the per-app glossaries locale/nl_*.json.
+
+Each app keeps its Dutch translations in its own JSON file ({"English": "Nederlands"}),
+so people working on different apps never edit the same .po lines. `make messages`
+extracts the strings, runs this, then compiles. A translation already in the .po
+is kept unless a glossary gives another; entries still empty are listed.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import polib
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    glossary: dict[str, str] = {}
+    for path in sorted(HERE.glob("nl_*.json")):
+        glossary.update(json.loads(path.read_text(encoding="utf-8")))
+    po_path = HERE / "nl" / "LC_MESSAGES" / "django.po"
+    po = polib.pofile(str(po_path))
+    missing = []
+    for entry in po:
+        if entry.obsolete:
+            continue
+        if entry.msgid in glossary:
+            entry.msgstr = glossary[entry.msgid]
+        if "fuzzy" in entry.flags and entry.msgstr:
+            entry.flags.remove("fuzzy")
+        if entry.msgid_plural:
+            if not all(entry.msgstr_plural.values()):
+                missing.append(entry.msgid)
+        elif not entry.msgstr:
+            missing.append(entry.msgid)
+    po.save(str(po_path))
+    for msgid in missing:
+        print(f"untranslated: {msgid!r}", file=sys.stderr)
+    print(f"{len(po)} entries, {len(missing)} untranslated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
