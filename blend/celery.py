@@ -23,4 +23,10 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # crf: invitations, reminders, retries and window closes, found in PostgreSQL.
+    "crf-questionnaires-sweep": {
+        "task": "crf.tasks.questionnaires_sweep",
+        "schedule": float(os.environ.get("QUESTIONNAIRE_SWEEP_INTERVAL_SECONDS", "120")),
+        "options": {"expires": 110},
+    },
 }

@@ -56,13 +56,9 @@ def localise(day: date, wall: time, tz: ZoneInfo = AMSTERDAM) -> datetime:
     A wall time that does not exist (spring-forward gap) is moved forward by the
     gap; an ambiguous one (autumn fold) takes the first occurrence.
     """
-    naive = datetime.combine(day, wall)
-    candidate = naive.replace(tzinfo=tz, fold=0)
-    # Round-trip through UTC: a non-existent local time comes back shifted.
-    back = candidate.astimezone(UTC).astimezone(tz)
-    if back.replace(tzinfo=None) != naive:
-        candidate = naive.replace(tzinfo=tz, fold=1)
-    return candidate.astimezone(UTC)
+    # PEP 495 fold=0: in a gap the offset from before the change applies (so the time
+    # moves forward by the gap); in a fold it picks the first occurrence.
+    return datetime.combine(day, wall).replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 def window_for(

@@ -1,0 +1,181 @@
+"""Questionnaire forms: instrument items turned into fields for a template, and a POST
+turned back into typed answers. The item definitions and validation rules themselves
+live in crf.instruments / crf.analgesics; this module only maps them to HTML forms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from crf.models import Mode
+
+ANALGESIC_ROWS = 4
+
+
+@dataclass
+class FieldView:
+    code: str
+    name: str
+    kind: str
+    label: str
+    number: str = ""
+    section: str = ""
+    help: str = ""
+    unit: str = ""
+    required: bool = True
+    min: Any = None
+    max: Any = None
+    integer: bool = True
+    value: Any = None
+    error: str = ""
+    choices: list[tuple[int, str, bool]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    show_if: str = ""  # "name:1,2" for the progressive-disclosure script
+
+
+def _analgesic_options(language: str):
+    from crf import analgesics
+
+    t = analgesics.table()
+    drugs = [(code, d.label.in_language(language)) for code, d in t.drugs.items()]
+    routes = [(code, label.in_language(language)) for code, label in t.routes.items()]
+    units = [(code, label.in_language(language)) for code, label in t.units.items()]
+    return drugs, routes, units
+
+
+def instrument_fields(
+    code: str,
+    *,
+    language: str,
+    answers: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    prefix: str = "",
+) -> list[FieldView]:
+    """The fields of instrument ``code`` for a template, filled with ``answers``."""
+    from crf import instruments
+
+    answers = answers or {}
+    errors = errors or {}
+    instrument = instruments.load(code)
+    views = []
+    for item in instrument.items:
+        value = answers.get(item.code)
+        view = FieldView(
+            code=item.code,
+            name=f"{prefix}{item.code}",
+            kind=item.kind,
+            label=item.label(language),
+            number=item.number,
+            section=item.section.in_language(language) if item.section else "",
+            help=item.help.in_language(language) if item.help else "",
+            unit=item.unit.in_language(language) if item.unit else "",
+            required=item.required,
+            min=item.min,
+            max=item.max,
+            integer=item.integer,
+            value="" if value is None else value,
+            error=errors.get(item.code, ""),
+        )
+        if item.kind == "choice":
+            view.choices = [
+                (v, label.in_language(language), value == v) for v, label in item.choices
+            ]
+        if item.kind == "analgesics":
+            drugs, routes, units = _analgesic_options(language)
+            existing = list(value or []) if isinstance(value, list) else []
+            blanks = max(ANALGESIC_ROWS - len(existing), 1)
+            view.rows = [
+                {
+                    "drug": row.get("drug", ""),
+                    "route": row.get("route", ""),
+                    "dose": row.get("daily_dose", ""),
+                    "unit": row.get("unit", ""),
+                }
+                for row in existing
+            ] + [{"drug": "", "route": "", "dose": "", "unit": ""} for _ in range(blanks)]
+            view.choices = []
+            view.value = {"drugs": drugs, "routes": routes, "units": units}
+        if item.show_if:
+            target, values = item.show_if
+            view.show_if = f"{prefix}{target}:{','.join(str(v) for v in values)}"
+        views.append(view)
+    return views
+
+
+def parse_instrument(
+    code: str, data: Mapping[str, Any], *, prefix: str = ""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Typed answers and field errors of instrument ``code`` from a POST (QueryDict)."""
+    from crf import analgesics, instruments
+
+    instrument = instruments.load(code)
+    raw: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for item in instrument.items:
+        name = f"{prefix}{item.code}"
+        if item.kind == "analgesics":
+            lists = [data.getlist(f"{name}__{part}") for part in ("drug", "route", "dose", "unit")]
+            if not any(lists):
+                continue
+            rows, problems = analgesics.parse_rows(*lists)
+            if problems:
+                errors[item.code] = " ".join(problems)
+            raw[item.code] = rows
+            continue
+        if name in data:
+            raw[item.code] = data.get(name)
+    answers, parse_errors = instruments.parse(code, raw)
+    for key, rows in raw.items():
+        if instrument.item(key).kind == "analgesics":
+            answers[key] = rows
+    errors.update(parse_errors)
+    answers = instruments.drop_not_applicable(code, answers)
+    answers = {k: v for k, v in answers.items() if v is not None and k not in errors}
+    return answers, errors
+
+
+class EntryMetaForm(forms.Form):
+    """How and when a paper or phone questionnaire was answered."""
+
+    mode = forms.ChoiceField(
+        label=_("Mode"), choices=[(Mode.PAPER, Mode.PAPER.label), (Mode.PHONE, Mode.PHONE.label)]
+    )
+    completed_on = forms.DateField(
+        label=_("Date answered"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("The date the patient filled in the questionnaire (or answered by phone)."),
+    )
+
+    def clean_completed_on(self):
+        day = self.cleaned_data["completed_on"]
+        if day > timezone.localdate():
+            raise forms.ValidationError(_("The date cannot be in the future."))
+        return day
+
+    def completed_at(self) -> datetime:
+        day = self.cleaned_data["completed_on"]
+        moment = timezone.make_aware(datetime.combine(day, time(12, 0)))
+        return min(moment, timezone.now())
+
+
+class CorrectionReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason for change"),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_(
+            "Required: why the answers are corrected (e.g. typing error against the paper form)."
+        ),
+    )
+
+    def clean_reason(self):
+        text = self.cleaned_data["reason"].strip()
+        if not text:
+            raise forms.ValidationError(_("Give a reason for the change."))
+        return text

@@ -1,0 +1,199 @@
+"""Reads for questionnaire screens and APIs, with access control (core.access)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cohort.models import Participant
+from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from crf.models import (
+    ACTIVE_STATUSES,
+    ANSWERABLE_STATUSES,
+    InstrumentResponse,
+    Questionnaire,
+    QuestionnaireLink,
+    QuestionnaireStatus,
+)
+
+S = QuestionnaireStatus
+# Scores shown in the nurse panel, per instrument (the full set is on the detail page).
+HEADLINE_SCORES = {
+    "c15pal": ["PF2", "QL"],
+    "pain": ["worst", "average", "interference", "omed"],
+    "eq5d5l": ["index", "vas"],
+}
+
+
+# --- patient links -----------------------------------------------------------------------------
+def questionnaire_for_token(token: str, at: datetime | None = None) -> Questionnaire | None:
+    """The questionnaire a link opens, or None for a forged, expired, used or stopped link.
+
+    The caller shows the same neutral page for every None, whatever the cause.
+    """
+    from crf.services import token_hash
+
+    if not token or len(token) > 100:
+        return None
+    at = at or timezone.now()
+    link = (
+        QuestionnaireLink.objects.select_related(
+            "questionnaire__timepoint", "questionnaire__participant__identity"
+        )
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+    if link is None or link.expires_at <= at:
+        return None
+    q = link.questionnaire
+    if q.status not in ANSWERABLE_STATUSES or q.closes_at <= at:
+        return None
+    return q
+
+
+def token_completed(token: str) -> bool:
+    """True when ``token`` is a real link of a questionnaire already completed online
+    (used only to make a repeated final submit land on the thank-you page)."""
+    from crf.services import token_hash
+
+    if not token or len(token) > 100:
+        return False
+    return QuestionnaireLink.objects.filter(
+        token_hash=token_hash(token), questionnaire__status=S.COMPLETED
+    ).exists()
+
+
+def patient_language(q: Questionnaire) -> str:
+    identity = getattr(q.participant, "identity", None)
+    return "en" if getattr(identity, "preferred_language", "nl") == "en" else "nl"
+
+
+# --- staff ----------------------------------------------------------------------------------------
+def _readable(user) -> QuerySet[Questionnaire]:
+    return access_for(user).scope(
+        Questionnaire.objects.all(), site_field="participant__site", roles=SITE_STAFF
+    )
+
+
+def questionnaire_get(*, user, pk: int, for_write: bool = False) -> Questionnaire:
+    """One questionnaire the user may read (404 otherwise); with ``for_write`` also enter."""
+    q = (
+        _readable(user)
+        .select_related("participant", "timepoint", "trial", "entered_by")
+        .prefetch_related(Prefetch("responses", queryset=InstrumentResponse.objects.order_by("pk")))
+        .filter(pk=pk)
+        .first()
+    )
+    if q is None:
+        raise Http404
+    if for_write and not access_for(user).can_write_site(q.participant.site_id):
+        raise PermissionDenied
+    return q
+
+
+def headline_scores(q: Questionnaire) -> list[tuple[str, Any]]:
+    out = []
+    for code in q.timepoint.instruments:
+        values = (q.scores or {}).get(code) or {}
+        for key in HEADLINE_SCORES.get(code, []):
+            if values.get(key) is not None:
+                out.append((key, values[key]))
+    return out
+
+
+def participant_panel(*, user, participant: Participant) -> dict | None:
+    """The questionnaire panel of the participant page (cohort's PANEL_PROVIDERS)."""
+    access = access_for(user)
+    if not access.can_read_site(participant.site_id, roles=SITE_STAFF):
+        return None
+    rows = list(
+        Questionnaire.objects.filter(participant=participant)
+        .select_related("timepoint", "trial")
+        .order_by("trial__code", "opens_at")
+    )
+    if not rows:
+        return None
+    now = timezone.now()
+    timeline = []
+    items = []
+    for q in rows:
+        items.append(
+            {
+                "q": q,
+                "scores": headline_scores(q),
+                "overdue": q.is_overdue(now),
+            }
+        )
+        if q.sent_at:
+            timeline.append((q.sent_at, _("Questionnaire %(tp)s sent") % {"tp": q.timepoint.label}))
+        if q.completed_at:
+            timeline.append(
+                (q.completed_at, _("Questionnaire %(tp)s completed") % {"tp": q.timepoint.label})
+            )
+    return {
+        "template": "crf/_participant_panel.html",
+        "context": {
+            "questionnaire_rows": items,
+            "can_enter": access.can_write_site(participant.site_id),
+        },
+        "timeline": timeline,
+        "banner": None,
+    }
+
+
+WORKLIST_BUCKETS = ("open", "overdue", "failed")
+
+
+def worklist(*, user, bucket: str = "open", site_id: int | None = None, at=None) -> QuerySet:
+    """Questionnaires needing attention at the user's sites.
+
+    - ``open``: the window is open and no answer is in (including invitations waiting
+      for contact hours or without an email address);
+    - ``overdue``: past the due day, window still open, no answer;
+    - ``failed``: the invitation could not be sent after every retry.
+    """
+    at = at or timezone.now()
+    qs = access_for(user).scope(
+        Questionnaire.objects.all(),
+        site_field="participant__site",
+        roles=DATA_ENTRY | {"data_manager"},
+    )
+    if bucket == "failed":
+        qs = qs.filter(status=S.FAILED)
+    elif bucket == "overdue":
+        qs = qs.filter(status__in=ACTIVE_STATUSES, due_at__lte=at, closes_at__gt=at)
+    else:
+        qs = qs.filter(Q(status__in=ACTIVE_STATUSES, opens_at__lte=at, closes_at__gt=at))
+    if site_id:
+        qs = qs.filter(participant__site_id=site_id)
+    return qs.select_related("participant__site", "timepoint", "trial").order_by("closes_at", "pk")
+
+
+def worklist_counts(*, user, at=None) -> dict[str, int]:
+    return {b: worklist(user=user, bucket=b, at=at).count() for b in WORKLIST_BUCKETS}
+
+
+# --- API ------------------------------------------------------------------------------------------
+def participant_questionnaires(*, user, study_number: str) -> tuple[Participant, QuerySet]:
+    """The questionnaires of one participant the user may read (404 when not visible)."""
+    participant = (
+        access_for(user)
+        .scope(Participant.objects.all(), site_field="site")
+        .filter(study_number=study_number)
+        .first()
+    )
+    if participant is None:
+        raise Http404
+    qs = (
+        Questionnaire.objects.filter(participant=participant)
+        .select_related("timepoint", "trial")
+        .prefetch_related(Prefetch("responses", queryset=InstrumentResponse.objects.order_by("pk")))
+        .order_by("trial__code", "opens_at")
+    )
+    return participant, qs

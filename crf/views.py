@@ -1,0 +1,403 @@
+"""Screens: the patient's questionnaire pages (no login, PRESENT-branded) and the nurses'
+worklist, entry, correction and demo-mail pages."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pghistory
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from core.models import Role
+from core.views import role_required
+from crf import selectors, services
+from crf.forms import CorrectionReasonForm, EntryMetaForm, instrument_fields, parse_instrument
+
+# --- patient pages -------------------------------------------------------------------------------
+NEUTRAL_STATUS = 404
+
+
+def _patient_headers(response: HttpResponse) -> HttpResponse:
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _neutral(request: HttpRequest) -> HttpResponse:
+    """The one page for every link that cannot be used (forged, expired, used, stopped)."""
+    with translation.override("nl"):
+        response = render(request, "crf/patient/neutral.html", status=NEUTRAL_STATUS)
+    return _patient_headers(response)
+
+
+def patient_page(view=None, *, resubmit_ok: bool = False):
+    """Resolve the token to a questionnaire (or the neutral page), speak the patient's
+    language, keep the token out of the audit context, and set the private headers.
+
+    With ``resubmit_ok`` a POST with the link of an already completed questionnaire goes
+    to the thank-you page (a double click on "submit" must not end on an error page).
+    """
+    if view is None:
+        return functools.partial(patient_page, resubmit_ok=resubmit_ok)
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, token: str, *args, **kwargs):
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # The middleware recorded the URL in the audit context; it holds the secret.
+            pghistory.context(url="/q/[redacted]/", actor="patient")
+        q = selectors.questionnaire_for_token(token)
+        if q is None:
+            if resubmit_ok and request.method == "POST" and selectors.token_completed(token):
+                return _patient_headers(redirect("crf:patient_done"))
+            return _neutral(request)
+        language = selectors.patient_language(q)
+        with translation.override(language):
+            response = view(request, q, token, *args, **kwargs)
+        return _patient_headers(response)
+
+    return wrapped
+
+
+def _steps(q) -> list[str]:
+    return list(q.timepoint.instruments)
+
+
+def _instrument_title(code: str, language: str) -> str:
+    from crf import instruments
+
+    return instruments.load(code).title.in_language(language)
+
+
+@require_http_methods(["GET", "POST"])
+@patient_page
+def patient_start(request: HttpRequest, q, token: str) -> HttpResponse:
+    """GET shows the start page and changes nothing (mail scanners open links);
+    POST starts (notes the time) and goes to the first screen."""
+    if request.method == "POST":
+        try:
+            services.questionnaire_start(questionnaire=q)
+        except services.NotAnswerable:
+            return _neutral(request)
+        return redirect("crf:patient_step", token=token, step=1)
+    language = translation.get_language()
+    return render(
+        request,
+        "crf/patient/start.html",
+        {
+            "token": token,
+            "closes_on": timezone.localtime(q.closes_at - timezone.timedelta(seconds=1)).date(),
+            "screens": [_instrument_title(c, language) for c in _steps(q)],
+            "resumed": q.started_at is not None,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@patient_page
+def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse:
+    """One instrument per screen; POST saves it and moves on (answers kept if they leave)."""
+    from crf import instruments
+
+    codes = _steps(q)
+    if not 1 <= step <= len(codes):
+        return _neutral(request)
+    code = codes[step - 1]
+    language = translation.get_language()
+    saved = {r.instrument: r.answers for r in q.responses.all()}
+    errors: dict[str, str] = {}
+    answers = saved.get(code, {})
+    if request.method == "POST":
+        answers, errors = parse_instrument(code, request.POST)
+        if not errors:
+            try:
+                services.questionnaire_answers_save(
+                    questionnaire=q, instrument=code, answers=answers
+                )
+            except services.InvalidAnswers as exc:
+                errors = exc.errors.get(code, {})
+            except services.NotAnswerable:
+                return _neutral(request)
+        if not errors:
+            if request.POST.get("action") == "back" and step > 1:
+                return redirect("crf:patient_step", token=token, step=step - 1)
+            if step < len(codes):
+                return redirect("crf:patient_step", token=token, step=step + 1)
+            return redirect("crf:patient_submit", token=token)
+    instrument = instruments.load(code)
+    response = render(
+        request,
+        "crf/patient/step.html",
+        {
+            "token": token,
+            "step": step,
+            "steps": len(codes),
+            "progress": int(100 * (step - 1) / len(codes)),
+            "title": instrument.title.in_language(language),
+            "instructions": instrument.instructions.in_language(language),
+            "recall": instrument.recall.in_language(language) if instrument.recall else "",
+            "fields": instrument_fields(code, language=language, answers=answers, errors=errors),
+            "has_errors": bool(errors),
+        },
+        status=400 if errors else 200,
+    )
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@patient_page(resubmit_ok=True)
+def patient_submit(request: HttpRequest, q, token: str) -> HttpResponse:
+    """The final screen: one submit; a second submit changes nothing."""
+    codes = _steps(q)
+    saved = {r.instrument for r in q.responses.all()}
+    missing = [i + 1 for i, code in enumerate(codes) if code not in saved]
+    if request.method == "POST":
+        try:
+            services.questionnaire_submit(questionnaire=q)
+        except services.InvalidAnswers as exc:
+            first = min(codes.index(code) for code in exc.errors if code in codes) + 1
+            return redirect("crf:patient_step", token=token, step=first)
+        except services.NotAnswerable:
+            return _neutral(request)
+        return redirect(reverse("crf:patient_done") + f"?lang={translation.get_language()}")
+    return render(
+        request,
+        "crf/patient/submit.html",
+        {"token": token, "steps": len(codes), "missing": missing},
+    )
+
+
+def patient_done(request: HttpRequest) -> HttpResponse:
+    """Thank-you page (holds no token and no personal data)."""
+    language = request.GET.get("lang") if request.GET.get("lang") in ("nl", "en") else None
+    with translation.override(language or translation.get_language() or "nl"):
+        response = render(request, "crf/patient/done.html")
+    return _patient_headers(response)
+
+
+# --- staff: worklist, detail, entry, correction --------------------------------------------------
+@role_required(*(DATA_ENTRY | {Role.DATA_MANAGER}))
+def worklist(request: HttpRequest) -> HttpResponse:
+    bucket = request.GET.get("bucket", "open")
+    if bucket not in selectors.WORKLIST_BUCKETS:
+        bucket = "open"
+    now = timezone.now()
+    qs = selectors.worklist(user=request.user, bucket=bucket, at=now)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "crf/worklist.html",
+        {
+            "bucket": bucket,
+            "buckets": [
+                ("open", _("Open")),
+                ("overdue", _("Overdue")),
+                ("failed", _("Failed")),
+            ],
+            "counts": selectors.worklist_counts(user=request.user, at=now),
+            "page": page,
+            "now": now,
+        },
+    )
+
+
+@role_required(*SITE_STAFF)
+def questionnaire_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    q = selectors.questionnaire_get(user=request.user, pk=pk)
+    language = translation.get_language() or "nl"
+    responses = {r.instrument: r for r in q.responses.all()}
+    blocks = []
+    for code in q.timepoint.instruments:
+        response = responses.get(code)
+        blocks.append(
+            {
+                "code": code,
+                "title": _instrument_title(code, language),
+                "fields": instrument_fields(
+                    code, language=language, answers=response.answers if response else {}
+                ),
+                "scores": (q.scores or {}).get(code) or {},
+                "response": response,
+            }
+        )
+    access = access_for(request.user)
+    return render(
+        request,
+        "crf/questionnaire_detail.html",
+        {
+            "q": q,
+            "blocks": blocks,
+            "can_enter": access.can_write_site(q.participant.site_id),
+        },
+    )
+
+
+@role_required(*DATA_ENTRY)
+@require_http_methods(["GET", "POST"])
+def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Enter a questionnaire answered on paper or by phone."""
+    q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
+    if q.status == "completed":
+        messages.info(request, _("This questionnaire is already completed; correct it instead."))
+        return redirect("crf:questionnaire_detail", pk=q.pk)
+    if q.status == "cancelled":
+        raise PermissionDenied
+    language = translation.get_language() or "nl"
+    codes = list(q.timepoint.instruments)
+    meta = EntryMetaForm(request.POST or None, initial={"completed_on": timezone.localdate()})
+    answers: dict[str, dict] = {code: {} for code in codes}
+    errors: dict[str, dict] = {}
+    status = 200
+    if request.method == "POST":
+        for code in codes:
+            answers[code], problems = parse_instrument(code, request.POST, prefix=f"{code}-")
+            if problems:
+                errors[code] = problems
+        if meta.is_valid() and not errors:
+            try:
+                services.questionnaire_enter(
+                    questionnaire=q,
+                    user=request.user,
+                    mode=meta.cleaned_data["mode"],
+                    completed_at=meta.completed_at(),
+                    answers=answers,
+                )
+            except services.InvalidAnswers as exc:
+                errors = exc.errors
+            except (services.AlreadyCompleted, services.NotAnswerable):
+                messages.error(request, _("This questionnaire can no longer be entered."))
+                return redirect("crf:questionnaire_detail", pk=q.pk)
+            else:
+                messages.success(request, _("Questionnaire saved and scored."))
+                return redirect("crf:questionnaire_detail", pk=q.pk)
+        status = 400
+    blocks = [
+        {
+            "code": code,
+            "title": _instrument_title(code, language),
+            "fields": instrument_fields(
+                code,
+                language=language,
+                answers=answers[code],
+                errors=errors.get(code),
+                prefix=f"{code}-",
+            ),
+        }
+        for code in codes
+    ]
+    return render(
+        request,
+        "crf/questionnaire_entry.html",
+        {"q": q, "meta": meta, "blocks": blocks, "has_errors": bool(errors)},
+        status=status,
+    )
+
+
+@role_required(*DATA_ENTRY)
+@require_http_methods(["GET", "POST"])
+def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> HttpResponse:
+    """Correct one instrument's answers of a completed questionnaire, with a reason."""
+    q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
+    if instrument not in q.timepoint.instruments:
+        raise Http404
+    if q.status != "completed":
+        raise PermissionDenied
+    language = translation.get_language() or "nl"
+    current = next((r.answers for r in q.responses.all() if r.instrument == instrument), {})
+    reason_form = CorrectionReasonForm(request.POST or None)
+    answers, errors = current, {}
+    status = 200
+    if request.method == "POST":
+        answers, errors = parse_instrument(instrument, request.POST, prefix=f"{instrument}-")
+        if reason_form.is_valid() and not errors:
+            try:
+                services.questionnaire_answers_correct(
+                    questionnaire=q,
+                    instrument=instrument,
+                    answers=answers,
+                    user=request.user,
+                    reason=reason_form.cleaned_data["reason"],
+                )
+            except services.InvalidAnswers as exc:
+                errors = exc.errors.get(instrument, {})
+            else:
+                messages.success(request, _("Answers corrected; scores recomputed."))
+                return redirect("crf:questionnaire_detail", pk=q.pk)
+        status = 400
+    return render(
+        request,
+        "crf/questionnaire_correct.html",
+        {
+            "q": q,
+            "instrument": instrument,
+            "title": _instrument_title(instrument, language),
+            "fields": instrument_fields(
+                instrument,
+                language=language,
+                answers=answers,
+                errors=errors,
+                prefix=f"{instrument}-",
+            ),
+            "reason_form": reason_form,
+            "has_errors": bool(errors),
+        },
+        status=status,
+    )
+
+
+# --- demo mail (DEBUG only) ------------------------------------------------------------------------
+def _mail_dir() -> Path:
+    return Path(settings.EMAIL_FILE_PATH)
+
+
+@role_required(*SITE_STAFF)
+def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
+    """Mail the demo wrote to EMAIL_FILE_PATH, so a person can read it. DEBUG only."""
+    if not settings.DEBUG:
+        raise Http404
+    folder = _mail_dir()
+    files = []
+    if folder.is_dir():
+        files = sorted(
+            (p for p in folder.iterdir() if p.is_file() and p.suffix in (".log", ".eml", ".jsonl")),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )[:200]
+    content = None
+    if name is not None:
+        match = next((p for p in files if p.name == name), None)
+        if match is None or os.path.sep in name:
+            raise Http404
+        content = match.read_text(encoding="utf-8", errors="replace")[:200_000]
+    return render(
+        request,
+        "crf/demo_mail.html",
+        {
+            "files": [
+                {
+                    "name": p.name,
+                    "size": p.stat().st_size,
+                    "modified": timezone.datetime.fromtimestamp(
+                        p.stat().st_mtime, tz=timezone.get_current_timezone()
+                    ),
+                    "url": reverse("crf:demo_mail_file", args=[p.name]),
+                }
+                for p in files
+            ],
+            "selected": name,
+            "content": content,
+            "folder": str(folder),
+        },
+    )
