@@ -1,0 +1,37 @@
+"""Admin for trial configuration only: trials, arms and eligibility criteria.
+
+Sequences, slots, strata and allocations are deliberately NOT registered: the
+allocation sequence is concealed (statisticians with the sequence permission use the
+sequence screens), and allocations are trial data, written only through services.
+"""
+
+from django.contrib import admin
+
+from randomization.models import Arm, Criterion, Trial
+
+
+class NoDeleteAdmin(admin.ModelAdmin):
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ArmInline(admin.TabularInline):
+    model = Arm
+    extra = 0
+    fields = ("code", "name", "ratio", "is_intervention")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Trial)
+class TrialAdmin(NoDeleteAdmin):
+    list_display = ("code", "name", "status", "protocol_version", "target_size")
+    inlines = [ArmInline]
+
+
+@admin.register(Criterion)
+class CriterionAdmin(NoDeleteAdmin):
+    list_display = ("trial", "protocol_version", "kind", "order", "code")
+    list_filter = ("trial", "protocol_version", "kind")
+    ordering = ("trial", "protocol_version", "kind", "order")

@@ -1,0 +1,891 @@
+"""Writes of the randomization app: screening, sequences, randomisation, corrections,
+TwiCs offer/decision, control-arm disclosures and the start of treatment.
+
+Every function is keyword-only, atomic, checks who may do it, and writes through
+audited models. Refusals raise a :class:`RandomisationError` subclass carrying
+machine-readable ``reasons``; nothing is written when one is raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from cohort.models import ConsentFormVersion, Participant
+from core.access import access_for
+from core.audit import reason as audit_reason
+from core.models import Role, Site
+from randomization import eligibility
+from randomization import sequences as seq
+from randomization.models import (
+    STRATIFICATION_FACTORS,
+    Allocation,
+    AllocationCorrection,
+    AllocationStatus,
+    Arm,
+    ControlDisclosure,
+    CorrectionStatus,
+    Criterion,
+    Decision,
+    Environment,
+    InterventionOffer,
+    Method,
+    MinimisationDecision,
+    Screening,
+    ScreeningAnswer,
+    Sequence,
+    SequenceStatus,
+    Slot,
+    Stratum,
+    Trial,
+    TrialStatus,
+    Verdict,
+)
+
+
+# --- errors ------------------------------------------------------------------------------------
+class RandomisationError(Exception):
+    """A refusal with a message for people and reason codes for machines."""
+
+    default_message = _("This cannot be done.")
+    code = "refused"
+
+    def __init__(self, message: Any = None, *, reasons: list[str] | None = None):
+        self.message = message or self.default_message
+        self.reasons = list(reasons or [self.code])
+        super().__init__(str(self.message))
+
+
+class NotAllowed(RandomisationError):
+    default_message = _("Your role does not allow this for this participant.")
+    code = "not_allowed"
+
+
+class NotEligible(RandomisationError):
+    default_message = _("The participant has no current eligible screening for this trial.")
+    code = "not_eligible"
+
+
+class NoRandomisationConsent(RandomisationError):
+    default_message = _(
+        "The participant's consent to randomisation is missing or withdrawn, or the participant has died."
+    )
+    code = "no_consent"
+
+
+class AllocationCorrected(RandomisationError):
+    default_message = _(
+        "The participant was randomised in error and the allocation was corrected; "
+        "they cannot be randomised again in this trial."
+    )
+    code = "corrected_in_error"
+
+
+class RandomisationUnavailable(RandomisationError):
+    """No active sequence or no free slot: the message says nothing about arms."""
+
+    default_message = _(
+        "Randomisation is not available for this trial at the moment. Contact the trial statistician."
+    )
+    code = "randomisation_unavailable"
+
+
+class TrialClosed(RandomisationError):
+    default_message = _("The trial is closed to recruitment.")
+    code = "trial_closed"
+
+
+class SequenceError(RandomisationError):
+    code = "sequence_refused"
+
+
+class CorrectionError(RandomisationError):
+    code = "correction_refused"
+
+
+class OfferError(RandomisationError):
+    code = "offer_refused"
+
+
+class DisclosureError(RandomisationError):
+    code = "disclosure_refused"
+
+
+class TreatmentStartError(RandomisationError):
+    code = "treatment_start_refused"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def current_environment() -> str:
+    """Which sequences this installation uses: ``RANDOMISATION_ENVIRONMENT`` when set,
+    otherwise *test* with DEBUG on and *production* with DEBUG off. A test list can never
+    allocate on a production system (DEBUG off) unless configured explicitly."""
+    configured = getattr(settings, "RANDOMISATION_ENVIRONMENT", "") or ""
+    if configured in Environment.values:
+        return configured
+    return Environment.TEST if settings.DEBUG else Environment.PRODUCTION
+
+
+def can_manage_sequences(user) -> bool:
+    """The statistician role *and* the sequence permission (granted per person)."""
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and access_for(user).has_role(Role.STATISTICIAN)
+        and user.has_perm("randomization.manage_sequences")
+    )
+
+
+def _require_site_write(user, participant: Participant) -> None:
+    if not access_for(user).can_write_site(participant.site_id):
+        raise NotAllowed()
+
+
+def _today() -> date:
+    return timezone.localdate()
+
+
+def _not_future(value: date | None, field: str) -> None:
+    if value is not None and value > _today():
+        raise ValidationError({field: [_("This date is in the future.")]})
+
+
+def arm_specs(trial: Trial) -> list[seq.ArmSpec]:
+    return [
+        seq.ArmSpec(code=a.code, ratio=a.ratio)
+        for a in trial.arms.order_by("-is_intervention", "code")
+    ]
+
+
+def participant_levels(participant: Participant, factors: list[str]) -> dict[str, str]:
+    """The participant's level of each stratification/minimisation factor."""
+    levels = {}
+    for factor in factors:
+        if factor == "site":
+            levels[factor] = participant.site.code
+        else:
+            levels[factor] = str(getattr(participant, factor))
+    return levels
+
+
+def factor_levels(factors: list[str]) -> dict[str, list[str]]:
+    """Every possible level of each factor (active sites; the participant field's choices)."""
+    levels: dict[str, list[str]] = {}
+    for factor in factors:
+        if factor == "site":
+            levels[factor] = list(
+                Site.objects.filter(is_active=True).values_list("code", flat=True)
+            )
+        else:
+            field = Participant._meta.get_field(factor)
+            levels[factor] = [str(v) for v, _label in field.choices]
+    return levels
+
+
+def current_criteria(trial: Trial) -> list[Criterion]:
+    return list(
+        Criterion.objects.filter(trial=trial, protocol_version=trial.protocol_version).order_by(
+            "kind", "order", "code"
+        )
+    )
+
+
+# --- screening -------------------------------------------------------------------------------
+def screening_verdict(
+    *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
+) -> eligibility.EligibilityVerdict:
+    """The verdict the given answers would get (no write): used for the live verdict."""
+    from cohort.selectors import randomisation_consent
+
+    criteria = [
+        eligibility.CriterionSpec(code=c.code, kind=c.kind) for c in current_criteria(trial)
+    ]
+    consent = randomisation_consent(participant, on or _today())
+    return eligibility.verdict(criteria, answers, consent.reasons)
+
+
+@transaction.atomic
+def screening_record(
+    *,
+    by,
+    trial: Trial,
+    participant: Participant,
+    screened_on: date,
+    answers: dict[str, str],
+) -> Screening:
+    """Record one screening of ``participant`` against the trial's current criteria.
+
+    Every criterion must be answered yes / no / unknown. The verdict and its reasons are
+    derived, never entered. Earlier screenings stay as they were.
+    """
+    _require_site_write(by, participant)
+    if trial.status == TrialStatus.CLOSED:
+        raise TrialClosed()
+    _not_future(screened_on, "screened_on")
+    criteria = current_criteria(trial)
+    codes = {c.code for c in criteria}
+    errors: dict[str, list] = {}
+    unknown_codes = sorted(set(answers) - codes)
+    if unknown_codes:
+        errors["answers"] = [
+            _("Unknown criteria for protocol version %(v)s: %(codes)s")
+            % {"v": trial.protocol_version, "codes": ", ".join(unknown_codes)}
+        ]
+    for c in criteria:
+        value = answers.get(c.code)
+        if value not in eligibility.ANSWERS:
+            errors.setdefault(c.code, []).append(_("Answer yes, no or unknown."))
+    if errors:
+        raise ValidationError(errors)
+    result = screening_verdict(
+        trial=trial, participant=participant, answers=answers, on=screened_on
+    )
+    screening = Screening.objects.create(
+        trial=trial,
+        participant=participant,
+        site_id=participant.site_id,
+        protocol_version=trial.protocol_version,
+        screened_on=screened_on,
+        screened_by=by,
+        verdict=Verdict.ELIGIBLE if result.eligible else Verdict.INELIGIBLE,
+        reasons=result.reasons,
+    )
+    ScreeningAnswer.objects.bulk_create(
+        [
+            ScreeningAnswer(screening=screening, criterion=c, answer=answers[c.code])
+            for c in criteria
+        ]
+    )
+    return screening
+
+
+def latest_screening(*, trial: Trial, participant: Participant) -> Screening | None:
+    return (
+        Screening.objects.filter(trial=trial, participant=participant)
+        .order_by("-recorded_at", "-pk")
+        .first()
+    )
+
+
+# --- sequences ----------------------------------------------------------------------------------
+@transaction.atomic
+def sequence_generate(
+    *,
+    by,
+    trial: Trial,
+    method: str,
+    environment: str,
+    factors: list[str],
+    block_sizes: list[int] | None = None,
+    slots_per_stratum: int | None = None,
+    probability: Decimal | float | str = Decimal("0.8"),
+) -> Sequence:
+    """Generate and store a sealed sequence (not live until activated).
+
+    Permuted blocks: one list per stratum (site plus optional factors), each covering at
+    least ``slots_per_stratum`` positions (default: the trial's target size).
+    Minimisation: only the configuration and the seed; arms are chosen at randomisation.
+    """
+    if not can_manage_sequences(by):
+        raise NotAllowed()
+    errors: dict[str, list] = {}
+    if method not in Method.values:
+        errors["method"] = [_("Choose a method.")]
+    if environment not in Environment.values:
+        errors["environment"] = [_("Choose test or production.")]
+    unknown = [f for f in factors if f not in STRATIFICATION_FACTORS]
+    if unknown or len(set(factors)) != len(factors):
+        errors["factors"] = [_("Unknown or repeated factor.")]
+    elif method == Method.PERMUTED_BLOCKS and "site" not in factors:
+        errors["factors"] = [_("Permuted blocks are always stratified by site.")]
+    elif method == Method.MINIMISATION and not factors:
+        errors["factors"] = [_("Minimisation needs at least one factor.")]
+    probability = Decimal(str(probability))
+    if not Decimal("0.5") < probability <= Decimal("1"):
+        errors["probability"] = [_("Enter a probability above 0.5 and at most 1.")]
+    arms = arm_specs(trial)
+    block_sizes = sorted(set(block_sizes or []))
+    if method == Method.PERMUTED_BLOCKS:
+        try:
+            seq.validate(arms, block_sizes)
+        except ValueError:
+            errors["block_sizes"] = [
+                _("Each block size must be a multiple of %(n)s (the sum of the arm ratios).")
+                % {"n": sum(a.ratio for a in arms)}
+            ]
+    length = slots_per_stratum or trial.target_size
+    if length < 1 or length > 10000:
+        errors["slots_per_stratum"] = [_("Enter a number from 1 to 10000.")]
+    if errors:
+        raise ValidationError(errors)
+
+    seed = seq.new_seed()
+    sequence = Sequence.objects.create(
+        trial=trial,
+        method=method,
+        environment=environment,
+        block_sizes=block_sizes if method == Method.PERMUTED_BLOCKS else [],
+        factors=factors,
+        slots_per_stratum=length if method == Method.PERMUTED_BLOCKS else 0,
+        probability=probability,
+        arms=[[a.code, a.ratio] for a in arms],
+        seed=seed,
+        fingerprint="",
+        generated_by=by,
+    )
+    arm_ids = dict(trial.arms.values_list("code", "pk"))
+    triples: list[tuple[str, int, str]] = []
+    if method == Method.PERMUTED_BLOCKS:
+        strata = seq.all_strata(factor_levels(factors), factors)
+        lists = seq.generate(
+            seed=seed, strata=strata, arms=arms, block_sizes=block_sizes, length=length
+        )
+        rows = []
+        for key, slots in lists.items():
+            for s in slots:
+                rows.append(
+                    Slot(
+                        sequence=sequence,
+                        stratum=key,
+                        position=s.position,
+                        block=s.block,
+                        block_size=s.block_size,
+                        arm_id=arm_ids[s.arm],
+                    )
+                )
+                triples.append((key, s.position, s.arm))
+        Slot.objects.bulk_create(rows, batch_size=2000)
+        Stratum.objects.bulk_create(
+            [Stratum(sequence=sequence, key=k, size=len(v)) for k, v in lists.items()]
+        )
+    else:
+        # One lock row for the whole trial: minimisation looks at every earlier allocation.
+        Stratum.objects.create(sequence=sequence, key="all", size=10**9)
+    sequence.fingerprint = seq.fingerprint(
+        method=method,
+        arms=arms,
+        block_sizes=sequence.block_sizes,
+        factors=factors,
+        probability=str(probability),
+        seed=seed,
+        slots=triples,
+    )
+    sequence.save(update_fields=["fingerprint"])
+    return sequence
+
+
+def sequence_fingerprint_recompute(*, sequence: Sequence) -> str:
+    """The fingerprint recomputed from the stored configuration, seed and slots."""
+    triples = list(sequence.slots.values_list("stratum", "position", "arm__code"))
+    return seq.fingerprint(
+        method=sequence.method,
+        arms=[seq.ArmSpec(code=c, ratio=r) for c, r in sequence.arms],
+        block_sizes=sequence.block_sizes,
+        factors=sequence.factors,
+        probability=str(sequence.probability),
+        seed=sequence.seed,
+        slots=triples,
+    )
+
+
+@transaction.atomic
+def sequence_activate(*, by, sequence: Sequence) -> Sequence:
+    """Go live: the sequence becomes the one used for its trial in its environment."""
+    if not can_manage_sequences(by):
+        raise NotAllowed()
+    sequence = Sequence.objects.select_for_update().get(pk=sequence.pk)
+    if sequence.status != SequenceStatus.GENERATED:
+        raise SequenceError(_("Only a generated sequence can be activated."))
+    if Sequence.objects.filter(
+        trial=sequence.trial_id, environment=sequence.environment, status=SequenceStatus.ACTIVE
+    ).exists():
+        raise SequenceError(
+            _("Another sequence is active for this trial and environment; retire it first.")
+        )
+    if sequence_fingerprint_recompute(sequence=sequence) != sequence.fingerprint:
+        raise SequenceError(_("The stored list does not match its fingerprint."))
+    sequence.status = SequenceStatus.ACTIVE
+    sequence.activated_by = by
+    sequence.activated_at = timezone.now()
+    with audit_reason("sequence go-live"):
+        sequence.save(update_fields=["status", "activated_by", "activated_at"])
+    return sequence
+
+
+@transaction.atomic
+def sequence_retire(*, by, sequence: Sequence, reason: str) -> Sequence:
+    if not can_manage_sequences(by):
+        raise NotAllowed()
+    if not reason.strip():
+        raise ValidationError({"reason": [_("Give a reason.")]})
+    sequence = Sequence.objects.select_for_update().get(pk=sequence.pk)
+    if sequence.status == SequenceStatus.RETIRED:
+        raise SequenceError(_("The sequence is already retired."))
+    sequence.status = SequenceStatus.RETIRED
+    sequence.retired_by = by
+    sequence.retired_at = timezone.now()
+    with audit_reason(reason):
+        sequence.save(update_fields=["status", "retired_by", "retired_at"])
+    return sequence
+
+
+# --- randomisation ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Randomised:
+    allocation: Allocation
+    created: bool
+
+
+def _existing(trial: Trial, participant: Participant) -> Allocation | None:
+    return (
+        Allocation.objects.select_related("arm", "trial")
+        .filter(trial=trial, participant=participant)
+        .first()
+    )
+
+
+def _return_existing(existing: Allocation) -> Randomised:
+    if existing.status == AllocationStatus.CORRECTED_IN_ERROR:
+        raise AllocationCorrected()
+    return Randomised(allocation=existing, created=False)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Why (not) a participant can be randomised now; no write, no lock."""
+
+    screening: Screening | None
+    screening_reasons: list[str]
+    consent_reasons: list[str]
+    trial_closed: bool
+
+    @property
+    def reasons(self) -> list[str]:
+        out = ["trial_closed"] if self.trial_closed else []
+        out += self.screening_reasons
+        out += [r for r in self.consent_reasons if r not in out]
+        return out
+
+    @property
+    def ready(self) -> bool:
+        return not self.reasons
+
+
+def randomisation_readiness(*, trial: Trial, participant: Participant) -> Readiness:
+    from cohort.selectors import randomisation_consent
+
+    screening_reasons: list[str] = []
+    screening = latest_screening(trial=trial, participant=participant)
+    if screening is None:
+        screening_reasons.append("not_screened")
+    elif screening.protocol_version != trial.protocol_version:
+        screening_reasons.append("screening_outdated_protocol")
+    elif not screening.is_eligible:
+        screening_reasons.append("not_eligible")
+        screening_reasons.extend(screening.reasons)
+    consent = randomisation_consent(participant, _today())
+    return Readiness(
+        screening=screening,
+        screening_reasons=screening_reasons,
+        consent_reasons=list(consent.reasons),
+        trial_closed=trial.status == TrialStatus.CLOSED,
+    )
+
+
+@transaction.atomic
+def allocation_randomise(
+    *, by, trial: Trial, participant: Participant, request_id: str | None = None
+) -> Randomised:
+    """Randomise ``participant`` in ``trial``; idempotent.
+
+    Requires a current eligible screening and randomisation consent. Inside one
+    transaction: lock the participant's stratum row of the active sequence, then the
+    trial row (always in that order), re-check "already randomised" after the locks,
+    take the next slot (or the minimised arm), assign the next trial number and record
+    who and when. The same participant again returns the existing allocation
+    (``created=False``). Unique constraints (one allocation per participant per trial,
+    one use per slot, unique trial number) back the lock up.
+    """
+    _require_site_write(by, participant)
+    existing = _existing(trial, participant)
+    if existing is not None:
+        return _return_existing(existing)
+
+    readiness = randomisation_readiness(trial=trial, participant=participant)
+    if readiness.trial_closed:
+        raise TrialClosed()
+    if readiness.consent_reasons:
+        raise NoRandomisationConsent(reasons=readiness.consent_reasons)
+    if readiness.screening_reasons:
+        raise NotEligible(reasons=readiness.screening_reasons)
+    screening = readiness.screening
+
+    sequence = Sequence.objects.filter(
+        trial=trial, environment=current_environment(), status=SequenceStatus.ACTIVE
+    ).first()
+    if sequence is None:
+        raise RandomisationUnavailable(reasons=["no_active_sequence"])
+
+    if sequence.method == Method.MINIMISATION:
+        key = "all"
+        levels = participant_levels(participant, sequence.factors)
+    else:
+        levels = participant_levels(participant, sequence.factors)
+        key = seq.stratum_key(sequence.factors, levels)
+    stratum = Stratum.objects.select_for_update().filter(sequence=sequence, key=key).first()
+    if stratum is None:
+        raise RandomisationUnavailable(reasons=["no_stratum"])
+    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
+
+    # Re-check after the locks: a concurrent request for the same participant may have won.
+    existing = _existing(trial, participant)
+    if existing is not None:
+        return _return_existing(existing)
+
+    decision = None
+    if sequence.method == Method.PERMUTED_BLOCKS:
+        if stratum.used >= stratum.size:
+            raise RandomisationUnavailable(reasons=["sequence_exhausted"])
+        slot = Slot.objects.select_related("arm").get(
+            sequence=sequence, stratum=key, position=stratum.used + 1
+        )
+        arm = slot.arm
+    else:
+        slot = None
+        arms = [seq.ArmSpec(code=c, ratio=r) for c, r in sequence.arms]
+        counts: dict[str, dict[str, dict[str, int]]] = {f: {} for f in sequence.factors}
+        earlier = (
+            Allocation.objects.filter(sequence=sequence, status=AllocationStatus.ACTIVE)
+            .select_related("participant__site", "arm")
+            .only(
+                "arm__code",
+                "participant__site__code",
+                *[f"participant__{f}" for f in sequence.factors if f != "site"],
+            )
+        )
+        for other in earlier:
+            other_levels = participant_levels(other.participant, sequence.factors)
+            for f, level in other_levels.items():
+                bucket = counts[f].setdefault(level, {})
+                bucket[other.arm.code] = bucket.get(other.arm.code, 0) + 1
+        n = stratum.used
+        result = seq.minimise(
+            arms=arms,
+            counts=counts,
+            levels=levels,
+            probability=float(sequence.probability),
+            draw=seq.minimisation_draw(sequence.seed, n),
+        )
+        arm = Arm.objects.get(trial=trial, code=result.chosen)
+        decision = result
+
+    number = Allocation.objects.filter(trial=locked_trial).count() + 1
+    with audit_reason("randomisation"):
+        allocation = Allocation.objects.create(
+            trial=locked_trial,
+            participant=participant,
+            site_id=participant.site_id,
+            arm=arm,
+            trial_number=f"{locked_trial.code}-{number:03d}",
+            sequence=sequence,
+            stratum=key,
+            slot=slot,
+            screening=screening,
+            randomised_by=by,
+            request_id=(request_id or "")[:64],
+        )
+        stratum.used += 1
+        stratum.save(update_fields=["used"])
+        if decision is not None:
+            MinimisationDecision.objects.create(
+                allocation=allocation,
+                levels=levels,
+                imbalance=decision.imbalance,
+                preferred=decision.preferred,
+                probability=sequence.probability,
+                draw=decision.draw,
+                chosen=decision.chosen,
+            )
+    return Randomised(allocation=allocation, created=True)
+
+
+# --- corrections (two persons) -------------------------------------------------------------------
+CORRECTION_ROLES = (Role.INVESTIGATOR, Role.STATISTICIAN)
+
+
+def _correction_roles(user, allocation: Allocation) -> list[str]:
+    """The correction roles ``user`` holds for this allocation: investigator at its site,
+    statistician (sponsor-wide)."""
+    access = access_for(user)
+    roles = []
+    if access.can_write_site(allocation.site_id, roles={Role.INVESTIGATOR}):
+        roles.append(Role.INVESTIGATOR)
+    if access.has_role(Role.STATISTICIAN):
+        roles.append(Role.STATISTICIAN)
+    return roles
+
+
+@transaction.atomic
+def correction_propose(*, by, allocation: Allocation, reason: str) -> AllocationCorrection:
+    """Propose marking ``allocation`` as randomised in error (investigator or statistician)."""
+    roles = _correction_roles(by, allocation)
+    if not roles:
+        raise NotAllowed()
+    if not (reason or "").strip():
+        raise ValidationError({"reason": [_("Give the reason for the correction.")]})
+    allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
+    if allocation.status != AllocationStatus.ACTIVE:
+        raise CorrectionError(_("This allocation has already been corrected."))
+    if allocation.corrections.filter(status=CorrectionStatus.PROPOSED).exists():
+        raise CorrectionError(
+            _("A correction of this allocation is already waiting for confirmation.")
+        )
+    with audit_reason(reason):
+        return AllocationCorrection.objects.create(
+            allocation=allocation, reason=reason.strip(), proposed_by=by, proposed_role=roles[0]
+        )
+
+
+@transaction.atomic
+def correction_decide(
+    *, by, correction: AllocationCorrection, confirm: bool, note: str = ""
+) -> AllocationCorrection:
+    """Confirm (or reject) a proposed correction: a different person with a different role.
+
+    On confirmation the allocation is marked *randomised in error*; nothing else about it
+    changes and its slot stays used.
+    """
+    correction = AllocationCorrection.objects.select_for_update().get(pk=correction.pk)
+    allocation = Allocation.objects.select_for_update().get(pk=correction.allocation_id)
+    if correction.status != CorrectionStatus.PROPOSED:
+        raise CorrectionError(_("This correction has already been decided."))
+    if by.pk == correction.proposed_by_id:
+        raise CorrectionError(
+            _("A correction must be confirmed by someone other than the proposer."),
+            reasons=["same_person"],
+        )
+    roles = [r for r in _correction_roles(by, allocation) if r != correction.proposed_role]
+    if not roles:
+        raise CorrectionError(
+            _("A correction must be confirmed by someone with a different role than the proposer."),
+            reasons=["same_role"],
+        )
+    if not confirm and not note.strip():
+        raise ValidationError({"note": [_("Give the reason for rejecting.")]})
+    correction.status = CorrectionStatus.CONFIRMED if confirm else CorrectionStatus.REJECTED
+    correction.decided_by = by
+    correction.decided_role = roles[0]
+    correction.decided_at = timezone.now()
+    correction.decision_note = note.strip()
+    with audit_reason(f"correction {correction.status}: {correction.reason}"):
+        correction.save(
+            update_fields=["status", "decided_by", "decided_role", "decided_at", "decision_note"]
+        )
+        if confirm:
+            allocation.status = AllocationStatus.CORRECTED_IN_ERROR
+            allocation.save(update_fields=["status"])
+    return correction
+
+
+# --- TwiCs: offer, decision, disclosure -------------------------------------------------------------
+def _require_active_allocation(by, allocation: Allocation, error=RandomisationError) -> None:
+    if not access_for(by).can_write_site(allocation.site_id):
+        raise NotAllowed()
+    if allocation.status != AllocationStatus.ACTIVE:
+        raise error(
+            _("This allocation was corrected (randomised in error)."),
+            reasons=["corrected_in_error"],
+        )
+
+
+@transaction.atomic
+def offer_decision_record(
+    *,
+    by,
+    allocation: Allocation,
+    offered_on: date,
+    decision: str,
+    decided_on: date | None = None,
+    refusal_reason: str = "",
+    consent_form_version: ConsentFormVersion | None = None,
+    consent_date: date | None = None,
+    reason: str = "",
+) -> InterventionOffer:
+    """Record (or update, with a reason) the offer of the intervention and the decision.
+
+    Intervention arm only. Accepting needs the trial consent form version and date;
+    refusing needs a reason. Refusers stay in the intervention arm.
+    """
+    _require_active_allocation(by, allocation, OfferError)
+    if not allocation.arm.is_intervention:
+        raise OfferError(
+            _("Only participants in the intervention arm are offered the intervention."),
+            reasons=["not_intervention_arm"],
+        )
+    errors: dict[str, list] = {}
+    randomised_on = timezone.localdate(allocation.randomised_at)
+    if offered_on < randomised_on:
+        errors["offered_on"] = [_("The offer cannot precede randomisation.")]
+    if offered_on > _today():
+        errors["offered_on"] = [_("This date is in the future.")]
+    if decision not in Decision.values:
+        errors["decision"] = [_("Choose pending, accepted or refused.")]
+    if decision == Decision.PENDING:
+        decided_on, refusal_reason, consent_form_version, consent_date = None, "", None, None
+    else:
+        if decided_on is None:
+            errors["decided_on"] = [_("Enter the date of the decision.")]
+        elif decided_on < offered_on:
+            errors["decided_on"] = [_("The decision cannot precede the offer.")]
+        elif decided_on > _today():
+            errors["decided_on"] = [_("This date is in the future.")]
+    if decision == Decision.REFUSED:
+        if not refusal_reason.strip():
+            errors["refusal_reason"] = [_("Give the reason for refusing (or 'not given').")]
+        consent_form_version, consent_date = None, None
+    if decision == Decision.ACCEPTED:
+        refusal_reason = ""
+        if consent_form_version is None:
+            errors["consent_form_version"] = [_("Choose the trial consent form version.")]
+        if consent_date is None:
+            errors["consent_date"] = [_("Enter the date of trial consent.")]
+        elif consent_date > _today():
+            errors["consent_date"] = [_("This date is in the future.")]
+        elif consent_form_version is not None and not consent_form_version.is_effective_on(
+            consent_date
+        ):
+            errors["consent_form_version"] = [
+                _("This form version was not in effect on the consent date.")
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+    offer = InterventionOffer.objects.select_for_update().filter(allocation=allocation).first()
+    values = {
+        "offered_on": offered_on,
+        "decision": decision,
+        "decided_on": decided_on,
+        "refusal_reason": refusal_reason.strip(),
+        "consent_form_version": consent_form_version,
+        "consent_date": consent_date,
+    }
+    if offer is None:
+        with audit_reason(reason or None):
+            return InterventionOffer.objects.create(
+                allocation=allocation, offered_by=by, recorded_by=by, **values
+            )
+
+    def snapshot(obj_values: dict) -> tuple:
+        cfv = obj_values["consent_form_version"]
+        return tuple(
+            (k, cfv.pk if k == "consent_form_version" and cfv is not None else v)
+            for k, v in obj_values.items()
+        )
+
+    current = {k: getattr(offer, k) for k in values}
+    if snapshot(current) == snapshot(values):
+        return offer
+    if offer.decision != Decision.PENDING and not reason.strip():
+        raise ValidationError({"reason": [_("Give a reason for changing a recorded decision.")]})
+    for k, v in values.items():
+        setattr(offer, k, v)
+    offer.recorded_by = by
+    offer.recorded_at = timezone.now()
+    with audit_reason(reason or None):
+        offer.save()
+    return offer
+
+
+@transaction.atomic
+def disclosure_record(
+    *, by, allocation: Allocation, disclosed_on: date, description: str
+) -> ControlDisclosure:
+    """Record an accidental disclosure to a control-arm participant (a protocol deviation)."""
+    if not access_for(by).can_write_site(allocation.site_id):
+        raise NotAllowed()
+    if allocation.arm.is_intervention:
+        raise DisclosureError(
+            _("Disclosures are recorded for control-arm participants only."),
+            reasons=["not_control_arm"],
+        )
+    errors = {}
+    if disclosed_on > _today():
+        errors["disclosed_on"] = [_("This date is in the future.")]
+    if not description.strip():
+        errors["description"] = [_("Describe what happened.")]
+    if errors:
+        raise ValidationError(errors)
+    with audit_reason("protocol deviation: control-arm disclosure"):
+        return ControlDisclosure.objects.create(
+            allocation=allocation,
+            disclosed_on=disclosed_on,
+            description=description.strip(),
+            recorded_by=by,
+        )
+
+
+# --- start of treatment (day 0) --------------------------------------------------------------------
+@transaction.atomic
+def treatment_start_set(
+    *,
+    by,
+    allocation: Allocation,
+    planned: date | None = None,
+    actual: date | None = None,
+    reason: str = "",
+) -> Allocation:
+    """Record the planned and/or actual start of treatment (day 0, SPEC.md §3.4) and
+    (re-)anchor the follow-up schedule on it: on the actual date once known, otherwise on
+    the planned date. Changing a recorded date needs a reason."""
+    _require_active_allocation(by, allocation, TreatmentStartError)
+    allocation = (
+        Allocation.objects.select_for_update()
+        .select_related("participant", "trial")
+        .get(pk=allocation.pk)
+    )
+    errors: dict[str, list] = {}
+    randomised_on = timezone.localdate(allocation.randomised_at)
+    if planned is None and actual is None:
+        errors["planned"] = [_("Enter a planned or an actual date.")]
+    if planned is not None and planned < randomised_on:
+        errors["planned"] = [_("Day 0 cannot precede randomisation.")]
+    if actual is not None:
+        if actual < randomised_on:
+            errors["actual"] = [_("Day 0 cannot precede randomisation.")]
+        elif actual > _today():
+            errors["actual"] = [_("The actual date cannot be in the future.")]
+    if errors:
+        raise ValidationError(errors)
+    new_planned = planned if planned is not None else allocation.treatment_start_planned
+    new_actual = actual if actual is not None else allocation.treatment_start_actual
+    overwrites = allocation.treatment_start_planned not in (
+        None,
+        new_planned,
+    ) or allocation.treatment_start_actual not in (None, new_actual)
+    if overwrites and not reason.strip():
+        raise ValidationError({"reason": [_("Give a reason for changing a recorded date.")]})
+    if (new_planned, new_actual) == (
+        allocation.treatment_start_planned,
+        allocation.treatment_start_actual,
+    ):
+        return allocation
+    allocation.treatment_start_planned = new_planned
+    allocation.treatment_start_actual = new_actual
+    with audit_reason(reason.strip() or "start of treatment recorded"):
+        allocation.save(update_fields=["treatment_start_planned", "treatment_start_actual"])
+        from crf.services import schedule_anchor
+
+        schedule_anchor(
+            participant=allocation.participant,
+            trial=allocation.trial,
+            day0=new_actual or new_planned,
+            is_actual=new_actual is not None,
+        )
+    return allocation
