@@ -139,8 +139,10 @@ def check_row(row: Any, version: str | None = None) -> str | None:
         return _("choose how the medicine is taken.")
     if not _is_number(dose):
         return _("enter the daily dose as a number.")
-    if not 0 < dose <= MAX_DAILY_DOSE:
+    if dose <= 0:
         return _("the daily dose must be more than 0.")
+    if dose > MAX_DAILY_DOSE:
+        return _("the daily dose is too high; please check it.")
     if unit not in t.units:
         return _("choose the unit of the dose.")
     name = row.get("name")

@@ -17,7 +17,9 @@ Answers are a ``dict`` of item code to a plain value:
 - ``number``: ``int`` or ``float`` within ``[min, max]`` (``int`` only when ``integer``);
 - ``text``: ``str`` (at most ``max`` characters);
 - ``analgesics``: a list of ``{"drug", "route", "daily_dose", "unit"}`` dicts (see
-  :mod:`crf.analgesics`); an empty list means "no pain medication".
+  :mod:`crf.analgesics`), at least ``min`` rows. In the pain instrument the list follows
+  the yes/no item ``uses_analgesics`` and applies only after "yes", so "no painkillers"
+  is an explicit answer and a skipped list is never mistaken for "none" (OMED 0).
 
 ``None`` (or a missing key, or an empty text) means "not answered".
 """
@@ -357,6 +359,8 @@ def _check_analgesics(item: Item, value: Any) -> str | None:
     limit = int(item.max) if item.max is not None else DEFAULT_ANALGESIC_ROWS
     if len(value) > limit:
         return _("Enter at most %(max)s medicines.") % {"max": limit}
+    if item.min and len(value) < item.min:
+        return _("Enter at least one medicine.")
     for index, row in enumerate(value, start=1):
         problem = check_row(row)
         if problem:

@@ -256,7 +256,8 @@ def bpi_scores(answers: Mapping[str, Any]) -> dict[str, float | None]:
     index site is the pain-response input). ``severity``: mean of those four, only when all
     four are answered. ``interference``: mean of the answered interference items, valid only
     with at least 4 of the 7 answered. ``omed``: oral morphine equivalent daily dose of the
-    ``analgesics`` list (``None`` when not answered or not convertible).
+    ``analgesics`` list; 0 after "no painkillers"; ``None`` when not answered or when an
+    opioid has no conversion for its route.
     """
     severity_values = [_item(answers.get(code), 0, 10, code) for code in BPI_SEVERITY_ITEMS]
     interference = [
@@ -276,11 +277,21 @@ def bpi_scores(answers: Mapping[str, Any]) -> dict[str, float | None]:
         if len(interference) >= BPI_INTERFERENCE_MIN_ANSWERED
         else None
     )
+    scores["omed"] = _pain_omed(answers)
+    return scores
+
+
+def _pain_omed(answers: Mapping[str, Any]) -> float | None:
+    """OMED of the pain instrument: 0 after an explicit "no painkillers" (``uses_analgesics``
+    = 2), the list's OMED after "yes" (1) or when only a list was recorded, ``None`` when
+    neither was answered (a skipped question is not "no opioids")."""
+    uses = _item(answers.get("uses_analgesics"), 1, 2, "uses_analgesics")
+    if uses == 2:
+        return 0.0
     try:
-        scores["omed"] = omed(answers.get("analgesics"))
+        return omed(answers.get("analgesics"))
     except ValueError as exc:
         raise ScoringError(f"analgesics: {exc}") from None
-    return scores
 
 
 # --------------------------------------------------------------------------- §4.5

@@ -134,7 +134,14 @@ def test_pain_structure():
     assert instrument.item_codes[4:11] == scoring.BPI_INTERFERENCE_ITEMS
     for item in instrument.items[:11]:
         assert item.choice_values == tuple(range(11))
-    assert instrument.item("analgesics").kind == "analgesics"
+    assert instrument.item_codes[11:] == ("uses_analgesics", "analgesics")
+    assert instrument.item("uses_analgesics").choice_values == (1, 2)
+    medication = instrument.item("analgesics")
+    assert (medication.kind, medication.show_if, medication.min) == (
+        "analgesics",
+        ("uses_analgesics", (1,)),
+        1,
+    )
 
 
 def test_eq5d5l_structure():
@@ -225,7 +232,12 @@ def test_validate_missing_items_only_when_complete():
         ("eq5d5l", {"vas": "50"}, "vas", "Enter a number."),
         ("eq5d5l", {"vas": float("nan")}, "vas", "Enter a number."),
         ("pain", {"worst": 11}, "worst", "Choose one of the answers."),
-        ("pain", {"analgesics": "morphine"}, "analgesics", "Enter the pain medication as a list."),
+        (
+            "pain",
+            {"uses_analgesics": 1, "analgesics": "morphine"},
+            "analgesics",
+            "Enter the pain medication as a list.",
+        ),
         ("imcq", {"aids": 1, "aids_which": "x" * 501}, "aids_which", "Use at most 500 characters."),
         ("imcq", {"aids": 1, "aids_which": 5}, "aids_which", "Enter text."),
         ("imcq", {"gp_visits": 100}, "gp_visits", "Enter a number from 0 to 99."),
@@ -264,26 +276,48 @@ def test_validate_analgesic_rows():
             "name": "buprenorfine",
         },
     ]
-    assert validate("pain", {"analgesics": ok}) == {}
-    assert validate("pain", {"analgesics": []}, complete=False) == {}
+    yes = {"uses_analgesics": 1}
+    assert validate("pain", yes | {"analgesics": ok}) == {}
     bad = [ok[0], {"drug": "morphine", "route": "oral", "daily_dose": 0, "unit": "mg/day"}]
-    assert validate("pain", {"analgesics": bad}) == {
+    assert validate("pain", yes | {"analgesics": bad}) == {
         "analgesics": "Medicine 2: the daily dose must be more than 0."
     }
+    high = [{"drug": "morphine", "route": "oral", "daily_dose": 100_001, "unit": "mg/day"}]
+    assert validate("pain", yes | {"analgesics": high}) == {
+        "analgesics": "Medicine 1: the daily dose is too high; please check it."
+    }
     wrong_unit = [{"drug": "fentanyl", "route": "transdermal", "daily_dose": 25, "unit": "mg/day"}]
-    assert validate("pain", {"analgesics": wrong_unit}) == {
+    assert validate("pain", yes | {"analgesics": wrong_unit}) == {
         "analgesics": "Medicine 1: for this medicine and route enter the dose in µg/h."
     }
     too_many = [ok[1]] * 21
-    assert "analgesics" in validate("pain", {"analgesics": too_many})
+    assert validate("pain", yes | {"analgesics": too_many}) == {
+        "analgesics": "Enter at most 20 medicines."
+    }
+    assert validate("pain", yes | {"analgesics": []}) == {
+        "analgesics": "Enter at least one medicine."
+    }
 
 
-def test_empty_analgesic_list_counts_as_answered():
-    answers = dict.fromkeys((*scoring.BPI_SEVERITY_ITEMS, *scoring.BPI_INTERFERENCE_ITEMS), 0)
-    assert validate("pain", answers, complete=True) == {
+def test_painkiller_use_is_an_explicit_answer():
+    """ "No painkillers" is answered with the yes/no item; the list then does not apply, and
+    after "yes" the list needs at least one medicine: a skipped list is never "none"."""
+    nrs = dict.fromkeys((*scoring.BPI_SEVERITY_ITEMS, *scoring.BPI_INTERFERENCE_ITEMS), 0)
+    assert validate("pain", nrs, complete=True) == {
+        "uses_analgesics": "Please answer this question."
+    }
+    assert validate("pain", nrs | {"uses_analgesics": 2}, complete=True) == {}
+    assert validate("pain", nrs | {"uses_analgesics": 1}, complete=True) == {
         "analgesics": "Please answer this question."
     }
-    assert validate("pain", answers | {"analgesics": []}, complete=True) == {}
+    row = {"drug": "morphine", "route": "oral", "daily_dose": 30, "unit": "mg/day"}
+    assert validate("pain", nrs | {"uses_analgesics": 1, "analgesics": [row]}, complete=True) == {}
+    assert validate("pain", nrs | {"uses_analgesics": 2, "analgesics": [row]}) == {
+        "analgesics": "This question does not apply given an earlier answer."
+    }
+    assert validate("pain", {"analgesics": [row]}) == {
+        "analgesics": "This question does not apply given an earlier answer."
+    }
 
 
 def test_show_if_items():
@@ -398,6 +432,7 @@ def answer_strategy(item: instruments.Item):
                 "unit": (table.conversion(*pair[0]) or (0, "mg/day"))[1],
             }
         ),
+        min_size=int(item.min or 0),
         max_size=4,
     )
 
@@ -443,3 +478,21 @@ def test_any_complete_valid_answer_set_validates_and_scores(code):
 )
 def test_any_out_of_range_choice_is_an_error(item, value):
     assert set(validate("c15pal", {item: value})) == {item}
+
+
+def test_every_message_has_a_dutch_translation():
+    """locale/nl_crf_scoring.json covers every msgid of these modules, placeholders intact."""
+    import re
+
+    glossary = json.loads((ROOT / "locale" / "nl_crf_scoring.json").read_text(encoding="utf-8"))
+    source = "".join(
+        (ROOT / "crf" / name).read_text(encoding="utf-8")
+        for name in ("instruments.py", "analgesics.py", "scoring.py")
+    )
+    msgids = set(re.findall(r'\b_\(\s*"([^"]+)"', source))
+    assert len(msgids) > 15
+    assert msgids <= set(glossary), sorted(msgids - set(glossary))
+    for english, dutch in glossary.items():
+        placeholders = sorted(re.findall(r"%\(\w+\)s", english))
+        assert placeholders == sorted(re.findall(r"%\(\w+\)s", dutch)), english
+        assert dutch.strip() and dutch != english

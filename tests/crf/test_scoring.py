@@ -494,9 +494,14 @@ def test_bpi_omed_from_analgesics():
         {"drug": "oxycodone", "route": "oral", "daily_dose": 20, "unit": "mg/day"},
         {"drug": "paracetamol", "route": "oral", "daily_dose": 4000, "unit": "mg/day"},
     ]
-    assert bpi_scores({"analgesics": rows})["omed"] == pytest.approx(30.0)
-    assert bpi_scores({"analgesics": []})["omed"] == 0.0
-    assert bpi_scores({})["omed"] is None
+    assert bpi_scores({"uses_analgesics": 1, "analgesics": rows})["omed"] == pytest.approx(30.0)
+    assert bpi_scores({"analgesics": rows})["omed"] == pytest.approx(30.0)  # list only
+    assert bpi_scores({"uses_analgesics": 2})["omed"] == 0.0  # explicit "no painkillers"
+    assert bpi_scores({"uses_analgesics": 2, "analgesics": rows})["omed"] == 0.0
+    assert bpi_scores({"uses_analgesics": 1})["omed"] is None  # list still missing
+    assert bpi_scores({})["omed"] is None  # skipped: unknown, not 0
+    with pytest.raises(ScoringError):
+        bpi_scores({"uses_analgesics": 3})
 
 
 @pytest.mark.parametrize("bad", [{"worst": 11}, {"mood": -1}, {"now": "5"}])
