@@ -231,7 +231,11 @@ def status_of(participant: Participant, on: date | None = None) -> ParticipantSt
         scopes = list(
             Withdrawal.objects.filter(participant=participant).values_list("scope", flat=True)
         )
-    death = participant.death if _death_loaded(participant) else _load_death(participant)
+    death = (
+        getattr(participant, "death", None)
+        if _death_loaded(participant)
+        else _load_death(participant)
+    )
     return participant_status(
         died_on=death.died_on if death else None,
         withdrawn_scopes=scopes,
@@ -357,7 +361,11 @@ def participant_timeline(
                 date_only=True,
             )
         )
-    death = participant.death if _death_loaded(participant) else _load_death(participant)
+    death = (
+        getattr(participant, "death", None)
+        if _death_loaded(participant)
+        else _load_death(participant)
+    )
     if death is not None:
         entries.append(
             TimelineEntry(

@@ -1,0 +1,411 @@
+"""Nurse screens: list, registration, participant page, consent, correction, withdrawal,
+death, identity. Bad input shows a message next to the field and writes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from cohort.models import ConsentRecord, Death, Identity, IdentityAccess, Participant, Withdrawal
+from core.selectors import audit_trail
+
+pytestmark = pytest.mark.django_db
+
+TODAY = timezone.localdate
+PASSWORD = "correct-horse-battery-9"
+
+
+@pytest.fixture
+def client_for():
+    def _client(user, language="en") -> Client:
+        client = Client(HTTP_ACCEPT_LANGUAGE=language)
+        client.force_login(user)
+        return client
+
+    return _client
+
+
+def counts():
+    return (
+        Participant.objects.count(),
+        Identity.objects.count(),
+        ConsentRecord.objects.count(),
+        Withdrawal.objects.count(),
+        Death.objects.count(),
+    )
+
+
+def reg_post(site_obj, /, **overrides):
+    data = {
+        "site": site_obj.pk,
+        "given_name": "Lotte",
+        "family_name": "van der Berg",
+        "date_of_birth": "1962-03-04",
+        "hospital_number": "UMC-778899",
+        "email": "lotte@example.invalid",
+        "phone": "+31 30 250 0000",
+        "preferred_language": "nl",
+        "sex": "female",
+        "primary_tumour": "lung",
+        "bone_metastases_diagnosed_on": (TODAY() - timedelta(days=5)).isoformat(),
+        "referring_department": "orthopaedic_surgery",
+    }
+    data.update(overrides)
+    return data
+
+
+# --- registration ----------------------------------------------------------------------------
+def test_nurse_registers_and_lands_on_the_participant_page(client_for, nurse_a, site_a):
+    client = client_for(nurse_a)
+    assert client.get("/cohort/register/").status_code == 200
+    resp = client.post("/cohort/register/", reg_post(site_a))
+    p = Participant.objects.get()
+    assert resp.status_code == 302 and resp["Location"] == f"/cohort/{p.study_number}/"
+    assert p.identity.family_name == "van der Berg"
+    assert audit_trail(model=Participant, pk=p.pk)[0].user_id == nurse_a.pk
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("family_name", ""),
+        ("hospital_number", ""),
+        ("date_of_birth", "2999-01-01"),
+        ("bone_metastases_diagnosed_on", "2999-01-01"),
+        ("given_name", "x" * 10_000),
+        ("hospital_number", "8" * 10_000),
+        ("family_name", "<script>alert(1)</script>"),
+        ("site", "999999"),
+        ("sex", "<b>"),
+        ("email", "nope"),
+    ],
+)
+def test_bad_registration_input_shows_a_field_error_and_writes_nothing(
+    client_for, nurse_a, site_a, field, value
+):
+    resp = client_for(nurse_a).post("/cohort/register/", reg_post(site_a, **{field: value}))
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert f'data-field="{field}"' in html
+    assert "<script>alert(1)</script>" not in html  # echoed input is escaped
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+def test_registration_at_a_site_not_mine_is_refused(client_for, nurse_a, site_a, site_b):
+    resp = client_for(nurse_a).post("/cohort/register/", reg_post(site_b))
+    assert resp.status_code == 200 and 'data-field="site"' in resp.content.decode()
+    assert counts() == (0, 0, 0, 0, 0)
+
+
+def test_duplicate_hospital_number_message_names_the_existing_study_number(
+    client_for, nurse_a, site_a
+):
+    client = client_for(nurse_a)
+    client.post("/cohort/register/", reg_post(site_a))
+    first = Participant.objects.get()
+    resp = client.post("/cohort/register/", reg_post(site_a, given_name="Other"))
+    html = resp.content.decode()
+    assert 'data-field="hospital_number"' in html and first.study_number in html
+    assert Participant.objects.count() == 1
+
+
+@pytest.mark.parametrize("role", ["statistician", "administrator", "data_manager"])
+def test_registration_screen_refused_to_non_data_entry_roles(client_for, make_user, role):
+    assert client_for(make_user(role, None)).get("/cohort/register/").status_code == 403
+
+
+# --- list ------------------------------------------------------------------------------------
+def test_list_shows_own_site_with_names_and_logs_the_identity_access(
+    client_for, nurse_a, participant_a, participant_b
+):
+    resp = client_for(nurse_a).get("/cohort/")
+    html = resp.content.decode()
+    assert participant_a.study_number in html and participant_b.study_number not in html
+    assert participant_a.identity.hospital_number in html
+    assert IdentityAccess.objects.filter(
+        user=nurse_a, participant=participant_a, context="list"
+    ).exists()
+
+
+def test_monitor_list_has_no_identifying_data(client_for, monitor, participant_a, participant_b):
+    html = client_for(monitor).get("/cohort/").content.decode()
+    assert participant_a.study_number in html and participant_b.study_number in html
+    assert participant_a.identity.hospital_number not in html
+    assert participant_a.identity.family_name not in html
+    assert not IdentityAccess.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["statistician", "administrator"])
+def test_list_and_page_refused_to_statisticians_and_administrators(
+    client_for, make_user, participant_a, role
+):
+    client = client_for(make_user(role, None))
+    assert client.get("/cohort/").status_code == 403
+    assert client.get(f"/cohort/{participant_a.study_number}/").status_code == 403
+
+
+def test_search_by_study_number_and_hospital_number(client_for, nurse_a, register, site_a):
+    one = register(nurse_a, site_a, hospital_number="ZZ1111")
+    two = register(nurse_a, site_a, hospital_number="ZZ2222")
+    client = client_for(nurse_a)
+    html = client.get("/cohort/", {"q": "zz2222"}).content.decode()
+    assert two.study_number in html and one.study_number not in html
+    html = client.get("/cohort/", {"q": str(int(one.study_number[4:]))}).content.decode()
+    assert one.study_number in html
+
+
+def test_status_filter_and_pagination(client_for, nurse_a, register, site_a):
+    made = [register(nurse_a, site_a) for _ in range(27)]
+    from cohort import services
+
+    services.death_record(by=nurse_a, participant=made[0], died_on=TODAY(), source="family")
+    client = client_for(nurse_a)
+    page1 = client.get("/cohort/").content.decode()
+    assert made[-1].study_number in page1 and made[1].study_number not in page1
+    page2 = client.get("/cohort/", {"page": 2}).content.decode()
+    assert made[1].study_number in page2
+    deceased = client.get("/cohort/", {"status": "deceased"}).content.decode()
+    assert made[0].study_number in deceased and made[5].study_number not in deceased
+    # junk paging and filters never 500
+    assert (
+        client.get("/cohort/", {"page": "<x>", "status": "nonsense", "q": "x" * 500}).status_code
+        == 200
+    )
+
+
+def test_list_page_uses_a_fixed_number_of_queries(
+    client_for, nurse_a, register, site_a, consented, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cohort import services
+
+    made = [register(nurse_a, site_a) for _ in range(30)]
+    for p in made[::3]:
+        consented(p, nurse_a)
+        services.withdrawal_record(by=nurse_a, participant=p, scope="trial", effective_on=TODAY())
+    for p in made[1::5]:
+        services.death_record(by=nurse_a, participant=p, died_on=TODAY(), source="family")
+    client = client_for(nurse_a)
+    client.get("/cohort/")
+    with CaptureQueriesContext(connection) as few:  # page 2 holds 5 rows
+        client.get("/cohort/", {"page": 2})
+    with django_assert_num_queries(len(few.captured_queries)):  # page 1 holds 25 rows
+        client.get("/cohort/")
+    assert len(few.captured_queries) <= 12
+
+
+# --- participant page ------------------------------------------------------------------------
+def test_participant_page_shows_timeline_and_logs_identity_access(
+    client_for, nurse_a, participant_a, consented
+):
+    consented(participant_a, nurse_a)
+    resp = client_for(nurse_a).get(f"/cohort/{participant_a.study_number}/")
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert 'data-testid="timeline"' in html
+    assert html.count("timeline-consent") == 4
+    assert participant_a.identity.hospital_number in html
+    access = IdentityAccess.objects.get(user=nurse_a, participant=participant_a, context="page")
+    assert access.at is not None
+
+
+def test_other_site_participant_page_and_forms_are_404(client_for, nurse_a, participant_b):
+    client = client_for(nurse_a)
+    sn = participant_b.study_number
+    for path in ("", "consent/", "withdrawal/", "death/", "identity/", "consent/1/correct/"):
+        assert client.get(f"/cohort/{sn}/{path}").status_code == 404
+        assert client.post(f"/cohort/{sn}/{path}", {}).status_code == 404
+
+
+def test_monitor_sees_page_without_identity_and_cannot_open_forms(
+    client_for, monitor, participant_a
+):
+    client = client_for(monitor)
+    html = client.get(f"/cohort/{participant_a.study_number}/").content.decode()
+    assert participant_a.identity.hospital_number not in html
+    assert client.get(f"/cohort/{participant_a.study_number}/consent/").status_code == 403
+
+
+def test_page_in_dutch_and_english(client_for, nurse_a, participant_a):
+    en = client_for(nurse_a, "en").get(f"/cohort/{participant_a.study_number}/")
+    assert en["Content-Language"] == "en" and "Timeline" in en.content.decode()
+    nl = client_for(nurse_a, "nl").get(f"/cohort/{participant_a.study_number}/")
+    assert nl["Content-Language"] == "nl"
+
+
+def test_panel_providers_are_optional_and_rendered(client_for, nurse_a, participant_a, monkeypatch):
+    import sys
+    import types
+
+    from cohort import views
+
+    module = types.ModuleType("cohort_test_panel")
+
+    def participant_panel(*, user, participant):
+        from datetime import datetime
+
+        return {
+            "template": "cohort/_not_informed_banner.html",
+            "context": {},
+            "timeline": [(datetime(2024, 1, 2, 10, 0, tzinfo=UTC), "Screened for TESTTRIAL")],
+            "banner": None,
+        }
+
+    module.participant_panel = participant_panel
+    monkeypatch.setitem(sys.modules, "cohort_test_panel", module)
+    monkeypatch.setattr(
+        views,
+        "PANEL_PROVIDERS",
+        [
+            "does.not.exist.participant_panel",
+            "cohort_test_panel.missing",
+            "cohort_test_panel.participant_panel",
+        ],
+    )
+    html = client_for(nurse_a).get(f"/cohort/{participant_a.study_number}/").content.decode()
+    assert "Screened for TESTTRIAL" in html
+    assert "participant-panel" in html
+
+
+# --- consent form ----------------------------------------------------------------------------
+def consent_post(version, /, **overrides):
+    data = {
+        "given_on": (TODAY() - timedelta(days=1)).isoformat(),
+        "form_version": version.pk,
+        "mode": "paper",
+        "element_cohort": "yes",
+        "element_proms": "yes",
+        "element_randomisation_offer": "yes",
+        "element_control_uninformed": "no",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_consent_form_records_four_elements(client_for, nurse_a, participant_a, form_version):
+    client = client_for(nurse_a)
+    path = f"/cohort/{participant_a.study_number}/consent/"
+    assert client.get(path).status_code == 200
+    resp = client.post(path, consent_post(form_version))
+    assert resp.status_code == 302
+    answers = dict(ConsentRecord.objects.values_list("element", "answer"))
+    assert answers == {
+        "cohort": True,
+        "proms": True,
+        "randomisation_offer": True,
+        "control_uninformed": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"given_on": ""}, "given_on"),
+        ({"given_on": "2999-01-01"}, "given_on"),
+        ({"given_on": "2021-06-01"}, "form_version"),  # version effective from 2022
+        ({"form_version": "99999"}, "form_version"),
+        ({"mode": ""}, "mode"),
+        ({"mode": "x" * 10_000}, "mode"),
+        ({"element_cohort": "<script>"}, "element_cohort"),
+    ],
+)
+def test_bad_consent_input_shows_field_errors_and_writes_nothing(
+    client_for, nurse_a, participant_a, form_version, overrides, field
+):
+    resp = client_for(nurse_a).post(
+        f"/cohort/{participant_a.study_number}/consent/", consent_post(form_version, **overrides)
+    )
+    assert resp.status_code == 200
+    assert f'data-field="{field}"' in resp.content.decode()
+    assert not ConsentRecord.objects.exists()
+
+
+def test_consent_without_any_answer_is_refused(client_for, nurse_a, participant_a, form_version):
+    data = consent_post(form_version)
+    for key in list(data):
+        if key.startswith("element_"):
+            data[key] = ""
+    resp = client_for(nurse_a).post(f"/cohort/{participant_a.study_number}/consent/", data)
+    assert 'data-testid="form-errors"' in resp.content.decode()
+    assert not ConsentRecord.objects.exists()
+
+
+def test_consent_correction_form_needs_a_reason(client_for, nurse_a, participant_a, consented):
+    record = consented(participant_a, nurse_a)[3]
+    client = client_for(nurse_a)
+    path = f"/cohort/{participant_a.study_number}/consent/{record.pk}/correct/"
+    data = {
+        "answer": "no",
+        "given_on": record.given_on.isoformat(),
+        "form_version": record.form_version_id,
+        "mode": record.mode,
+        "reason": "",
+    }
+    resp = client.post(path, data)
+    assert 'data-field="reason"' in resp.content.decode()
+    assert ConsentRecord.objects.count() == 4
+    data["reason"] = "wrong box ticked"
+    assert client.post(path, data).status_code == 302
+    record.refresh_from_db()
+    assert record.superseded_by.answer is False
+    assert audit_trail(model=ConsentRecord, pk=record.pk)[-1].user_id == nurse_a.pk
+    html = client.get(f"/cohort/{participant_a.study_number}/").content.decode()
+    assert "timeline-struck" in html and "wrong box ticked" in html
+
+
+# --- withdrawal, death, identity -------------------------------------------------------------
+def test_withdrawal_form(client_for, nurse_a, participant_a, consented):
+    consented(participant_a, nurse_a)
+    client = client_for(nurse_a)
+    path = f"/cohort/{participant_a.study_number}/withdrawal/"
+    bad = client.post(path, {"scope": "questionnaires", "effective_on": "2999-01-01"})
+    assert 'data-field="effective_on"' in bad.content.decode()
+    bad = client.post(
+        path, {"scope": "questionnaires", "effective_on": TODAY().isoformat(), "reason": "<b>x</b>"}
+    )
+    assert 'data-field="reason"' in bad.content.decode()
+    bad = client.post(path, {"effective_on": TODAY().isoformat()})
+    assert 'data-field="scope"' in bad.content.decode()
+    assert not Withdrawal.objects.exists()
+    ok = client.post(path, {"scope": "questionnaires", "effective_on": TODAY().isoformat()})
+    assert ok.status_code == 302
+    assert Withdrawal.objects.get().recorded_by == nurse_a
+
+
+def test_death_form_needs_confirmation(client_for, nurse_a, participant_a):
+    client = client_for(nurse_a)
+    path = f"/cohort/{participant_a.study_number}/death/"
+    resp = client.post(path, {"died_on": TODAY().isoformat(), "source": "family"})
+    assert 'data-field="confirm"' in resp.content.decode()
+    resp = client.post(path, {"died_on": "2999-01-01", "source": "family", "confirm": "on"})
+    assert 'data-field="died_on"' in resp.content.decode()
+    assert not Death.objects.exists()
+    resp = client.post(path, {"died_on": TODAY().isoformat(), "source": "family", "confirm": "on"})
+    assert resp.status_code == 302 and Death.objects.get().recorded_by == nurse_a
+
+
+def test_identity_edit_needs_reason_and_is_audited(client_for, nurse_a, participant_a):
+    client = client_for(nurse_a)
+    path = f"/cohort/{participant_a.study_number}/identity/"
+    identity = participant_a.identity
+    data = {
+        "given_name": identity.given_name,
+        "family_name": "Pietersen",
+        "date_of_birth": identity.date_of_birth.isoformat(),
+        "hospital_number": identity.hospital_number,
+        "email": identity.email,
+        "phone": identity.phone,
+        "preferred_language": identity.preferred_language,
+        "reason": "",
+    }
+    assert 'data-field="reason"' in client.post(path, data).content.decode()
+    data["reason"] = "married name"
+    assert client.post(path, data).status_code == 302
+    last = audit_trail(model=Identity, pk=identity.pk)[-1]
+    assert last.changes == {"family_name": ("Jansen", "Pietersen")}
+    assert last.reason == "married name" and last.user_id == nurse_a.pk
