@@ -44,6 +44,7 @@ def test_all_codes_load_and_are_cached():
         instrument = load(code)
         assert instrument.code == code
         assert instrument.version
+        assert len(instrument.version) <= 20  # stored with every response
         assert load(code) is instrument
 
 
