@@ -260,7 +260,7 @@ class InstrumentResponse(models.Model):
         Questionnaire, on_delete=models.PROTECT, related_name="responses"
     )
     instrument = models.CharField(_("instrument"), max_length=20)
-    instrument_version = models.CharField(_("instrument version"), max_length=20)
+    instrument_version = models.CharField(_("instrument version"), max_length=120)
     answers = models.JSONField(_("answers"), default=dict, blank=True)
     scores = models.JSONField(_("scores"), default=dict, blank=True)
     saved_at = models.DateTimeField(_("saved"), default=timezone.now)

@@ -82,3 +82,86 @@ def make_participant(db, consent_form, make_user):
 @pytest.fixture
 def participant(make_participant, site_a):
     return make_participant(site_a)
+
+
+# --- answering helpers -------------------------------------------------------------------------
+def full_answers(code: str, *, choice_index: int = 0) -> dict:
+    """Valid answers to every applicable required item of an instrument."""
+    from crf import instruments
+
+    answers: dict = {}
+    for _round in range(3):  # follow-up items apply only after the item they depend on
+        for item in instruments.applicable_items(code, answers):
+            if not item.required or item.code in answers:
+                continue
+            if item.kind == "choice":
+                values = item.choice_values
+                answers[item.code] = values[min(choice_index, len(values) - 1)]
+            elif item.kind == "number":
+                answers[item.code] = int(item.min)
+            elif item.kind == "analgesics":
+                answers[item.code] = [
+                    {"drug": "paracetamol", "route": "oral", "daily_dose": 3000, "unit": "mg/day"}
+                ]
+            elif item.kind == "text":
+                answers[item.code] = "x"
+    assert instruments.validate(code, answers, complete=True) == {}, code
+    return answers
+
+
+def post_data(code: str, answers: dict, prefix: str = "") -> dict:
+    """Form fields as a browser would send them for ``answers``."""
+    data: dict = {}
+    for key, value in answers.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, list):
+            rows = value or [{"drug": "", "route": "", "daily_dose": "", "unit": ""}]
+            data[f"{name}__drug"] = [r.get("drug", "") for r in rows]
+            data[f"{name}__route"] = [r.get("route", "") for r in rows]
+            data[f"{name}__dose"] = [str(r.get("daily_dose", "")) for r in rows]
+            data[f"{name}__unit"] = [r.get("unit", "") for r in rows]
+        else:
+            data[name] = str(value)
+    return data
+
+
+def local_noon(days_from_today: int = 0):
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    day = timezone.localdate() + timedelta(days=days_from_today)
+    return timezone.make_aware(datetime.combine(day, time(12, 0)))
+
+
+@pytest.fixture
+def open_questionnaire(blend, mailoutbox):
+    """open_questionnaire(participant, "week2") -> (questionnaire, token): day 0 chosen so
+    that the timepoint is due today, the sweep sent the invitation, the token read from the
+    mail (as the patient would)."""
+    import re
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crf import services
+    from crf.models import Questionnaire, Timepoint
+
+    def _open(participant, code="week2"):
+        tp = Timepoint.objects.get(trial=blend, code=code)
+        # due tomorrow; the sweep runs "tomorrow at noon", always later than the real now
+        day0 = timezone.localdate() + timedelta(days=1 - tp.day_offset)
+        services.schedule_anchor(participant=participant, trial=blend, day0=day0, is_actual=True)
+        before = len(mailoutbox)
+        services.questionnaires_sweep(now=local_noon(1))
+        q = Questionnaire.objects.get(participant=participant, timepoint=tp)
+        assert q.status == "sent", q.status
+        token = None
+        for message in mailoutbox[before:]:
+            if participant.identity.email in message.to:
+                match = re.search(r"/q/([A-Za-z0-9_\-]+)/", message.body)
+                token = match.group(1)
+        assert token
+        return q, token
+
+    return _open

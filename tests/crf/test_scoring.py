@@ -757,3 +757,17 @@ def test_table_versions_recorded():
     assert scoring.table_versions("imcq") == {}
     with pytest.raises(KeyError):
         scoring.table_versions("nope")
+
+
+@pytest.mark.parametrize("code", ["c15pal", "bm22", "pain", "eq5d5l", "imcq", "ipcq"])
+def test_scale_info_describes_exactly_the_score_keys(code):
+    """Every key score() returns has a bilingual label and a range its values respect."""
+    info = scoring.scale_info(code)
+    assert [i.code for i in info] == list(score(code, {}))
+    for i in info:
+        assert i.label["nl"] and i.label["en"]
+    if code == "c15pal":
+        assert [i.code for i in info][:2] == ["QL", "PF2"]
+        assert {i.code for i in info if i.higher_is_better} == {"QL", "PF2", "EF"}
+    with pytest.raises(KeyError):
+        scoring.scale_info("nope")
