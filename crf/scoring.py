@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
 from crf import analgesics
+from crf.instruments import I18n
 
 __all__ = [
     "BM22_REVERSED_ITEMS",
@@ -28,6 +30,8 @@ __all__ = [
     "BPI_INTERFERENCE_ITEMS",
     "C15PAL_CONVERTED_SCALES",
     "C15PAL_LINEAR_SCALES",
+    "SCALE_INFO",
+    "ScaleInfo",
     "ScoringError",
     "bm22_scores",
     "bpi_scores",
@@ -37,6 +41,7 @@ __all__ = [
     "omed",
     "pain_response",
     "qlq_linear",
+    "scale_info",
     "score",
     "table_versions",
 ]
@@ -449,6 +454,67 @@ def score(instrument_code: str, answers: Mapping[str, Any]) -> dict[str, float |
     except KeyError:
         raise KeyError(f"unknown instrument {instrument_code!r}") from None
     return scorer(answers)
+
+
+@dataclass(frozen=True)
+class ScaleInfo:
+    """What a score key means, for screens and exports."""
+
+    code: str
+    label: I18n
+    higher_is_better: bool | None  # None: neither (e.g. a dose)
+    low: float
+    high: float | None  # None: open-ended
+
+
+def _info(code: str, nl: str, en: str, better: bool | None, low: float, high: float | None):
+    return ScaleInfo(code, I18n(nl=nl, en=en), better, low, high)
+
+
+SCALE_INFO: dict[str, tuple[ScaleInfo, ...]] = {
+    "c15pal": (
+        _info("QL", "Algehele kwaliteit van leven", "Global quality of life", True, 0, 100),
+        _info("PF2", "Lichamelijk functioneren", "Physical functioning", True, 0, 100),
+        _info("EF", "Emotioneel functioneren", "Emotional functioning", True, 0, 100),
+        _info("FA", "Vermoeidheid", "Fatigue", False, 0, 100),
+        _info("NV", "Misselijkheid en braken", "Nausea and vomiting", False, 0, 100),
+        _info("PA", "Pijn", "Pain", False, 0, 100),
+        _info("DY", "Kortademigheid", "Dyspnoea", False, 0, 100),
+        _info("SL", "Slapeloosheid", "Insomnia", False, 0, 100),
+        _info("AP", "Verminderde eetlust", "Appetite loss", False, 0, 100),
+        _info("CO", "Obstipatie", "Constipation", False, 0, 100),
+    ),
+    "bm22": (
+        _info("PS", "Pijnlocaties", "Painful sites", False, 0, 100),
+        _info("PC", "Pijnkenmerken", "Painful characteristics", False, 0, 100),
+        _info("FI", "Functionele hinder", "Functional interference", True, 0, 100),
+        _info("PA", "Psychosociale aspecten", "Psychosocial aspects", True, 0, 100),
+    ),
+    "pain": (
+        _info("worst", "Ergste pijn", "Worst pain", False, 0, 10),
+        _info("least", "Minste pijn", "Least pain", False, 0, 10),
+        _info("average", "Gemiddelde pijn", "Average pain", False, 0, 10),
+        _info("now", "Pijn nu", "Pain now", False, 0, 10),
+        _info("severity", "Pijnernst (BPI)", "Pain severity (BPI)", False, 0, 10),
+        _info("interference", "Pijnhinder (BPI)", "Pain interference (BPI)", False, 0, 10),
+        _info("omed", "OMED (mg/dag)", "OMED (mg/day)", None, 0, None),
+    ),
+    "eq5d5l": (
+        _info("index", "EQ-5D-5L index (NL)", "EQ-5D-5L index (NL)", True, -0.446, 1),
+        _info("vas", "EQ VAS", "EQ VAS", True, 0, 100),
+    ),
+    "imcq": (),
+    "ipcq": (),
+}
+
+
+def scale_info(instrument_code: str) -> tuple[ScaleInfo, ...]:
+    """The score keys :func:`score` returns for an instrument, in display order, with
+    bilingual labels, direction and range (e.g. for the nurse's questionnaire page)."""
+    try:
+        return SCALE_INFO[instrument_code]
+    except KeyError:
+        raise KeyError(f"unknown instrument {instrument_code!r}") from None
 
 
 def table_versions(instrument_code: str) -> dict[str, str]:
