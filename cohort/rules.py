@@ -69,7 +69,7 @@ def participant_status(
 
 # --- free-text validators ---------------------------------------------------------------------
 
-_MARKUP_RE = re.compile(r"<\s*[a-zA-Z/!?]|&[a-zA-Z#][a-zA-Z0-9]*;|javascript:", re.IGNORECASE)
+_MARKUP_RE = re.compile(r"<[a-zA-Z/!?]|&[a-zA-Z#][a-zA-Z0-9]*;|javascript:", re.IGNORECASE)
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NAME_RE = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '’.\-])*$")
 _HOSPITAL_NUMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]{2,19}$")
