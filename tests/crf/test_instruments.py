@@ -178,6 +178,21 @@ def test_scoring_refers_only_to_real_items_with_matching_ranges():
         assert (pain.item(code).min, pain.item(code).max) == (0, 10)
 
 
+def test_data_files_never_mention_the_trial():
+    """Patients see these texts: PRESENT-branded, never a trial, an allocation or a treatment
+    that only one arm gets (SPEC.md §1.1)."""
+    import re
+
+    forbidden = re.compile(
+        r"blend|trial|random|allocat|loting|sbrt|stereota|controlegroep|control group|"
+        r"interventi|NCT0|NL80847",
+        re.IGNORECASE,
+    )
+    for path in DATA.glob("*.json"):
+        hits = forbidden.findall(path.read_text(encoding="utf-8"))
+        assert not hits, (path.name, hits)
+
+
 def test_data_files_are_valid_json_with_a_version():
     for path in DATA.glob("*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))

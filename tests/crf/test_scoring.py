@@ -355,6 +355,25 @@ def test_c15pal_monotonic_in_each_item(answers, item):
             assert after[scale] == before[scale], scale
 
 
+@pytest.mark.parametrize("scale", sorted(scoring.C15PAL_CONVERTED_SCALES))
+def test_c15pal_converted_scales_monotonic_exhaustively(scale):
+    """Over every answer combination of PF2/EF/FA/NV: one step worse on any item never
+    improves the scale (functional down, symptom up) - including FA's split s = 3."""
+    items, kind = scoring.C15PAL_CONVERTED_SCALES[scale]
+    for combo in itertools.product(FOUR, repeat=len(items)):
+        before = c15pal_scores(c15(**dict(zip(items, combo, strict=True))))[scale]
+        for position, value in enumerate(combo):
+            if value == 4:
+                continue
+            worse = list(combo)
+            worse[position] += 1
+            after = c15pal_scores(c15(**dict(zip(items, worse, strict=True))))[scale]
+            if kind == "functional":
+                assert after <= before, (combo, worse)
+            else:
+                assert after >= before, (combo, worse)
+
+
 @given(c15_answers)
 def test_c15pal_converted_scales_none_iff_an_item_missing(answers):
     scores = c15pal_scores(answers)
