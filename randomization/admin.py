@@ -32,6 +32,6 @@ class TrialAdmin(NoDeleteAdmin):
 
 @admin.register(Criterion)
 class CriterionAdmin(NoDeleteAdmin):
-    list_display = ("trial", "protocol_version", "kind", "order", "code")
+    list_display = ("trial", "protocol_version", "order", "code")
     list_filter = ("trial", "protocol_version", "kind")
-    ordering = ("trial", "protocol_version", "kind", "order")
+    ordering = ("trial", "protocol_version", "order")

@@ -103,7 +103,7 @@ class Criterion(models.Model):
     order = models.PositiveSmallIntegerField(_("order"), default=0)
 
     class Meta:
-        ordering = ["trial", "protocol_version", "kind", "order", "code"]
+        ordering = ["trial", "protocol_version", "order", "code"]
         verbose_name = _("eligibility criterion")
         verbose_name_plural = _("eligibility criteria")
         constraints = [
@@ -183,7 +183,7 @@ class ScreeningAnswer(models.Model):
     answer = models.CharField(_("answer"), max_length=8, choices=Answer.choices)
 
     class Meta:
-        ordering = ["screening", "criterion__kind", "criterion__order"]
+        ordering = ["screening", "criterion__order"]
         verbose_name = _("screening answer")
         verbose_name_plural = _("screening answers")
         constraints = [

@@ -76,7 +76,7 @@ def screening_get(*, user, trial: Trial, pk: int) -> Screening:
             Prefetch(
                 "answers",
                 queryset=ScreeningAnswer.objects.select_related("criterion").order_by(
-                    "criterion__kind", "criterion__order"
+                    "criterion__order"
                 ),
             )
         )
@@ -91,7 +91,7 @@ def screening_get(*, user, trial: Trial, pk: int) -> Screening:
 def criteria_current(*, trial: Trial) -> list[Criterion]:
     return list(
         Criterion.objects.filter(trial=trial, protocol_version=trial.protocol_version).order_by(
-            "kind", "order", "code"
+            "order", "code"
         )
     )
 

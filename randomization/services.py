@@ -192,7 +192,7 @@ def factor_levels(factors: list[str]) -> dict[str, list[str]]:
 def current_criteria(trial: Trial) -> list[Criterion]:
     return list(
         Criterion.objects.filter(trial=trial, protocol_version=trial.protocol_version).order_by(
-            "kind", "order", "code"
+            "order", "code"
         )
     )
 
@@ -307,7 +307,10 @@ def sequence_generate(
         errors["factors"] = [_("Permuted blocks are always stratified by site.")]
     elif method == Method.MINIMISATION and not factors:
         errors["factors"] = [_("Minimisation needs at least one factor.")]
-    probability = Decimal(str(probability))
+    try:
+        probability = Decimal(str(probability)).quantize(Decimal("0.001"))
+    except ArithmeticError:
+        probability = Decimal("0")
     if not Decimal("0.5") < probability <= Decimal("1"):
         errors["probability"] = [_("Enter a probability above 0.5 and at most 1.")]
     arms = arm_specs(trial)

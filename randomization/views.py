@@ -257,9 +257,7 @@ def randomise(request: HttpRequest, code: str, study_number: str) -> HttpRespons
     answers = []
     if readiness.screening is not None:
         answers = list(
-            readiness.screening.answers.select_related("criterion").order_by(
-                "criterion__kind", "criterion__order"
-            )
+            readiness.screening.answers.select_related("criterion").order_by("criterion__order")
         )
     return render(
         request,
