@@ -188,6 +188,9 @@ def participant_list(
             Withdrawal.objects.filter(participant=OuterRef("pk")).order_by("scope").values("scope")
         ),
     )
+    control = _control_allocations()
+    if control is not None:
+        qs = qs.annotate(not_informed=Exists(control.filter(participant=OuterRef("pk"))))
     search = (search or "").strip()[:40]
     if search:
         cond = Q(study_number__icontains=search)
@@ -211,6 +214,16 @@ def participant_list(
             Exists(Withdrawal.objects.filter(participant=OuterRef("pk")))
         )
     return qs.order_by("-registered_at", "-pk")
+
+
+def _control_allocations():
+    """Control-arm allocations (randomization app), when that app is installed: the list
+    flags "not informed" participants in the same query."""
+    try:
+        from randomization.models import Allocation
+    except ImportError:  # pragma: no cover - cohort without the trial app
+        return None
+    return Allocation.objects.filter(arm__is_intervention=False)
 
 
 def participant_get(*, user, study_number: str) -> Participant:

@@ -409,3 +409,27 @@ def test_identity_edit_needs_reason_and_is_audited(client_for, nurse_a, particip
     last = audit_trail(model=Identity, pk=identity.pk)[-1]
     assert last.changes == {"family_name": ("Jansen", "Pietersen")}
     assert last.reason == "married name" and last.user_id == nurse_a.pk
+
+
+def test_not_informed_banner_on_every_cohort_screen_of_a_control_participant(
+    client_for, nurse_a, participant_a, consented, monkeypatch
+):
+    """Control-arm participants carry the banner on the page and on every form."""
+    import randomization.selectors
+
+    record = consented(participant_a, nurse_a)[0]
+    monkeypatch.setattr(
+        randomization.selectors, "is_not_informed", lambda p: p.pk == participant_a.pk
+    )
+    client = client_for(nurse_a)
+    sn = participant_a.study_number
+    for path in (
+        "",
+        "consent/",
+        "withdrawal/",
+        "death/",
+        "identity/",
+        f"consent/{record.pk}/correct/",
+    ):
+        html = client.get(f"/cohort/{sn}/{path}").content.decode()
+        assert "not-informed-banner" in html, path
