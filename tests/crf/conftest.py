@@ -15,9 +15,22 @@ PF2_ANSWERS = {f"q{i}": 1 for i in range(1, 15)} | {"q15": 6}
 
 @pytest.fixture
 def blend(db):
+    """BLEND and its schedule, as the data migrations create them (re-created here when a
+    transactional test before this one flushed the tables)."""
+    import importlib
+
+    from django.apps import apps
+
     from randomization.models import Trial
 
-    return Trial.objects.get(code="BLEND")
+    if not Trial.objects.filter(code="BLEND").exists():
+        importlib.import_module("randomization.migrations.0002_blend_trial").create_blend(
+            apps, None
+        )
+    trial = Trial.objects.get(code="BLEND")
+    if not trial.timepoints.exists():
+        importlib.import_module("crf.migrations.0002_blend_schedule").create_schedule(apps, None)
+    return trial
 
 
 @pytest.fixture
@@ -165,3 +178,85 @@ def open_questionnaire(blend, mailoutbox):
         return q, token
 
     return _open
+
+
+# --- real Celery beat processes ---------------------------------------------------------------
+class BeatProcess:
+    """A real `celery beat` subprocess (the doorbell), with the sweep every ``interval`` s."""
+
+    def __init__(self, redis_url: str, workdir, interval: float = 1.0):
+        self.redis_url = redis_url
+        self.workdir = workdir
+        self.interval = interval
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        import sys
+        import time as _time
+
+        from tests.conftest import ARTIFACTS, ROOT, _worker_env
+
+        env = _worker_env(self.redis_url)
+        env["QUESTIONNAIRE_SWEEP_INTERVAL_SECONDS"] = str(self.interval)
+        tag = _time.monotonic_ns()
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log_path = ARTIFACTS / f"celery-beat-{tag}.log"
+        self.proc = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "blend",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.workdir / f"beat-{tag}.db"),
+                "--pidfile",
+                str(self.workdir / f"beat-{tag}.pid"),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log_path.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = _time.monotonic() + 20
+        while _time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery beat exited early; see {self.log_path}")
+            if any(self.workdir.glob(f"beat-{tag}.db*")):  # beat opened its schedule
+                return self
+            _time.sleep(0.2)
+        raise RuntimeError(f"celery beat not ready; see {self.log_path}")
+
+    def stop(self):
+        import os
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except Exception:  # noqa: BLE001
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def celery_beat_process(transactional_db, tmp_path):
+    beats: list[BeatProcess] = []
+
+    def _start(redis_url: str | None = None, interval: float = 1.0) -> BeatProcess:
+        from django.conf import settings
+
+        beat = BeatProcess(redis_url or settings.REDIS_URL, tmp_path, interval).start()
+        beats.append(beat)
+        return beat
+
+    yield _start
+    for beat in beats:
+        beat.stop()

@@ -71,7 +71,9 @@ def snap(**kw):
         ),
         # a live claim: wait until it would be stale
         (
-            snap(status="sending", sending_kind="invitation", sending_started_at=ams(2026, 5, 4, 8)),
+            snap(
+                status="sending", sending_kind="invitation", sending_started_at=ams(2026, 5, 4, 8)
+            ),
             ams(2026, 5, 4, 8, 5),
             Action.WAIT,
             ams(2026, 5, 4, 8, 10),
@@ -79,7 +81,9 @@ def snap(**kw):
         ),
         # a stale claim (worker died mid-send): send again
         (
-            snap(status="sending", sending_kind="invitation", sending_started_at=ams(2026, 5, 4, 8)),
+            snap(
+                status="sending", sending_kind="invitation", sending_started_at=ams(2026, 5, 4, 8)
+            ),
             ams(2026, 5, 4, 8, 11),
             Action.SEND_INVITATION,
             None,
@@ -87,7 +91,11 @@ def snap(**kw):
         ),
         # a stale claim discovered at night: back to open until 08:00
         (
-            snap(status="sending", sending_kind="invitation", sending_started_at=ams(2026, 5, 4, 20, 55)),
+            snap(
+                status="sending",
+                sending_kind="invitation",
+                sending_started_at=ams(2026, 5, 4, 20, 55),
+            ),
             ams(2026, 5, 4, 21, 6),
             Action.WAIT,
             ams(2026, 5, 5, 8),
@@ -152,7 +160,9 @@ def test_decide_properties(status, opens, length, sent_delay, reminders, kind, n
         sent_at=sent_at if status in ("sent", "reminded", "sending") else None,
         reminders_done=reminders if status != "scheduled" else 0,
         sending_kind=kind if status == "sending" else "",
-        sending_started_at=now - timedelta(minutes=sent_delay % 30) if status == "sending" else None,
+        sending_started_at=now - timedelta(minutes=sent_delay % 30)
+        if status == "sending"
+        else None,
     )
     step = decide(s, now=now, **KW)
     if step.action in (Action.SEND_INVITATION, Action.SEND_REMINDER):

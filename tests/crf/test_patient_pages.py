@@ -197,7 +197,9 @@ def test_english_when_preferred(client, make_participant, site_a, open_questionn
     assert 'lang="en"' in html and "Start the questionnaire" in html
 
 
-def test_invitation_mail_is_present_branded_and_names_no_trial(participant, open_questionnaire, mailoutbox):
+def test_invitation_mail_is_present_branded_and_names_no_trial(
+    participant, open_questionnaire, mailoutbox
+):
     q, token = open_questionnaire(participant)
     mail = mailoutbox[-1]
     assert "PRESENT" in mail.subject

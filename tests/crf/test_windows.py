@@ -108,7 +108,9 @@ def test_reminders_never_at_or_after_window_close():
         sent_at=sent, closes_at=ams(2026, 5, 5), reminder_days=[3, 7], hours=HOURS
     ) == [ams(2026, 5, 4, 12, 0)]
     assert (
-        reminder_times(sent_at=sent, closes_at=ams(2026, 5, 4, 12, 0), reminder_days=[3, 7], hours=HOURS)
+        reminder_times(
+            sent_at=sent, closes_at=ams(2026, 5, 4, 12, 0), reminder_days=[3, 7], hours=HOURS
+        )
         == []
     )
 
@@ -118,7 +120,9 @@ def test_reminder_late_evening_moves_to_next_morning():
     times = reminder_times(sent_at=sent, closes_at=ams(2026, 6, 1), reminder_days=[3], hours=HOURS)
     assert times == [ams(2026, 5, 4, 20, 55)]
     # configured contact hours until 20:00 push it to the morning after
-    times = reminder_times(sent_at=sent, closes_at=ams(2026, 6, 1), reminder_days=[3], hours=(8, 20))
+    times = reminder_times(
+        sent_at=sent, closes_at=ams(2026, 6, 1), reminder_days=[3], hours=(8, 20)
+    )
     assert times == [ams(2026, 5, 5, 8, 0)]
 
 
@@ -206,7 +210,5 @@ def test_add_local_days_keeps_wall_clock(at, days):
     local_in, local_out = at.astimezone(AMSTERDAM), result.astimezone(AMSTERDAM)
     assert local_out.date() == local_in.date() + timedelta(days=days)
     # the same wall-clock time except when it falls in the spring-forward gap
-    shift = abs(
-        (local_out.hour * 60 + local_out.minute) - (local_in.hour * 60 + local_in.minute)
-    )
+    shift = abs((local_out.hour * 60 + local_out.minute) - (local_in.hour * 60 + local_in.minute))
     assert shift in (0, 60)
