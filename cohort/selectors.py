@@ -21,6 +21,7 @@ from cohort.models import (
     ConsentElement,
     ConsentFormVersion,
     ConsentRecord,
+    Death,
     Identity,
     Participant,
     Withdrawal,
@@ -203,16 +204,14 @@ def participant_list(
                 identity__hospital_number=normalise_hospital_number(search),
             )
         qs = qs.filter(cond)
+    died = Exists(Death.objects.filter(participant=OuterRef("pk")))
+    withdrew = Exists(Withdrawal.objects.filter(participant=OuterRef("pk")))
     if status == Status.DECEASED:
-        qs = qs.filter(death__isnull=False)
+        qs = qs.filter(died)
     elif status == Status.WITHDRAWN:
-        qs = qs.filter(death__isnull=True).filter(
-            Exists(Withdrawal.objects.filter(participant=OuterRef("pk")))
-        )
+        qs = qs.filter(~died, withdrew)
     elif status == Status.ACTIVE:
-        qs = qs.filter(death__isnull=True).exclude(
-            Exists(Withdrawal.objects.filter(participant=OuterRef("pk")))
-        )
+        qs = qs.filter(~died, ~withdrew)
     return qs.order_by("-registered_at", "-pk")
 
 
