@@ -137,6 +137,8 @@ def parse_instrument(
     errors.update(parse_errors)
     answers = instruments.drop_not_applicable(code, answers)
     answers = {k: v for k, v in answers.items() if v is not None and k not in errors}
+    for key, message in instruments.validate(code, answers).items():
+        errors.setdefault(key, message)
     return answers, errors
 
 

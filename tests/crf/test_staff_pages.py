@@ -1,0 +1,234 @@
+"""Nurse side: worklist (scoped, fixed query count), questionnaire page, paper/phone entry
+(mode recorded, scores computed), correction with a reason (scores recomputed, audited),
+the participant-page panel, the demo mail page, and the role refusals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from core.selectors import audit_trail
+from crf import selectors, services
+from crf.models import InstrumentResponse, Questionnaire
+from tests.crf.conftest import full_answers, post_data
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def week2(blend, participant):
+    """Week 2 (pain + C15-PAL) of a participant, window open now, not answered."""
+    services.schedule_anchor(
+        participant=participant,
+        trial=blend,
+        day0=timezone.localdate() - timedelta(days=14),
+        is_actual=True,
+    )
+    return Questionnaire.objects.get(participant=participant, timepoint__code="week2")
+
+
+def entry_data(q, mode="paper", **overrides):
+    data = {"mode": mode, "completed_on": timezone.localdate().isoformat()}
+    for code in q.timepoint.instruments:
+        answers = full_answers(code) | overrides.get(code, {})
+        data |= post_data(code, answers, prefix=f"{code}-")
+    return data
+
+
+def test_paper_entry_records_mode_user_and_scores(client, nurse_a, week2):
+    client.force_login(nurse_a)
+    url = reverse("crf:questionnaire_entry", args=[week2.pk])
+    assert client.get(url).status_code == 200
+    data = entry_data(week2, mode="phone", c15pal={"q1": 1, "q2": 1, "q3": 1})
+    response = client.post(url, data)
+    assert response.status_code == 302
+    week2.refresh_from_db()
+    assert week2.status == "completed" and week2.mode == "phone" and week2.entered_by == nurse_a
+    assert week2.scores["c15pal"]["PF2"] == pytest.approx(14 * 100 / 15, abs=0.05)  # s = 9
+    last = audit_trail(model=Questionnaire, pk=week2.pk)[-1]
+    assert last.user_id == nurse_a.pk and last.changes["status"][1] == "completed"
+    # the page shows it
+    page = client.get(reverse("crf:questionnaire_detail", args=[week2.pk])).content.decode()
+    assert "PF2: 93,3" in page or "PF2: 93.3" in page
+
+
+def test_invalid_entry_shows_field_errors_and_writes_nothing(client, nurse_a, week2):
+    client.force_login(nurse_a)
+    url = reverse("crf:questionnaire_entry", args=[week2.pk])
+    data = entry_data(week2) | {"c15pal-q2": "9", "completed_on": "2999-01-01"}
+    response = client.post(url, data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="err-c15pal-q2"' in html
+    assert "future" in html.lower() or "toekomst" in html
+    week2.refresh_from_db()
+    assert week2.status == "scheduled"
+    assert not InstrumentResponse.objects.filter(questionnaire=week2).exists()
+
+
+def test_correction_needs_a_reason_and_recomputes_scores(client, nurse_a, week2):
+    client.force_login(nurse_a)
+    client.post(reverse("crf:questionnaire_entry", args=[week2.pk]), entry_data(week2))
+    week2.refresh_from_db()
+    before = week2.scores["c15pal"]["PF2"]
+    url = reverse("crf:questionnaire_correct", args=[week2.pk, "c15pal"])
+    answers = full_answers("c15pal") | {"q1": 4, "q2": 4, "q3": 4}  # s = 0 -> 0
+    data = post_data("c15pal", answers, prefix="c15pal-")
+    # without a reason: refused, nothing changes
+    response = client.post(url, data | {"reason": "  "})
+    assert response.status_code == 400
+    week2.refresh_from_db()
+    assert week2.scores["c15pal"]["PF2"] == before
+    response = client.post(url, data | {"reason": "typing error against the paper form"})
+    assert response.status_code == 302
+    week2.refresh_from_db()
+    assert week2.scores["c15pal"]["PF2"] == 0
+    r = InstrumentResponse.objects.get(questionnaire=week2, instrument="c15pal")
+    answers_change = audit_trail(model=InstrumentResponse, pk=r.pk)[-2:]
+    assert any(e.changes.get("answers") for e in answers_change)
+    assert all(e.reason == "typing error against the paper form" for e in answers_change)
+    score_change = audit_trail(model=Questionnaire, pk=week2.pk)[-1]
+    assert score_change.reason == "typing error against the paper form"
+    assert score_change.user_id == nurse_a.pk
+
+
+def test_correction_service_refuses_without_reason(nurse_a, week2):
+    services.questionnaire_enter(
+        questionnaire=week2,
+        user=nurse_a,
+        mode="paper",
+        completed_at=timezone.now(),
+        answers={c: full_answers(c) for c in week2.timepoint.instruments},
+    )
+    with pytest.raises(services.ReasonRequired):
+        services.questionnaire_answers_correct(
+            questionnaire=week2,
+            instrument="pain",
+            answers=full_answers("pain"),
+            user=nurse_a,
+            reason="",
+        )
+    with pytest.raises(services.AlreadyCompleted):
+        services.questionnaire_enter(
+            questionnaire=week2, user=nurse_a, mode="paper", completed_at=timezone.now(), answers={}
+        )
+
+
+@pytest.mark.parametrize("who", ["nurse_b", "monitor", "statistician", "administrator"])
+def test_entry_is_refused_to_other_roles_and_sites(client, request, week2, who):
+    user = request.getfixturevalue(who)
+    client.force_login(user)
+    response = client.post(reverse("crf:questionnaire_entry", args=[week2.pk]), entry_data(week2))
+    assert response.status_code in (403, 404)
+    week2.refresh_from_db()
+    assert week2.status == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [("nurse_b", 404), ("statistician", 403), ("administrator", 403), ("monitor", 200)],
+)
+def test_detail_access(client, request, week2, who, status):
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(reverse("crf:questionnaire_detail", args=[week2.pk])).status_code == status
+
+
+def test_worklist_is_scoped_and_has_a_fixed_query_count(
+    client, blend, make_participant, site_a, site_b, nurse_a, django_assert_max_num_queries
+):
+    def make(site, n):
+        for _ in range(n):
+            p = make_participant(site)
+            services.schedule_anchor(
+                participant=p,
+                trial=blend,
+                day0=timezone.localdate() - timedelta(days=28),
+                is_actual=True,
+            )
+
+    make(site_a, 2)
+    make(site_b, 1)
+    client.force_login(nurse_a)
+    url = reverse("crf:worklist")
+    with django_assert_max_num_queries(12) as small:
+        response = client.get(url + "?bucket=overdue")
+    assert response.status_code == 200
+    rows = list(response.context["page"].object_list)
+    assert rows and {q.participant.site_id for q in rows} == {site_a.pk}
+    make(site_a, 6)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        response = client.get(url + "?bucket=overdue")
+    assert len(response.context["page"].object_list) == 8  # week 4 overdue for 8 of ours
+
+
+def test_worklist_buckets(blend, participant, nurse_a, nurse_b):
+    services.schedule_anchor(
+        participant=participant,
+        trial=blend,
+        day0=timezone.localdate() - timedelta(days=28),
+        is_actual=True,
+    )
+    now = timezone.now()
+    codes = {q.timepoint.code for q in selectors.worklist(user=nurse_a, bucket="open", at=now)}
+    assert codes == {"week4"}  # week 4 window (-7..+7) is the only one open
+    assert [q.timepoint.code for q in selectors.worklist(user=nurse_a, bucket="overdue")] == [
+        "week4"
+    ]
+    Questionnaire.objects.filter(participant=participant, timepoint__code="week4").update(
+        status="failed", next_action_at=None, last_error="SMTPException"
+    )
+    assert [q.timepoint.code for q in selectors.worklist(user=nurse_a, bucket="failed")] == [
+        "week4"
+    ]
+    assert not selectors.worklist(user=nurse_b, bucket="failed").exists()
+
+
+def test_worklist_refused_to_statistician_and_admin(client, statistician, administrator):
+    for user in (statistician, administrator):
+        client.force_login(user)
+        assert client.get(reverse("crf:worklist")).status_code == 403
+
+
+def test_participant_panel(client, nurse_a, nurse_b, statistician, week2, participant):
+    services.questionnaire_enter(
+        questionnaire=week2,
+        user=nurse_a,
+        mode="paper",
+        completed_at=timezone.now(),
+        answers={c: full_answers(c) for c in week2.timepoint.instruments},
+    )
+    panel = selectors.participant_panel(user=nurse_a, participant=participant)
+    assert panel["template"] == "crf/_participant_panel.html" and panel["banner"] is None
+    rows = panel["context"]["questionnaire_rows"]
+    assert len(rows) == 9
+    row = next(r for r in rows if r["q"].timepoint.code == "week2")
+    assert row["q"].status == "completed" and dict(row["scores"])["PF2"] is not None
+    assert any("completed" in text or "ingevuld" in text for _, text in panel["timeline"])
+    assert selectors.participant_panel(user=nurse_b, participant=participant) is None
+    assert selectors.participant_panel(user=statistician, participant=participant) is None
+    from django.template.loader import render_to_string
+
+    html = render_to_string(panel["template"], panel["context"])
+    assert 'data-timepoint="week2"' in html and 'data-score="PF2"' in html
+
+
+def test_demo_mail_page_lists_files_for_staff_in_debug_only(
+    client, nurse_a, tmp_path, statistician
+):
+    (tmp_path / "20260101-000000-1.log").write_text("Subject: Uw PRESENT-vragenlijst\n\nhello")
+    with override_settings(EMAIL_FILE_PATH=str(tmp_path), DEBUG=True):
+        client.force_login(nurse_a)
+        page = client.get(reverse("crf:demo_mail")).content.decode()
+        assert "20260101-000000-1.log" in page
+        page = client.get(reverse("crf:demo_mail_file", args=["20260101-000000-1.log"]))
+        assert "Uw PRESENT-vragenlijst" in page.content.decode()
+        assert client.get(reverse("crf:demo_mail_file", args=["..%2Fsecret"])).status_code == 404
+        client.force_login(statistician)
+        assert client.get(reverse("crf:demo_mail")).status_code == 403
+    with override_settings(EMAIL_FILE_PATH=str(tmp_path), DEBUG=False):
+        client.force_login(nurse_a)
+        assert client.get(reverse("crf:demo_mail")).status_code == 404
