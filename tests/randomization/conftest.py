@@ -108,9 +108,7 @@ def make_participant(db, cohort_form, make_user) -> Callable:
             study_number=_next_study_number(), site=site, registered_by=staff[site.pk], **values
         )
         if consents:
-            answers = (
-                dict.fromkeys(CONSENT_ELEMENTS, True) if consents is True else dict(consents)
-            )
+            answers = dict.fromkeys(CONSENT_ELEMENTS, True) if consents is True else dict(consents)
             ConsentRecord.objects.bulk_create(
                 [
                     ConsentRecord(
@@ -203,7 +201,9 @@ def randomised(blend, eligible_participant) -> Callable:
     def _randomised(site, by, arm=None, **fields):
         for _ in range(20):
             participant = eligible_participant(site, by, **fields)
-            allocation = allocation_randomise(by=by, trial=blend, participant=participant).allocation
+            allocation = allocation_randomise(
+                by=by, trial=blend, participant=participant
+            ).allocation
             if arm is None or allocation.arm.code == arm:
                 return allocation
         raise AssertionError(f"no {arm} allocation in 20 tries")

@@ -138,7 +138,9 @@ def test_randomise_refusals_are_409_with_reasons(
     assert Allocation.objects.count() == 0
 
 
-@pytest.mark.parametrize("who,status", [("monitor", 403), ("statistician", 403), ("administrator", 403)])
+@pytest.mark.parametrize(
+    "who,status", [("monitor", 403), ("statistician", 403), ("administrator", 403)]
+)
 def test_randomise_refused_for_roles_without_data_entry(
     request, api_client_for, who, status, active_sequence, eligible_participant, nurse_a, site_a
 ):
@@ -189,7 +191,11 @@ def test_detail_decision_and_treatment_start(
     assert detail["arm"] == "intervention" and detail["offer"] is None
     assert api_client_for(nurse_b).get(url).status_code == 404
     today = timezone.localdate().isoformat()
-    bad = client.post(url + "decision/", {"offered_on": today, "decision": "accepted", "decided_on": today}, format="json")
+    bad = client.post(
+        url + "decision/",
+        {"offered_on": today, "decision": "accepted", "decided_on": today},
+        format="json",
+    )
     assert bad.status_code == 400 and "consent_form_version" in bad.json()["errors"]
     ok = client.post(
         url + "decision/",
@@ -213,7 +219,9 @@ def test_detail_decision_and_treatment_start(
     assert future_actual.status_code == 400 and "actual" in future_actual.json()["errors"]
 
 
-def test_decision_for_a_control_is_409(api_client_for, active_sequence, randomised, nurse_a, site_a):
+def test_decision_for_a_control_is_409(
+    api_client_for, active_sequence, randomised, nurse_a, site_a
+):
     active_sequence()
     allocation = randomised(site_a, nurse_a, arm="control")
     today = timezone.localdate().isoformat()

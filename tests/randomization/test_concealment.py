@@ -35,8 +35,17 @@ def _normalise(content: bytes) -> bytes:
 
 @pytest.fixture
 def world(
-    blend, active_sequence, randomised, make_participant, screen, eligible_participant,
-    nurse_a, investigator_a, site_a, site_b, statistician,
+    blend,
+    active_sequence,
+    randomised,
+    make_participant,
+    screen,
+    eligible_participant,
+    nurse_a,
+    investigator_a,
+    site_a,
+    site_b,
+    statistician,
 ):
     """A live trial: a few allocations, one eligible not yet randomised, one ineligible,
     an open correction."""
@@ -116,10 +125,7 @@ def _requests(world):
 def _fetch_all(client, requests) -> dict:
     out = {}
     for method, url, data in requests:
-        if method == "get":
-            response = client.get(url)
-        else:
-            response = client.post(url, data)
+        response = client.get(url) if method == "get" else client.post(url, data)
         out[(method, url)] = (response.status_code, _normalise(response.content))
     return out
 
@@ -155,13 +161,13 @@ def test_no_response_depends_on_an_unused_slot(request, client, world, who):
             assert before[(method, url)][0] in (302, 403, 404), (url, before[(method, url)][0])
 
 
-def test_positive_control_the_sequence_holder_sees_the_list(
-    client, world, sequence_statistician
-):
+def test_positive_control_the_sequence_holder_sees_the_list(client, world, sequence_statistician):
     """Proves the method above can fail: for the statistician with the permission the full
     list page changes when unused slots change, and shows the seed."""
     client.force_login(sequence_statistician)
-    url = reverse("randomization:sequence_detail", args=["BLEND", world["sequence"].pk]) + "?slots=1"
+    url = (
+        reverse("randomization:sequence_detail", args=["BLEND", world["sequence"].pk]) + "?slots=1"
+    )
     before = client.get(url)
     assert before.status_code == 200
     assert world["sequence"].seed.encode() in before.content

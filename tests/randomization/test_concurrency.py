@@ -141,7 +141,11 @@ def test_parallel_http_randomisations_against_the_live_server(
     # One 201 per participant; every repeat (or retried request) a 200 with the same body.
     assert statuses[201] == 31 and statuses[200] == 9, results
     assert Allocation.objects.count() == 31
-    bodies_same = [body for (status, body), item in zip(results, work, strict=True) if item[0] == same.study_number]
+    bodies_same = [
+        body
+        for (status, body), item in zip(results, work, strict=True)
+        if item[0] == same.study_number
+    ]
     assert len({json.dumps(b, sort_keys=True) for b in bodies_same}) == 1
     assert len(set(Allocation.objects.values_list("slot_id", flat=True))) == 31
     _assert_contiguous_and_matching(sequence)

@@ -214,7 +214,9 @@ def test_deterministic_minimisation_keeps_every_margin_tight(seed, rng_seed):
     of 150 offline simulations was 7 and 2; simple randomisation is typically off by ~25.)"""
     arms = [seq.ArmSpec("intervention", 1), seq.ArmSpec("control", 1)]
     factors = {"site": 2, "sex": 2, "tumour": 4}
-    worst, totals = _simulate(arms=arms, factors=factors, n=1000, p=1.0, seed=seed, rng_seed=rng_seed)
+    worst, totals = _simulate(
+        arms=arms, factors=factors, n=1000, p=1.0, seed=seed, rng_seed=rng_seed
+    )
     assert worst <= 10
     assert abs(totals["intervention"] - totals["control"]) <= 4
 
@@ -227,7 +229,11 @@ def test_minimisation_with_p_08_stays_far_below_simple_randomisation(seed, rng_s
     randomisation would typically be off by ~25 at a 500-participant level."""
     arms = [seq.ArmSpec("intervention", 1), seq.ArmSpec("control", 1)]
     worst, totals = _simulate(
-        arms=arms, factors={"site": 2, "sex": 2, "tumour": 4}, n=1000, p=0.8, seed=seed,
+        arms=arms,
+        factors={"site": 2, "sex": 2, "tumour": 4},
+        n=1000,
+        p=0.8,
+        seed=seed,
         rng_seed=rng_seed,
     )
     assert worst <= 20

@@ -140,7 +140,8 @@ def test_generated_sequence_is_sealed_and_its_fingerprint_recomputes_from_the_sl
     import json
 
     rows = sorted(
-        [s, p, a] for s, p, a in Slot.objects.filter(sequence=sequence).values_list(
+        [s, p, a]
+        for s, p, a in Slot.objects.filter(sequence=sequence).values_list(
             "stratum", "position", "arm__code"
         )
     )
@@ -249,8 +250,13 @@ def test_one_active_sequence_per_environment(active_sequence, sequence_statistic
 
 @pytest.mark.parametrize(
     "configured,debug,expected",
-    [("", True, "test"), ("", False, "production"), ("production", True, "production"),
-     ("test", False, "test"), ("bogus", False, "production")],
+    [
+        ("", True, "test"),
+        ("", False, "production"),
+        ("production", True, "production"),
+        ("test", False, "test"),
+        ("bogus", False, "production"),
+    ],
 )
 def test_environment_comes_from_the_setting_or_debug(settings, configured, debug, expected):
     settings.RANDOMISATION_ENVIRONMENT = configured
@@ -396,9 +402,7 @@ def test_refused_when_randomised_in_error_and_corrected(
     services.correction_decide(by=statistician, correction=correction, confirm=True)
     before = _snapshot()
     with pytest.raises(services.AllocationCorrected) as exc:
-        services.allocation_randomise(
-            by=nurse_a, trial=blend, participant=allocation.participant
-        )
+        services.allocation_randomise(by=nurse_a, trial=blend, participant=allocation.participant)
     assert exc.value.reasons == ["corrected_in_error"]
     _nothing_written(before)
 
@@ -409,12 +413,20 @@ def test_refused_without_an_active_sequence_and_the_message_says_nothing_about_a
     participant = eligible_participant(site_a, nurse_a)
     # Generated but not activated; and an active *production* list does not count here.
     services.sequence_generate(
-        by=sequence_statistician, trial=blend, method="permuted_blocks", environment="test",
-        factors=["site"], block_sizes=[4],
+        by=sequence_statistician,
+        trial=blend,
+        method="permuted_blocks",
+        environment="test",
+        factors=["site"],
+        block_sizes=[4],
     )
     prod = services.sequence_generate(
-        by=sequence_statistician, trial=blend, method="permuted_blocks",
-        environment="production", factors=["site"], block_sizes=[4],
+        by=sequence_statistician,
+        trial=blend,
+        method="permuted_blocks",
+        environment="production",
+        factors=["site"],
+        block_sizes=[4],
     )
     services.sequence_activate(by=sequence_statistician, sequence=prod)
     before = _snapshot()
@@ -467,8 +479,13 @@ def test_unique_constraints_back_up_the_lock(
     a = randomised(site_a, nurse_a)
     other = eligible_participant(site_a, nurse_a)
     base = {
-        "trial": blend, "site": site_a, "arm": a.arm, "sequence": a.sequence,
-        "stratum": a.stratum, "screening": a.screening, "randomised_by": nurse_a,
+        "trial": blend,
+        "site": site_a,
+        "arm": a.arm,
+        "sequence": a.sequence,
+        "stratum": a.stratum,
+        "screening": a.screening,
+        "randomised_by": nurse_a,
     }
     for override in (
         {"participant": a.participant, "trial_number": "BLEND-900"},
@@ -486,7 +503,9 @@ def test_minimisation_allocates_and_stores_the_imbalance_figures(
     allocations = []
     for i in range(6):
         p = eligible_participant(site_a, nurse_a, sex="female" if i % 2 else "male")
-        allocations.append(services.allocation_randomise(by=nurse_a, trial=blend, participant=p).allocation)
+        allocations.append(
+            services.allocation_randomise(by=nurse_a, trial=blend, participant=p).allocation
+        )
     decisions = list(MinimisationDecision.objects.order_by("allocation__trial_number"))
     assert len(decisions) == 6
     for allocation, decision in zip(allocations, decisions, strict=True):
@@ -591,32 +610,52 @@ def test_offer_accept_needs_trial_consent_and_refusal_keeps_the_arm(
     today = timezone.localdate()
     with pytest.raises(ValidationError) as exc:
         services.offer_decision_record(
-            by=nurse_a, allocation=allocation, offered_on=today, decision="accepted",
+            by=nurse_a,
+            allocation=allocation,
+            offered_on=today,
+            decision="accepted",
             decided_on=today,
         )
     assert set(exc.value.message_dict) == {"consent_form_version", "consent_date"}
     assert InterventionOffer.objects.count() == 0
     offer = services.offer_decision_record(
-        by=nurse_a, allocation=allocation, offered_on=today, decision="accepted",
-        decided_on=today, consent_form_version=trial_form, consent_date=today,
+        by=nurse_a,
+        allocation=allocation,
+        offered_on=today,
+        decision="accepted",
+        decided_on=today,
+        consent_form_version=trial_form,
+        consent_date=today,
     )
     assert offer.decision == "accepted" and offer.offered_by == nurse_a
     # Changing a recorded decision needs a reason; the refusal needs its own reason.
     with pytest.raises(ValidationError) as exc:
         services.offer_decision_record(
-            by=nurse_a, allocation=allocation, offered_on=today, decision="refused",
-            decided_on=today, refusal_reason="changed mind",
+            by=nurse_a,
+            allocation=allocation,
+            offered_on=today,
+            decision="refused",
+            decided_on=today,
+            refusal_reason="changed mind",
         )
     assert "reason" in exc.value.message_dict
     with pytest.raises(ValidationError) as exc:
         services.offer_decision_record(
-            by=nurse_a, allocation=allocation, offered_on=today, decision="refused",
-            decided_on=today, reason="patient called back",
+            by=nurse_a,
+            allocation=allocation,
+            offered_on=today,
+            decision="refused",
+            decided_on=today,
+            reason="patient called back",
         )
     assert "refusal_reason" in exc.value.message_dict
     services.offer_decision_record(
-        by=nurse_a, allocation=allocation, offered_on=today, decision="refused",
-        decided_on=today, refusal_reason="fears two procedures in one day",
+        by=nurse_a,
+        allocation=allocation,
+        offered_on=today,
+        decision="refused",
+        decided_on=today,
+        refusal_reason="fears two procedures in one day",
         reason="patient called back",
     )
     offer.refresh_from_db()
@@ -661,15 +700,18 @@ def test_treatment_start_anchors_the_schedule_planned_then_actual(
     import crf.services
 
     calls = []
-    monkeypatch.setattr(
-        crf.services, "schedule_anchor", lambda **kw: calls.append(kw)
-    )
+    monkeypatch.setattr(crf.services, "schedule_anchor", lambda **kw: calls.append(kw))
     active_sequence()
     allocation = randomised(site_a, nurse_a)
     today = timezone.localdate()
-    services.treatment_start_set(by=nurse_a, allocation=allocation, planned=today + timedelta(days=3))
+    services.treatment_start_set(
+        by=nurse_a, allocation=allocation, planned=today + timedelta(days=3)
+    )
     assert calls[-1]["day0"] == today + timedelta(days=3) and calls[-1]["is_actual"] is False
-    assert calls[-1]["participant"] == allocation.participant and calls[-1]["trial"] == allocation.trial
+    assert (
+        calls[-1]["participant"] == allocation.participant
+        and calls[-1]["trial"] == allocation.trial
+    )
     with pytest.raises(ValidationError) as exc:
         services.treatment_start_set(
             by=nurse_a, allocation=allocation, planned=today + timedelta(days=5)

@@ -1,0 +1,104 @@
+"""Browser: a nurse screens an eligible participant (live verdict), randomises after the
+confirmation step, records the offer and the decision; a control participant's pages show
+the "not informed" banner. Screenshots land in test-artifacts/."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from randomization import services
+from randomization.models import Allocation, InterventionOffer, Slot, Stratum
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _consume_until_next_is(arm, *, sequence, site, nurse, blend, eligible_participant):
+    """Test set-up only: use up slots until the next one in ``site`` has ``arm``."""
+    key = f"site={site.code}"
+    for _ in range(20):
+        used = Stratum.objects.get(sequence=sequence, key=key).used
+        if Slot.objects.get(sequence=sequence, stratum=key, position=used + 1).arm.code == arm:
+            return
+        services.allocation_randomise(
+            by=nurse, trial=blend, participant=eligible_participant(site, nurse)
+        )
+    raise AssertionError("list without the wanted arm")
+
+
+def test_nurse_screens_randomises_and_records_the_decision(
+    page, browser_login, screenshot, blend, active_sequence, make_participant,
+    eligible_participant, criteria_codes, nurse_a, site_a, trial_form,
+):
+    sequence = active_sequence()
+    _consume_until_next_is(
+        "intervention", sequence=sequence, site=site_a, nurse=nurse_a, blend=blend,
+        eligible_participant=eligible_participant,
+    )
+    participant = make_participant(site_a)
+    browser_login(page, page.base_url, "nurse_a")
+    page.goto(f"{page.base_url}/trials/BLEND/")
+    page.fill("[data-testid=screen-lookup] input[name=participant]", participant.study_number)
+    page.click("[data-testid=screen-lookup] button[type=submit]")
+    page.wait_for_selector("[data-testid=verdict]")
+    assert "verdict-pending" in page.get_attribute("[data-testid=verdict]", "class")
+    codes = list(criteria_codes.items())
+    for code, kind in codes[:-1]:
+        page.click(f"label[for=id_c_{code}_{0 if kind == 'inclusion' else 1}]")
+    # One exclusion answered "yes" first: the live verdict says not eligible...
+    last_code, _kind = codes[-1]
+    page.click(f"label[for=id_c_{last_code}_0]")
+    page.wait_for_selector("[data-testid=verdict].verdict-ineligible")
+    screenshot(page, "randomization-screening-ineligible")
+    # ...then corrected to "no": eligible.
+    page.click(f"label[for=id_c_{last_code}_1]")
+    page.wait_for_selector("[data-testid=verdict].verdict-eligible")
+    screenshot(page, "randomization-screening-eligible")
+    page.click("[data-testid=save-screening]")
+    page.wait_for_selector("[data-testid=eligibility-summary]")
+    screenshot(page, "randomization-confirm")
+    assert not Allocation.objects.filter(participant=participant).exists()
+    page.check("[data-testid=confirm-check]")
+    page.click("[data-testid=randomise-button]")
+    page.wait_for_selector("[data-testid=allocation-result]")
+    allocation = Allocation.objects.get(participant=participant)
+    assert allocation.arm.code == "intervention"
+    assert page.inner_text("[data-testid=trial-number]") == allocation.trial_number
+    assert page.inner_text("[data-testid=arm-name]") == allocation.arm.name
+    screenshot(page, "randomization-allocation-intervention")
+
+    page.click("[data-testid=offer-link]")
+    today = timezone.localdate().isoformat()
+    page.fill("input[name=offered_on]", today)
+    page.check("input[name=decision][value=accepted]")
+    page.fill("input[name=decided_on]", today)
+    page.select_option("select[name=consent_form_version]", str(trial_form.pk))
+    page.fill("input[name=consent_date]", today)
+    screenshot(page, "randomization-offer-form")
+    page.click("[data-testid=save-decision]")
+    page.wait_for_selector("[data-testid=offer-card] [data-testid=decision]")
+    offer = InterventionOffer.objects.get(allocation=allocation)
+    assert offer.decision == "accepted" and offer.consent_form_version == trial_form
+    assert offer.offered_by == nurse_a
+    screenshot(page, "randomization-decision-recorded")
+
+
+def test_control_participant_shows_the_not_informed_banner(
+    page, browser_login, screenshot, blend, active_sequence, randomised, nurse_a, site_a
+):
+    active_sequence()
+    control = randomised(site_a, nurse_a, arm="control")
+    browser_login(page, page.base_url, "nurse_a")
+    page.goto(f"{page.base_url}/trials/BLEND/allocations/{control.trial_number}/")
+    banner = page.wait_for_selector("[data-testid=not-informed-banner]")
+    assert banner.is_visible()
+    screenshot(page, "randomization-control-not-informed")
+    page.goto(f"{page.base_url}/trials/BLEND/allocations/{control.trial_number}/treatment-start/")
+    assert page.is_visible("[data-testid=not-informed-banner]")
+    page.goto(f"{page.base_url}/trials/BLEND/screen/{control.participant.study_number}/")
+    assert page.is_visible("[data-testid=not-informed-banner]")
+    # The cohort participant page (the cohort app includes our banner template).
+    response = page.goto(f"{page.base_url}/cohort/{control.participant.study_number}/")
+    if response is not None and response.status == 200:
+        assert page.is_visible(".not-informed-banner")
+        screenshot(page, "randomization-control-participant-page")
