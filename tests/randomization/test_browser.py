@@ -27,12 +27,25 @@ def _consume_until_next_is(arm, *, sequence, site, nurse, blend, eligible_partic
 
 
 def test_nurse_screens_randomises_and_records_the_decision(
-    page, browser_login, screenshot, blend, active_sequence, make_participant,
-    eligible_participant, criteria_codes, nurse_a, site_a, trial_form,
+    page,
+    browser_login,
+    screenshot,
+    blend,
+    active_sequence,
+    make_participant,
+    eligible_participant,
+    criteria_codes,
+    nurse_a,
+    site_a,
+    trial_form,
 ):
     sequence = active_sequence()
     _consume_until_next_is(
-        "intervention", sequence=sequence, site=site_a, nurse=nurse_a, blend=blend,
+        "intervention",
+        sequence=sequence,
+        site=site_a,
+        nurse=nurse_a,
+        blend=blend,
         eligible_participant=eligible_participant,
     )
     participant = make_participant(site_a)

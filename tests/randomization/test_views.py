@@ -6,7 +6,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from randomization.models import Allocation, ControlDisclosure, InterventionOffer, Screening, Sequence
+from randomization.models import (
+    Allocation,
+    ControlDisclosure,
+    InterventionOffer,
+    Screening,
+    Sequence,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +67,12 @@ def test_nurse_screens_randomises_and_records_the_decision(
         assert r.status_code == 200 and b"invalid-feedback" in r.content
         r = client.post(
             reverse("randomization:offer_decision", args=["BLEND", allocation.trial_number]),
-            {"offered_on": today, "decision": "refused", "decided_on": today, "refusal_reason": "no"},
+            {
+                "offered_on": today,
+                "decision": "refused",
+                "decided_on": today,
+                "refusal_reason": "no",
+            },
         )
         assert r.status_code == 302
         assert InterventionOffer.objects.get().decision == "refused"
@@ -154,8 +165,13 @@ def test_sequence_screens_for_the_permission_holder_only(
     # Bad block sizes: a field error, no sequence.
     response = client.post(
         reverse("randomization:sequence_generate", args=["BLEND"]),
-        {"method": "permuted_blocks", "environment": "test", "factors": ["site"],
-         "block_sizes": "3,5", "probability": "0.8"},
+        {
+            "method": "permuted_blocks",
+            "environment": "test",
+            "factors": ["site"],
+            "block_sizes": "3,5",
+            "probability": "0.8",
+        },
     )
     assert response.status_code == 200 and b"invalid-feedback" in response.content
     assert Sequence.objects.count() == 1
@@ -174,13 +190,17 @@ def test_corrections_two_person_through_the_screens(
     assert r.status_code == 302
     correction = allocation.corrections.get()
     # The proposer's own confirm is refused.
-    client.post(reverse("randomization:correction_decide", args=["BLEND", correction.pk]), {"confirm": "1"})
+    client.post(
+        reverse("randomization:correction_decide", args=["BLEND", correction.pk]), {"confirm": "1"}
+    )
     allocation.refresh_from_db()
     assert allocation.status == "active"
     client.force_login(statistician)
     page = client.get(reverse("randomization:correction_list", args=["BLEND"]))
     assert b"screened on the wrong scan" in page.content
-    client.post(reverse("randomization:correction_decide", args=["BLEND", correction.pk]), {"confirm": "1"})
+    client.post(
+        reverse("randomization:correction_decide", args=["BLEND", correction.pk]), {"confirm": "1"}
+    )
     allocation.refresh_from_db()
     assert allocation.status == "corrected_in_error"
 
@@ -217,6 +237,8 @@ def test_treatment_start_page_says_which_date_is_day_0(
     active_sequence()
     control = randomised(site_a, nurse_a, arm="control")
     client.force_login(nurse_a)
-    page = client.get(reverse("randomization:treatment_start", args=["BLEND", control.trial_number]))
+    page = client.get(
+        reverse("randomization:treatment_start", args=["BLEND", control.trial_number])
+    )
     assert b'data-testid="day0-help"' in page.content
     assert b"not-informed-banner" in page.content
