@@ -178,6 +178,15 @@ class StaffParticipantOutput(PseudonymisedParticipantOutput):
         return IdentityOutput(identity).data if identity is not None else None
 
 
+class ParticipantPageOutput(serializers.Serializer):
+    """One page of participants (``page`` / ``page_size`` query parameters)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = StaffParticipantOutput(many=True)
+
+
 class ParticipantDetailOutput(StaffParticipantOutput):
     consents = ConsentRecordOutput(many=True, source="consents_list")
     withdrawals = WithdrawalOutput(many=True, source="withdrawals_list")
@@ -319,7 +328,7 @@ class ParticipantListApi(_CohortApi):
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: StaffParticipantOutput(many=True)},
+        responses={200: ParticipantPageOutput},
         description="Site staff get `identity` for their own site's participants (null otherwise); "
         "statisticians get the same objects without the `identity` key.",
     )

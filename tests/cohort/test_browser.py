@@ -90,3 +90,47 @@ def test_registration_errors_are_shown_next_to_the_field(
     assert page.locator("input[name=given_name].is-invalid").count() == 1
     screenshot(page, "cohort-register-errors")
     assert Participant.objects.count() == 0
+
+
+def test_timeline_shows_correction_withdrawal_and_death_in_english(
+    page, browser_login, screenshot, nurse_a, site_a, register, consented
+):
+    from datetime import timedelta
+
+    from cohort import services
+
+    today = timezone.localdate()
+    p = register(nurse_a, site_a)
+    records = consented(p, nurse_a, on=today - timedelta(days=30))
+    services.consent_correct(
+        record=records[3], by=nurse_a, reason="box (d) was ticked no on paper", answer=False
+    )
+    services.withdrawal_record(
+        by=nurse_a,
+        participant=p,
+        scope="questionnaires",
+        effective_on=today - timedelta(days=10),
+        reason="too tiring",
+    )
+    services.death_record(
+        by=nurse_a, participant=p, died_on=today - timedelta(days=2), source="hospital_record"
+    )
+    browser_login(page, page.base_url, "nurse_a")
+    page.goto(f"{page.base_url}/cohort/{p.study_number}/")
+    page.click("button[name=language][value=en]")
+    page.wait_for_load_state("networkidle")
+    assert page.get_attribute("html", "lang") == "en"
+    timeline = page.locator("[data-testid=timeline]")
+    assert timeline.locator("li.timeline-struck").count() == 1
+    assert timeline.locator("li.timeline-withdrawal").count() == 1
+    assert timeline.locator("li.timeline-death").count() == 1
+    assert "box (d) was ticked no on paper" in timeline.inner_text()
+    assert page.locator(".participant-header [data-status=deceased]").count() == 1
+    assert (
+        page.locator(
+            "[data-testid=consent-summary] [data-element=control_uninformed] [data-answer]"
+        ).get_attribute("data-answer")
+        == "no"
+    )
+    assert page.locator("[data-testid=consent-link]").count() == 0  # no consent after death
+    screenshot(page, "cohort-participant-timeline-corrections-en")
