@@ -236,6 +236,20 @@ def participant_get(*, user, study_number: str) -> Participant:
     return participant
 
 
+def participant_by_hospital_number(*, user, hospital_number: str) -> Participant | None:
+    """The participant with this hospital record number at a site where the user may see
+    identifying data (exact match), else None."""
+    sites = access_for(user).identifying_site_ids()
+    number = normalise_hospital_number(hospital_number)
+    if not sites or not number:
+        return None
+    return (
+        _scoped_participants(user)
+        .filter(identity__site_id__in=sites, identity__hospital_number=number)
+        .first()
+    )
+
+
 def status_of(participant: Participant, on: date | None = None) -> ParticipantStatus:
     """Status from what :func:`participant_list` loaded (no query), or a query otherwise."""
     scopes = getattr(participant, "withdrawn_scopes", None)

@@ -16,6 +16,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string, select_template
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from cohort import selectors, services
@@ -101,14 +103,43 @@ def _require_write(request, participant) -> None:
 # --- list ------------------------------------------------------------------------------------
 
 
+def _safe_in_url(q: str) -> bool:
+    """A query that may appear in a URL (and so in access logs): a study number or a short
+    fragment of one. Anything else may be a hospital record number and is only POSTed."""
+    q = q.strip().upper()
+    return not q or q.startswith("PRE") or (q.isdigit() and len(q) <= 5)
+
+
 @role_required(*SITE_STAFF)
 def participant_list(request: HttpRequest) -> HttpResponse:
-    """Own sites' participants: search, status filter, pagination."""
+    """Own sites' participants: search, status filter, pagination.
+
+    The search form is POSTed so a hospital record number never lands in a URL: an exact
+    match at the user's own site opens the participant page; a study-number search
+    redirects to a bookmarkable ``?q=`` list.
+    """
+    if request.method == "POST":
+        form = SearchForm(request.POST)
+        if not form.is_valid():
+            return _list_response(request, form, search=None, status=None)
+        q, status = form.cleaned_data["q"].strip(), form.cleaned_data["status"]
+        if not _safe_in_url(q):
+            match = selectors.participant_by_hospital_number(user=request.user, hospital_number=q)
+            if match is not None:
+                return redirect("cohort:participant_detail", study_number=match.study_number)
+            return _list_response(request, form, search=q, status=status or None)
+        params = {key: value for key, value in (("q", q), ("status", status)) if value}
+        url = reverse("cohort:participant_list")
+        return redirect(f"{url}?{urlencode(params)}" if params else url)
     form = SearchForm(request.GET or None)
     search = status = None
     if form.is_bound and form.is_valid():
         search = form.cleaned_data["q"] or None
         status = form.cleaned_data["status"] or None
+    return _list_response(request, form, search=search, status=status)
+
+
+def _list_response(request, form, *, search: str | None, status: str | None) -> HttpResponse:
     qs = selectors.participant_list(user=request.user, search=search, status=status)
     paginator = Paginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))

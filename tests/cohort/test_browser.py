@@ -63,13 +63,18 @@ def test_nurse_registers_records_four_consents_and_sees_the_timeline(
     assert "UMC-778899" in page.locator("[data-testid=identity-card]").inner_text()
     screenshot(page, "cohort-participant-timeline")
 
-    # the list shows the new participant with its status; search by hospital number finds it
-    page.goto(f"{page.base_url}/cohort/?q=umc-778899")
+    # the list shows the new participant with its status
+    page.goto(f"{page.base_url}/cohort/")
     row = page.locator("table.participant-table tbody tr")
     assert row.count() == 1
     assert participant.study_number in row.inner_text()
     assert row.locator("[data-status=active]").count() == 1
     screenshot(page, "cohort-participant-list")
+    # a hospital number search (POSTed, never in a URL) opens the participant page
+    page.fill("input[name=q]", "umc-778899")
+    page.click("form.participant-search button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"/cohort/{participant.study_number}/")
     assert not [p for p in problems if "Content Security Policy" in p], problems
 
 

@@ -147,12 +147,27 @@ def test_list_and_page_refused_to_statisticians_and_administrators(
     assert client.get(f"/cohort/{participant_a.study_number}/").status_code == 403
 
 
-def test_search_by_study_number_and_hospital_number(client_for, nurse_a, register, site_a):
+def test_search_by_study_number_and_hospital_number(
+    client_for, nurse_a, nurse_b, register, site_a, site_b
+):
     one = register(nurse_a, site_a, hospital_number="ZZ1111")
     two = register(nurse_a, site_a, hospital_number="ZZ2222")
     client = client_for(nurse_a)
-    html = client.get("/cohort/", {"q": "zz2222"}).content.decode()
-    assert two.study_number in html and one.study_number not in html
+    # a hospital number is POSTed and opens the participant; it never appears in a URL
+    resp = client.post("/cohort/", {"q": "zz2222"})
+    assert resp.status_code == 302 and resp["Location"] == f"/cohort/{two.study_number}/"
+    # no match: answered in place, the number is not put in a redirect URL
+    resp = client.post("/cohort/", {"q": "ZZ9999"})
+    assert resp.status_code == 200 and "No participants found." in resp.content.decode()
+    # another site's hospital number is not found
+    other = register(nurse_b, site_b, hospital_number="YY7777")
+    resp = client.post("/cohort/", {"q": "YY7777"})
+    assert resp.status_code == 200 and other.study_number not in resp.content.decode()
+    # a study number search becomes a bookmarkable GET
+    resp = client.post("/cohort/", {"q": one.study_number, "status": "active"})
+    assert resp.status_code == 302 and one.study_number in resp["Location"]
+    html = client.get(resp["Location"]).content.decode()
+    assert one.study_number in html and two.study_number not in html
     html = client.get("/cohort/", {"q": str(int(one.study_number[4:]))}).content.decode()
     assert one.study_number in html
 
