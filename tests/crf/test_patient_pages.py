@@ -220,3 +220,18 @@ def test_patient_writes_keep_the_token_out_of_the_audit_context(
     metadata = [c.metadata for c in pghistory.models.Context.objects.all()]
     assert metadata
     assert all(token not in str(m) for m in metadata)
+
+
+def test_posts_work_with_the_origin_a_no_referrer_page_sends(participant, open_questionnaire):
+    """Browsers send ``Origin: null`` from a no-referrer page; the link token is the
+    CSRF secret of these pages, so the POST is accepted (and no CSRF cookie is set)."""
+    from django.test import Client
+
+    q, token = open_questionnaire(participant)
+    strict = Client(enforce_csrf_checks=True)
+    get = strict.get(start_url(token))
+    assert "csrftoken" not in get.cookies
+    response = strict.post(start_url(token), HTTP_ORIGIN="null")
+    assert response.status_code == 302
+    # a forged token is still only the neutral page, with or without an origin
+    assert_neutral(strict.post(start_url("B" * 43), HTTP_ORIGIN="https://evil.example"))
