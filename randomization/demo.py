@@ -1,0 +1,90 @@
+"""Demo data for the randomization app (called by ``manage.py seed_demo``; idempotent).
+
+BLEND and its criteria come from data migrations (production has them too). Here: the
+demo statistician gets the sequence permission, BLEND gets an active *test* sequence,
+and a few cohort demo participants are screened and randomised — only when the cohort
+demo participants exist; otherwise this quietly does nothing more.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from cohort.models import Participant
+from cohort.selectors import randomisation_consent
+from core.models import User
+from randomization import services
+from randomization.models import Allocation, Environment, Screening, Sequence, SequenceStatus, Trial
+
+SCREEN = 6  # participants screened
+RANDOMISE = 4  # of which randomised (the eligible ones first)
+
+
+def seed(stdout) -> None:
+    trial = Trial.objects.filter(code="BLEND").first()
+    statistician = User.objects.filter(username="statistician").first()
+    if trial is None or statistician is None:
+        stdout.write("randomization demo: BLEND or the demo statistician missing, skipped")
+        return
+    permission = Permission.objects.get(codename="manage_sequences")
+    statistician.user_permissions.add(permission)
+    statistician = User.objects.get(pk=statistician.pk)  # fresh permission cache
+
+    sequence = Sequence.objects.filter(
+        trial=trial, environment=Environment.TEST, status=SequenceStatus.ACTIVE
+    ).first()
+    if sequence is None:
+        sequence = services.sequence_generate(
+            by=statistician,
+            trial=trial,
+            method="permuted_blocks",
+            environment=Environment.TEST,
+            factors=["site"],
+            block_sizes=[4, 6],
+        )
+        services.sequence_activate(by=statistician, sequence=sequence)
+        stdout.write(
+            f"randomization demo: test sequence {sequence.pk} active ({sequence.fingerprint[:12]}…)"
+        )
+
+    nurses = {u.username: u for u in User.objects.filter(username__in=["nurse", "nurse2"])}
+    by_site = {"umcu": nurses.get("nurse"), "partner": nurses.get("nurse2")}
+    candidates = [
+        p
+        for p in Participant.objects.select_related("site")
+        .filter(site__code__in=by_site)
+        .order_by("registered_at")
+        if by_site.get(p.site.code) is not None
+    ]
+    if not candidates:
+        stdout.write("randomization demo: no cohort demo participants, no screenings")
+        return
+    if Screening.objects.filter(trial=trial).exists():
+        return  # already seeded
+
+    criteria = services.current_criteria(trial)
+    eligible_answers = {c.code: ("yes" if c.kind == "inclusion" else "no") for c in criteria}
+    today = timezone.localdate()
+    screened = randomised = 0
+    for participant in candidates[:SCREEN]:
+        nurse = by_site[participant.site.code]
+        answers = dict(eligible_answers)
+        if screened == SCREEN - 1:
+            answers["life_expectancy_under_3_months"] = "yes"  # one ineligible screening
+        screening = services.screening_record(
+            by=nurse, trial=trial, participant=participant, screened_on=today, answers=answers
+        )
+        screened += 1
+        if (
+            screening.is_eligible
+            and randomised < RANDOMISE
+            and randomisation_consent(participant, today).allowed
+            and services.current_environment() == Environment.TEST
+        ):
+            services.allocation_randomise(by=nurse, trial=trial, participant=participant)
+            randomised += 1
+    stdout.write(
+        f"randomization demo: {screened} screened, {randomised} randomised "
+        f"({Allocation.objects.filter(trial=trial).count()} allocations in BLEND)"
+    )

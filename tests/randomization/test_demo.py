@@ -1,0 +1,49 @@
+"""The demo seed: an active test sequence, a few screened/randomised participants; idempotent."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from randomization.models import Allocation, Screening, Sequence
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def demo_world(blend, make_user, make_participant):
+    from core.models import Site
+
+    umcu = Site.objects.create(code="umcu", name="UMC Utrecht")
+    partner = Site.objects.create(code="partner", name="Partner")
+    make_user("statistician", None, username="statistician")
+    make_user("nurse", umcu, username="nurse")
+    make_user("nurse", partner, username="nurse2")
+    return [make_participant(umcu if i % 2 else partner) for i in range(7)]
+
+
+def test_demo_seed_is_idempotent(demo_world, settings):
+    from randomization import demo
+
+    settings.DEBUG = True
+    settings.RANDOMISATION_ENVIRONMENT = ""
+    out = io.StringIO()
+    demo.seed(out)
+    assert Sequence.objects.filter(status="active", environment="test").count() == 1
+    assert Screening.objects.count() == 6
+    assert Screening.objects.filter(verdict="ineligible").count() == 1
+    assert Allocation.objects.count() == 4
+    demo.seed(out)
+    assert Sequence.objects.count() == 1 and Allocation.objects.count() == 4
+    assert Screening.objects.count() == 6
+
+
+def test_demo_seed_skips_quietly_without_participants(blend, make_user):
+    from randomization import demo
+
+    make_user("statistician", None, username="statistician")
+    out = io.StringIO()
+    demo.seed(out)
+    assert "no cohort demo participants" in out.getvalue()
+    assert Allocation.objects.count() == 0
