@@ -60,7 +60,7 @@ def seed(stdout) -> None:
     if not candidates:
         stdout.write("randomization demo: no cohort demo participants, no screenings")
         return
-    if Screening.objects.filter(trial=trial).exists():
+    if Screening.objects.filter(trial=trial, participant__in=candidates).exists():
         return  # already seeded
 
     criteria = services.current_criteria(trial)
@@ -82,7 +82,11 @@ def seed(stdout) -> None:
             and randomisation_consent(participant, today).allowed
             and services.current_environment() == Environment.TEST
         ):
-            services.allocation_randomise(by=nurse, trial=trial, participant=participant)
+            try:
+                services.allocation_randomise(by=nurse, trial=trial, participant=participant)
+            except services.RandomisationError as exc:
+                stdout.write(f"randomization demo: not randomised ({', '.join(exc.reasons)})")
+                break
             randomised += 1
     stdout.write(
         f"randomization demo: {screened} screened, {randomised} randomised "
