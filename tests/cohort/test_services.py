@@ -467,3 +467,26 @@ def test_consent_after_death_is_refused(nurse_a, participant_a, form_version):
             form_version=form_version,
             mode="paper",
         )
+
+
+def test_withdrawal_before_the_participant_entered_the_cohort_is_refused(
+    nurse_a, participant_a, consented
+):
+    with pytest.raises(services.DateBeforeRegistration) as exc:
+        services.withdrawal_record(
+            by=nurse_a,
+            participant=participant_a,
+            scope="trial",
+            effective_on=TODAY() - timedelta(days=400),
+        )
+    assert "effective_on" in exc.value.message_dict
+    assert not Withdrawal.objects.exists()
+    # consent taken before registration in the system: a withdrawal after the consent is fine
+    consented(participant_a, nurse_a, on=TODAY() - timedelta(days=30))
+    services.withdrawal_record(
+        by=nurse_a,
+        participant=participant_a,
+        scope="trial",
+        effective_on=TODAY() - timedelta(days=20),
+    )
+    assert Withdrawal.objects.count() == 1
