@@ -411,6 +411,24 @@ def consent_form_versions() -> QuerySet[ConsentFormVersion]:
     return ConsentFormVersion.objects.order_by("code", "-effective_from", "language")
 
 
+def consent_form_version_suggested(
+    *, language: str | None, on: date | None = None
+) -> ConsentFormVersion | None:
+    """The version in effect today (in the participant's language when known): the form's
+    default. The service still checks the version against the consent date."""
+    day = on or timezone.localdate()
+    effective = (
+        ConsentFormVersion.objects.filter(effective_from__lte=day)
+        .filter(Q(effective_to__isnull=True) | Q(effective_to__gte=day))
+        .order_by("-effective_from", "pk")
+    )
+    if language:
+        preferred = effective.filter(language=language).first()
+        if preferred is not None:
+            return preferred
+    return effective.first()
+
+
 def consent_record_get(*, participant: Participant, pk: int) -> ConsentRecord:
     record = (
         ConsentRecord.objects.filter(participant=participant, pk=pk)

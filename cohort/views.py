@@ -248,7 +248,15 @@ def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
 def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
-    form = ConsentForm(request.POST or None, form_versions=selectors.consent_form_versions())
+    identity = selectors.identity_visible(user=request.user, participant=participant)
+    suggested = selectors.consent_form_version_suggested(
+        language=identity.preferred_language if identity else None
+    )
+    form = ConsentForm(
+        request.POST or None,
+        form_versions=selectors.consent_form_versions(),
+        initial={"form_version": suggested.pk if suggested else None, "mode": "paper"},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             records = services.consents_record(

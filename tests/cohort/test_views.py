@@ -448,3 +448,19 @@ def test_not_informed_banner_on_every_cohort_screen_of_a_control_participant(
     ):
         html = client.get(f"/cohort/{sn}/{path}").content.decode()
         assert "not-informed-banner" in html, path
+
+
+def test_consent_form_suggests_the_version_in_effect_in_the_participants_language(
+    client_for, nurse_a, register, site_a, form_version, old_form_version
+):
+    from cohort.services import consent_form_version_create
+
+    english = consent_form_version_create(
+        code="present-icf", version="3", language="en", effective_from=form_version.effective_from
+    )
+    p = register(nurse_a, site_a, preferred_language="en")
+    form = client_for(nurse_a).get(f"/cohort/{p.study_number}/consent/").context["form"]
+    assert form["form_version"].value() == english.pk
+    p_nl = register(nurse_a, site_a, preferred_language="nl")
+    form = client_for(nurse_a).get(f"/cohort/{p_nl.study_number}/consent/").context["form"]
+    assert form["form_version"].value() == form_version.pk  # not the ended v2
