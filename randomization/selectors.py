@@ -278,7 +278,7 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
             "participant": participant,
             "allocations": allocations,
             "screenings": screenings[:5],
-            "trials": trials,
+            "trials": [t for t in trials if t.pk not in {a.trial_id for a in allocations}],
             "can_write": access.can_write_site(participant.site_id),
             "not_informed": not_informed,
         },

@@ -266,3 +266,30 @@ def test_openapi_schema_lists_every_endpoint(api_client_for, nurse_a):
         assert methods <= set(paths[path]), path
     post = paths["/api/v1/trials/{code}/randomisations/"]["post"]
     assert {"200", "201", "409"} <= set(post["responses"])
+
+
+@pytest.mark.parametrize(
+    "who,status",
+    [("monitor", 403), ("statistician", 403), ("administrator", 403), ("nurse_b", 404)],
+)
+def test_decision_and_treatment_start_refused_by_role_and_site(
+    request, api_client_for, who, status, active_sequence, randomised, nurse_a, site_a
+):
+    active_sequence()
+    allocation = randomised(site_a, nurse_a, arm="intervention")
+    client = api_client_for(request.getfixturevalue(who))
+    url = f"{BASE}/randomisations/{allocation.trial_number}/"
+    today = timezone.localdate().isoformat()
+    assert (
+        client.post(
+            url + "decision/", {"offered_on": today, "decision": "pending"}, format="json"
+        ).status_code
+        == status
+    )
+    assert (
+        client.put(url + "treatment-start/", {"planned": today}, format="json").status_code
+        == status
+    )
+    allocation.refresh_from_db()
+    assert allocation.treatment_start_planned is None
+    assert not InterventionOffer.objects.exists()
