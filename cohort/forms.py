@@ -281,3 +281,14 @@ class IdentityForm(forms.Form):
     phone = RegistrationForm.base_fields["phone"]
     preferred_language = RegistrationForm.base_fields["preferred_language"]
     reason = ReasonField(label=_("Reason for change"))
+
+
+class WithdrawalCorrectionForm(forms.Form):
+    effective_on = NotFutureDateField(label=_("Effective from"))
+    reason = ReasonField(label=_("Reason for correction"))
+
+
+class DeathCorrectionForm(forms.Form):
+    died_on = NotFutureDateField(label=_("Date of death"))
+    source = forms.ChoiceField(label=_("Source"), choices=DeathSource.choices, widget=_select())
+    reason = ReasonField(label=_("Reason for correction"))

@@ -440,6 +440,24 @@ def consent_record_get(*, participant: Participant, pk: int) -> ConsentRecord:
     return record
 
 
+def withdrawal_get(*, participant: Participant, pk: int) -> Withdrawal:
+    withdrawal = (
+        Withdrawal.objects.filter(participant=participant, pk=pk)
+        .select_related("participant")
+        .first()
+    )
+    if withdrawal is None:
+        raise Http404
+    return withdrawal
+
+
+def death_get(*, participant: Participant) -> Death:
+    death = Death.objects.filter(participant=participant).select_related("participant").first()
+    if death is None:
+        raise Http404
+    return death
+
+
 def site_staff_sites(*, user) -> QuerySet:
     """Sites where the user may register participants."""
     return access_for(user).writable_sites()

@@ -607,6 +607,64 @@ def death_record(*, by: User, participant: Participant, died_on: date, source: s
     return death
 
 
+@transaction.atomic
+def withdrawal_correct(
+    *, withdrawal: Withdrawal, by: User, reason: str, effective_on: date
+) -> Withdrawal:
+    """Correct the date of a withdrawal (a data-entry error), with a reason. The scope is
+    never changed: record another withdrawal instead. Nothing cancelled is restored."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired(_("A reason for change is required."))
+    participant = withdrawal.participant
+    _require_write(by=by, site_id=participant.site_id)
+    _not_future(effective_on, field="effective_on")
+    _check_free_text(reason, participant=participant)
+    current = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
+    if current.effective_on == effective_on:
+        raise NothingToCorrect(_("The correction changes nothing."))
+    current.effective_on = effective_on
+    _full_clean(current, exclude=["participant", "recorded_by"])
+    with audit_reason(reason):
+        current.save(update_fields=["effective_on"])
+    return current
+
+
+@transaction.atomic
+def death_correct(
+    *,
+    death: Death,
+    by: User,
+    reason: str,
+    died_on: date | None = None,
+    source: str | None = None,
+) -> Death:
+    """Correct the date or source of a recorded death, with a reason (old and new values
+    stay in the audit trail)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired(_("A reason for change is required."))
+    participant = death.participant
+    _require_write(by=by, site_id=participant.site_id)
+    current = Death.objects.select_for_update().get(pk=death.pk)
+    new_died_on = died_on or current.died_on
+    new_source = source or current.source
+    if (new_died_on, new_source) == (current.died_on, current.source):
+        raise NothingToCorrect(_("The correction changes nothing."))
+    _not_future(new_died_on, field="died_on")
+    if new_source not in DeathSource.values:
+        raise CohortError(_("Choose the source of this information."), field="source")
+    identity = Identity.objects.filter(participant=participant).only("date_of_birth").first()
+    if identity is not None and new_died_on < identity.date_of_birth:
+        raise CohortError(_("The date of death precedes the date of birth."), field="died_on")
+    _check_free_text(reason, participant=participant)
+    current.died_on, current.source = new_died_on, new_source
+    _full_clean(current, exclude=["participant", "recorded_by"])
+    with audit_reason(reason):
+        current.save(update_fields=["died_on", "source"])
+    return current
+
+
 # --- configuration ---------------------------------------------------------------------------
 
 

@@ -15,6 +15,12 @@ urlpatterns = [
         name="consent_correct",
     ),
     path("<str:study_number>/withdrawal/", views.withdrawal_create, name="withdrawal_create"),
+    path(
+        "<str:study_number>/withdrawal/<int:pk>/correct/",
+        views.withdrawal_correct,
+        name="withdrawal_correct",
+    ),
     path("<str:study_number>/death/", views.death_create, name="death_create"),
+    path("<str:study_number>/death/correct/", views.death_correct, name="death_correct"),
     path("<str:study_number>/identity/", views.identity_edit, name="identity_edit"),
 ]

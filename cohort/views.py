@@ -24,10 +24,12 @@ from cohort import selectors, services
 from cohort.forms import (
     ConsentCorrectionForm,
     ConsentForm,
+    DeathCorrectionForm,
     DeathForm,
     IdentityForm,
     RegistrationForm,
     SearchForm,
+    WithdrawalCorrectionForm,
     WithdrawalForm,
 )
 from cohort.models import IdentityAccess
@@ -360,6 +362,48 @@ def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
     ctx = _participant_context(request, participant)
     ctx["form"] = form
     return render(request, "cohort/death_form.html", ctx)
+
+
+@role_required(*DATA_ENTRY)
+def withdrawal_correct(request: HttpRequest, study_number: str, pk: int) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    withdrawal = selectors.withdrawal_get(participant=participant, pk=pk)
+    form = WithdrawalCorrectionForm(
+        request.POST or None, initial={"effective_on": withdrawal.effective_on}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.withdrawal_correct(withdrawal=withdrawal, by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The withdrawal has been corrected."))
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx.update({"form": form, "record_text": str(withdrawal.get_scope_display())})
+    return render(request, "cohort/record_correct.html", ctx)
+
+
+@role_required(*DATA_ENTRY)
+def death_correct(request: HttpRequest, study_number: str) -> HttpResponse:
+    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    _require_write(request, participant)
+    death = selectors.death_get(participant=participant)
+    form = DeathCorrectionForm(
+        request.POST or None, initial={"died_on": death.died_on, "source": death.source}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.death_correct(death=death, by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The death record has been corrected."))
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+    ctx = _participant_context(request, participant)
+    ctx.update({"form": form, "record_text": _("Deceased")})
+    return render(request, "cohort/record_correct.html", ctx)
 
 
 @role_required(*DATA_ENTRY)

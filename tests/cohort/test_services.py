@@ -490,3 +490,52 @@ def test_withdrawal_before_the_participant_entered_the_cohort_is_refused(
         effective_on=TODAY() - timedelta(days=20),
     )
     assert Withdrawal.objects.count() == 1
+
+
+def test_death_correction_needs_a_reason_and_keeps_old_value_in_audit(nurse_a, participant_a):
+    death = services.death_record(
+        by=nurse_a, participant=participant_a, died_on=TODAY() - timedelta(days=3), source="family"
+    )
+    with pytest.raises(services.ReasonRequired):
+        services.death_correct(death=death, by=nurse_a, reason="", died_on=TODAY())
+    with pytest.raises(services.DateInFuture):
+        services.death_correct(
+            death=death, by=nurse_a, reason="x", died_on=TODAY() + timedelta(days=1)
+        )
+    with pytest.raises(services.NothingToCorrect):
+        services.death_correct(death=death, by=nurse_a, reason="x", source="family")
+    services.death_correct(
+        death=death,
+        by=nurse_a,
+        reason="date copied from the wrong letter",
+        died_on=TODAY() - timedelta(days=4),
+    )
+    death.refresh_from_db()
+    assert death.died_on == TODAY() - timedelta(days=4)
+    last = audit_trail(model=Death, pk=death.pk)[-1]
+    assert last.changes == {
+        "died_on": (
+            (TODAY() - timedelta(days=3)).isoformat(),
+            (TODAY() - timedelta(days=4)).isoformat(),
+        )
+    }
+    assert last.reason == "date copied from the wrong letter"
+
+
+def test_withdrawal_correction(nurse_a, nurse_b, participant_a, consented):
+    consented(participant_a, nurse_a, on=TODAY() - timedelta(days=30))
+    w = services.withdrawal_record(
+        by=nurse_a, participant=participant_a, scope="questionnaires", effective_on=TODAY()
+    )
+    with pytest.raises(PermissionDenied):
+        services.withdrawal_correct(withdrawal=w, by=nurse_b, reason="x", effective_on=TODAY())
+    with pytest.raises(services.ReasonRequired):
+        services.withdrawal_correct(withdrawal=w, by=nurse_a, reason=" ", effective_on=TODAY())
+    services.withdrawal_correct(
+        withdrawal=w,
+        by=nurse_a,
+        reason="letter dated earlier",
+        effective_on=TODAY() - timedelta(days=7),
+    )
+    assert not may_contact_for_questionnaires(participant_a, TODAY() - timedelta(days=7))
+    assert audit_trail(model=Withdrawal, pk=w.pk)[-1].reason == "letter dated earlier"

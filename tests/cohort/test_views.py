@@ -232,7 +232,16 @@ def test_participant_page_shows_timeline_and_logs_identity_access(
 def test_other_site_participant_page_and_forms_are_404(client_for, nurse_a, participant_b):
     client = client_for(nurse_a)
     sn = participant_b.study_number
-    for path in ("", "consent/", "withdrawal/", "death/", "identity/", "consent/1/correct/"):
+    for path in (
+        "",
+        "consent/",
+        "withdrawal/",
+        "death/",
+        "identity/",
+        "consent/1/correct/",
+        "withdrawal/1/correct/",
+        "death/correct/",
+    ):
         assert client.get(f"/cohort/{sn}/{path}").status_code == 404
         assert client.post(f"/cohort/{sn}/{path}", {}).status_code == 404
 
@@ -464,3 +473,36 @@ def test_consent_form_suggests_the_version_in_effect_in_the_participants_languag
     p_nl = register(nurse_a, site_a, preferred_language="nl")
     form = client_for(nurse_a).get(f"/cohort/{p_nl.study_number}/consent/").context["form"]
     assert form["form_version"].value() == form_version.pk  # not the ended v2
+
+
+def test_death_and_withdrawal_correction_screens(client_for, nurse_a, participant_a, consented):
+    from cohort import services
+
+    consented(participant_a, nurse_a, on=TODAY() - timedelta(days=30))
+    w = services.withdrawal_record(
+        by=nurse_a, participant=participant_a, scope="trial", effective_on=TODAY()
+    )
+    services.death_record(by=nurse_a, participant=participant_a, died_on=TODAY(), source="family")
+    client = client_for(nurse_a)
+    sn = participant_a.study_number
+    assert f"/cohort/{sn}/death/correct/" in client.get(f"/cohort/{sn}/").content.decode()
+    resp = client.post(
+        f"/cohort/{sn}/death/correct/",
+        {"died_on": TODAY().isoformat(), "source": "general_practitioner", "reason": ""},
+    )
+    assert 'data-field="reason"' in resp.content.decode()
+    resp = client.post(
+        f"/cohort/{sn}/death/correct/",
+        {"died_on": TODAY().isoformat(), "source": "general_practitioner", "reason": "GP letter"},
+    )
+    assert resp.status_code == 302
+    assert Death.objects.get().source == "general_practitioner"
+    path = f"/cohort/{sn}/withdrawal/{w.pk}/correct/"
+    resp = client.post(path, {"effective_on": "2999-01-01", "reason": "x"})
+    assert 'data-field="effective_on"' in resp.content.decode()
+    resp = client.post(
+        path, {"effective_on": (TODAY() - timedelta(days=1)).isoformat(), "reason": "typo"}
+    )
+    assert resp.status_code == 302
+    w.refresh_from_db()
+    assert w.effective_on == TODAY() - timedelta(days=1)
