@@ -12,6 +12,7 @@ output serializers, scoped reads through cohort.selectors, writes through cohort
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -220,6 +221,23 @@ def _render_participant(request, participant: Participant, *, code: int = 200) -
     return Response(data, status=code)
 
 
+def _identity_errors_nested(call):
+    """Run a service call; refusals about identifying fields are reported under ``identity``,
+    as the input nests them there."""
+    try:
+        return call()
+    except DjangoValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            raise
+        errors = exc.message_dict
+        nested = {k: v for k, v in errors.items() if k in services.IDENTITY_FIELDS}
+        if not nested:
+            raise
+        rest = {k: v for k, v in errors.items() if k not in nested}
+        rest["identity"] = nested
+        raise serializers.ValidationError(rest) from exc
+
+
 def _require_write(user, participant: Participant) -> None:
     if not access_for(user).can_write_site(participant.site_id):
         raise PermissionDenied(_("Your role does not allow data entry at this site."))
@@ -363,7 +381,9 @@ class ParticipantListApi(_CohortApi):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         identity = values.pop("identity")
-        participant = services.participant_register(by=request.user, **values, **identity)
+        participant = _identity_errors_nested(
+            lambda: services.participant_register(by=request.user, **values, **identity)
+        )
         participant = selectors.participant_get(
             user=request.user, study_number=participant.study_number
         )
@@ -393,12 +413,14 @@ class ParticipantDetailApi(_CohortApi):
         values = dict(data.validated_data)
         reason = values.pop("reason")
         identity_changes = values.pop("identity", None) or {}
-        services.participant_update(
-            by=request.user,
-            participant=participant,
-            reason=reason,
-            changes=values,
-            identity_changes=identity_changes,
+        _identity_errors_nested(
+            lambda: services.participant_update(
+                by=request.user,
+                participant=participant,
+                reason=reason,
+                changes=values,
+                identity_changes=identity_changes,
+            )
         )
         participant = selectors.participant_get(user=request.user, study_number=study_number)
         return _render_participant(request, participant)

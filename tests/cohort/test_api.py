@@ -84,7 +84,7 @@ def test_duplicate_hospital_number_is_a_field_error_naming_the_study_number(
     before = counts()
     resp = client.post(url(), register_body(given_name="Other"), format="json")
     assert resp.status_code == 400
-    assert first["study_number"] in resp.json()["errors"]["hospital_number"][0]
+    assert first["study_number"] in resp.json()["errors"]["identity"]["hospital_number"][0]
     assert counts() == before
 
 
@@ -580,3 +580,18 @@ def test_endpoints_are_in_the_openapi_schema(api_client_for, nurse_a):
     assert "PseudonymisedParticipantOutput" in json.dumps(
         schema
     ) or "StaffParticipantOutput" in json.dumps(schema)
+
+
+def test_patch_identity_to_a_duplicate_hospital_number_is_refused_under_identity(
+    api_client_for, nurse_a, site_a, register
+):
+    first = register(nurse_a, site_a, hospital_number="DUPA01")
+    second = register(nurse_a, site_a, hospital_number="DUPA02")
+    resp = api_client_for(nurse_a).patch(
+        url(second.study_number),
+        {"reason": "typo", "identity": {"hospital_number": "dupa01"}},
+        format="json",
+    )
+    assert resp.status_code == 400
+    assert first.study_number in resp.json()["errors"]["identity"]["hospital_number"][0]
+    assert Identity.objects.get(participant=second).hospital_number == "DUPA02"
