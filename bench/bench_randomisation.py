@@ -124,12 +124,14 @@ def _participants(count, trial, sites, nurses, form, answers):
 
 
 def _parallel(fn, items) -> list:
-    from django.db import connections
+    from django.db import connection, connections
 
     barrier = threading.Barrier(len(items))
 
     def run(item):
         try:
+            # Like a server's persistent connections: connect first, then start the clock.
+            connection.ensure_connection()
             barrier.wait(timeout=60)
             started = time.perf_counter()
             result = fn(item)

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -545,13 +546,8 @@ def allocation_randomise(
     stratum = Stratum.objects.select_for_update().filter(sequence=sequence, key=key).first()
     if stratum is None:
         raise RandomisationUnavailable(reasons=["no_stratum"])
-    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
 
-    # Re-check after the locks: a concurrent request for the same participant may have won.
-    existing = _existing(trial, participant)
-    if existing is not None:
-        return _return_existing(existing)
-
+    # Under the stratum lock: the next slot (or the minimised arm). Nothing is written yet.
     decision = None
     if sequence.method == Method.PERMUTED_BLOCKS:
         if stratum.used >= stratum.size:
@@ -578,18 +574,27 @@ def allocation_randomise(
             for f, level in other_levels.items():
                 bucket = counts[f].setdefault(level, {})
                 bucket[other.arm.code] = bucket.get(other.arm.code, 0) + 1
-        n = stratum.used
         result = seq.minimise(
             arms=arms,
             counts=counts,
             levels=levels,
             probability=float(sequence.probability),
-            draw=seq.minimisation_draw(sequence.seed, n),
+            draw=seq.minimisation_draw(sequence.seed, stratum.used),
         )
         arm = Arm.objects.get(trial=trial, code=result.chosen)
         decision = result
 
-    number = Allocation.objects.filter(trial=locked_trial).count() + 1
+    # The trial row (always after the stratum: one lock order, no deadlock) serialises the
+    # trial numbers. Re-check "already randomised" after both locks, in the same query
+    # that counts the trial's allocations.
+    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    tally = Allocation.objects.filter(trial=locked_trial).aggregate(
+        n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
+    )
+    if tally["mine"]:
+        return _return_existing(_existing(trial, participant))
+
+    number = tally["n"] + 1
     with audit_reason("randomisation"):
         allocation = Allocation.objects.create(
             trial=locked_trial,
