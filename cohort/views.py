@@ -61,20 +61,37 @@ def _provider(dotted: str):
 
 
 def _panels(*, user, participant) -> list[dict]:
+    """Each provider's panel. A provider that fails is logged and shown as unavailable (the
+    participant page stays up) and its failure counts as "not informed" (fail safe)."""
     panels = []
     for dotted in PANEL_PROVIDERS:
         provider = _provider(dotted)
         if provider is None:
             continue
-        panel = provider(user=user, participant=participant)
+        try:
+            panel = provider(user=user, participant=participant)
+        except Exception:  # noqa: BLE001 - another app's bug must not take the page down
+            logger.exception("participant panel %s failed for %s", dotted, participant.study_number)
+            panel = {
+                "template": "cohort/_panel_unavailable.html",
+                "context": {"provider": dotted.split(".")[0]},
+                "banner": "not_informed",
+            }
         if panel:
             panels.append(panel)
     return panels
 
 
 def _not_informed(participant) -> bool:
+    """Control-arm participant? When the check itself fails, assume yes (never disclose)."""
     check = _provider("randomization.selectors.is_not_informed")
-    return bool(check and check(participant))
+    if check is None:
+        return False
+    try:
+        return bool(check(participant))
+    except Exception:  # noqa: BLE001
+        logger.exception("is_not_informed failed for %s", participant.study_number)
+        return True
 
 
 def _banner_template() -> str:

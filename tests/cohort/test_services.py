@@ -539,3 +539,16 @@ def test_withdrawal_correction(nurse_a, nurse_b, participant_a, consented):
     )
     assert not may_contact_for_questionnaires(participant_a, TODAY() - timedelta(days=7))
     assert audit_trail(model=Withdrawal, pk=w.pk)[-1].reason == "letter dated earlier"
+
+
+def test_identity_access_log_is_append_only(nurse_a, participant_a):
+    from cohort.models import IdentityAccess
+
+    (row,) = services.identity_access_log(
+        user=nurse_a, participants=[participant_a], context="page"
+    )
+    with pytest.raises(InternalError), transaction.atomic():
+        IdentityAccess.objects.filter(pk=row.pk).update(context="api")
+    with pytest.raises(InternalError), transaction.atomic():
+        IdentityAccess.objects.filter(pk=row.pk).delete()
+    assert IdentityAccess.objects.get(pk=row.pk).context == "page"

@@ -506,3 +506,26 @@ def test_death_and_withdrawal_correction_screens(client_for, nurse_a, participan
     assert resp.status_code == 302
     w.refresh_from_db()
     assert w.effective_on == TODAY() - timedelta(days=1)
+
+
+def test_a_failing_panel_provider_does_not_take_the_page_down_and_fails_safe(
+    client_for, nurse_a, participant_a, monkeypatch
+):
+    import sys
+    import types
+
+    from cohort import views
+
+    module = types.ModuleType("cohort_broken_panel")
+
+    def participant_panel(*, user, participant):
+        raise RuntimeError("bug in another app")
+
+    module.participant_panel = participant_panel
+    monkeypatch.setitem(sys.modules, "cohort_broken_panel", module)
+    monkeypatch.setattr(views, "PANEL_PROVIDERS", ["cohort_broken_panel.participant_panel"])
+    resp = client_for(nurse_a).get(f"/cohort/{participant_a.study_number}/")
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert "not-informed-banner" in html  # unknown trial status: never disclose
+    assert "temporarily unavailable" in html
