@@ -94,6 +94,9 @@ def test_nurse_screens_randomises_and_records_the_decision(
     assert offer.decision == "accepted" and offer.consent_form_version == trial_form
     assert offer.offered_by == nurse_a
     screenshot(page, "randomization-decision-recorded")
+    page.goto(f"{page.base_url}/trials/BLEND/")
+    assert allocation.trial_number in page.inner_text("[data-testid=allocations]")
+    screenshot(page, "randomization-trial-overview")
 
 
 def test_control_participant_shows_the_not_informed_banner(
@@ -115,3 +118,28 @@ def test_control_participant_shows_the_not_informed_banner(
     if response is not None and response.status == 200:
         assert page.is_visible(".not-informed-banner")
         screenshot(page, "randomization-control-participant-page")
+
+
+def test_statistician_generates_checks_the_fingerprint_and_activates(
+    page, browser_login, screenshot, blend, sequence_statistician, site_a, site_b
+):
+    from randomization.models import Sequence
+
+    browser_login(page, page.base_url, "seq_statistician")
+    page.goto(f"{page.base_url}/trials/BLEND/sequences/")
+    page.click("[data-testid=generate-link]")
+    page.select_option("select[name=method]", "permuted_blocks")
+    page.fill("input[name=block_sizes]", "4,6")
+    page.fill("input[name=slots_per_stratum]", "24")
+    screenshot(page, "randomization-sequence-form")
+    page.click("[data-testid=generate-button]")
+    fingerprint = page.inner_text("[data-testid=fingerprint]")
+    sequence = Sequence.objects.get()
+    assert fingerprint == sequence.fingerprint and sequence.status == "generated"
+    page.click("text=Recompute and verify")
+    page.wait_for_selector("[data-testid=verified].alert-success")
+    page.click("[data-testid=activate-button]")
+    page.wait_for_selector("text=Active (live)")
+    sequence.refresh_from_db()
+    assert sequence.status == "active" and sequence.activated_by == sequence_statistician
+    screenshot(page, "randomization-sequence-active")
