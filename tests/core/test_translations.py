@@ -12,9 +12,7 @@ MO = PO.with_suffix(".mo")
 
 def _unquote(chunks: list[str]) -> str:
     text = "".join(chunks)
-    return (
-        text.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\")
-    )
+    return text.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t").replace("\\\\", "\\")
 
 
 def parse_po(path: Path) -> list[dict]:
