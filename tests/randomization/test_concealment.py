@@ -110,6 +110,12 @@ def _requests(world):
         "/audit/?model=randomization.stratum",
         f"/audit/randomization.sequence/{seq}/",
         f"/audit/randomization.stratum/{world['stratum'].pk}/",
+        "/admin/pghistory/",
+        "/admin/",
+        # The cohort participant pages carry this app's panel and banner.
+        f"/cohort/{waiting}/",
+        f"/cohort/{world['control'].participant.study_number}/",
+        "/cohort/",
     ] + [f"/audit/randomization.slot/{pk}/" for pk in world["unused"][:5]]
     post = [
         (reverse(r + "screening_verdict", args=[code, waiting]), {"c_fit_for_radiosurgery": "yes"}),

@@ -777,3 +777,60 @@ def test_sql_count_of_randomise_is_bounded(
     with django_assert_max_num_queries(30):
         services.allocation_randomise(by=nurse_a, trial=blend, participant=participant)
     assert connection.queries_log is not None
+
+
+def test_refused_after_a_protocol_change_until_screened_again(
+    active_sequence, eligible_participant, nurse_a, site_a, blend
+):
+    from randomization.models import Criterion
+
+    active_sequence()
+    participant = eligible_participant(site_a, nurse_a)
+    for c in Criterion.objects.filter(trial=blend, protocol_version="1.0"):
+        Criterion.objects.create(
+            trial=blend,
+            protocol_version="2.0",
+            kind=c.kind,
+            code=c.code,
+            text_nl=c.text_nl,
+            text_en=c.text_en,
+            order=c.order,
+        )
+    blend.protocol_version = "2.0"
+    blend.save()
+    with pytest.raises(services.NotEligible) as exc:
+        services.allocation_randomise(by=nurse_a, trial=blend, participant=participant)
+    assert exc.value.reasons == ["screening_outdated_protocol"]
+    assert Allocation.objects.count() == 0
+    screening = services.screening_record(
+        by=nurse_a,
+        trial=blend,
+        participant=participant,
+        screened_on=timezone.localdate(),
+        answers={
+            c.code: ("yes" if c.kind == "inclusion" else "no")
+            for c in Criterion.objects.filter(protocol_version="2.0")
+        },
+    )
+    assert screening.protocol_version == "2.0" and screening.is_eligible
+    assert services.allocation_randomise(by=nurse_a, trial=blend, participant=participant).created
+
+
+def test_refused_when_the_trial_is_closed(
+    active_sequence, eligible_participant, nurse_a, site_a, blend, eligible_answers
+):
+    active_sequence()
+    participant = eligible_participant(site_a, nurse_a)
+    blend.status = "closed"
+    blend.save()
+    with pytest.raises(services.TrialClosed):
+        services.allocation_randomise(by=nurse_a, trial=blend, participant=participant)
+    with pytest.raises(services.TrialClosed):
+        services.screening_record(
+            by=nurse_a,
+            trial=blend,
+            participant=participant,
+            screened_on=timezone.localdate(),
+            answers=eligible_answers,
+        )
+    assert Allocation.objects.count() == 0
