@@ -207,7 +207,7 @@ class Questionnaire(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["next_action_at"],
+                fields=["next_action_at", "id"],
                 name="q_due",
                 condition=Q(status__in=["scheduled", "open", "sending", "sent", "reminded"]),
             ),

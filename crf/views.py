@@ -215,6 +215,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
             "counts": selectors.worklist_counts(user=request.user, at=now),
             "page": page,
             "now": now,
+            "demo_mail": settings.DEBUG,
         },
     )
 
