@@ -110,6 +110,9 @@ class DeathOutput(serializers.ModelSerializer):
 
 
 class ConsentFormVersionOutput(serializers.ModelSerializer):
+    # a plain string: the same nl/en choice set is already the PreferredLanguage enum
+    language = serializers.CharField(help_text="nl or en")
+
     class Meta:
         model = ConsentFormVersion
         fields = ["id", "code", "version", "language", "effective_from", "effective_to"]
@@ -249,7 +252,7 @@ class IdentityInput(StrictInput):
     family_name = serializers.CharField(max_length=100, validators=[validate_person_name])
     date_of_birth = NotFutureDate()
     hospital_number = serializers.CharField(max_length=20, validators=[validate_hospital_number])
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     phone = serializers.CharField(
         max_length=20, required=False, allow_blank=True, default="", validators=[validate_phone]
     )
