@@ -731,6 +731,8 @@ def offer_decision_record(
     Intervention arm only. Accepting needs the trial consent form version and date;
     refusing needs a reason. Refusers stay in the intervention arm.
     """
+    # Lock the allocation: concurrent saves of the same offer queue instead of colliding.
+    allocation = Allocation.objects.select_for_update().select_related("arm").get(pk=allocation.pk)
     _require_active_allocation(by, allocation, OfferError)
     if not allocation.arm.is_intervention:
         raise OfferError(
@@ -852,12 +854,12 @@ def treatment_start_set(
     """Record the planned and/or actual start of treatment (day 0, SPEC.md §3.4) and
     (re-)anchor the follow-up schedule on it: on the actual date once known, otherwise on
     the planned date. Changing a recorded date needs a reason."""
-    _require_active_allocation(by, allocation, TreatmentStartError)
     allocation = (
         Allocation.objects.select_for_update()
-        .select_related("participant", "trial")
+        .select_related("participant", "trial", "arm")
         .get(pk=allocation.pk)
     )
+    _require_active_allocation(by, allocation, TreatmentStartError)
     errors: dict[str, list] = {}
     randomised_on = timezone.localdate(allocation.randomised_at)
     if planned is None and actual is None:

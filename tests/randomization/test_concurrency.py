@@ -152,3 +152,24 @@ def test_parallel_http_randomisations_against_the_live_server(
     # Every insert event is attributed to the nurse whose token made the request.
     for event in events(Allocation, pgh_label="insert").select_related("pgh_context"):
         assert event.pgh_context.metadata["user"] == event.randomised_by_id
+
+
+def test_parallel_saves_of_one_offer_give_one_offer_and_no_error(
+    active_sequence, randomised, nurse_a, site_a
+):
+    from django.utils import timezone
+
+    from randomization.models import InterventionOffer
+
+    active_sequence()
+    allocation = randomised(site_a, nurse_a, arm="intervention")
+    today = timezone.localdate()
+
+    def save(_i):
+        return services.offer_decision_record(
+            by=nurse_a, allocation=allocation, offered_on=today, decision="pending"
+        )
+
+    offers = _run_parallel(save, list(range(10)))
+    assert InterventionOffer.objects.count() == 1
+    assert {o.pk for o in offers} == {InterventionOffer.objects.get().pk}
