@@ -57,6 +57,16 @@ def seed(stdout) -> None:
         .order_by("registered_at")
         if by_site.get(p.site.code) is not None
     ]
+    # Alternate the sites so both demo nurses see screened and randomised participants.
+    per_site: dict[str, list] = {}
+    for p in candidates:
+        per_site.setdefault(p.site.code, []).append(p)
+    candidates = (
+        [p for group in zip(*per_site.values(), strict=False) for p in group]
+        + [p for group in per_site.values() for p in group[min(map(len, per_site.values())) :]]
+        if per_site
+        else []
+    )
     if not candidates:
         stdout.write("randomization demo: no cohort demo participants, no screenings")
         return
