@@ -124,6 +124,9 @@ class Identity(models.Model):
     an export, a log line, or a statistician's view.
     """
 
+    # The audit screens show this model's values only to staff of the participant's own site.
+    audit_identifying = True
+
     participant = models.OneToOneField(
         Participant, on_delete=models.PROTECT, related_name="identity"
     )
