@@ -90,7 +90,9 @@ def validate_no_markup(value: str) -> None:
 
 def validate_person_name(value: str) -> None:
     validate_no_markup(value)
-    if not _NAME_RE.match((value or "").strip()):
+    text = (value or "").strip()
+    # \w also matches numeric letters such as '²' or '½'; names never contain them.
+    if not _NAME_RE.match(text) or any(c.isnumeric() for c in text):
         raise ValidationError(
             _("Use letters, spaces, apostrophes, dots and hyphens only."), code="name"
         )
