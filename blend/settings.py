@@ -317,6 +317,9 @@ LOGGING = {
 }
 
 # --- Trial configuration -----------------------------------------------------------
+# Which randomisation list this installation draws from: "test" or "production".
+# Empty means: the test list with DEBUG on, the production list with DEBUG off.
+RANDOMISATION_ENVIRONMENT = os.environ.get("RANDOMISATION_ENVIRONMENT", "")
 # Reminder days after the invitation, and the hours in which patients may be
 # contacted (Europe/Amsterdam). Data, not code, once the crf app reads them.
 QUESTIONNAIRE_REMINDER_DAYS = [int(d) for d in env_list("QUESTIONNAIRE_REMINDER_DAYS", "3,7")]
