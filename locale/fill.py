@@ -25,8 +25,16 @@ def main() -> int:
     for entry in po:
         if entry.obsolete:
             continue
-        if entry.msgid in glossary:
-            entry.msgstr = glossary[entry.msgid]
+        found = glossary.get(entry.msgid)
+        if entry.msgid_plural:
+            # Dutch has two forms: the glossary gives ["one", "many"] for the singular
+            # msgid, or the singular and the plural msgid as two keys.
+            if isinstance(found, list) and len(found) == 2:
+                entry.msgstr_plural = {0: found[0], 1: found[1]}
+            elif isinstance(found, str) and isinstance(glossary.get(entry.msgid_plural), str):
+                entry.msgstr_plural = {0: found, 1: glossary[entry.msgid_plural]}
+        elif isinstance(found, str):
+            entry.msgstr = found
         if "fuzzy" in entry.flags and entry.msgstr:
             entry.flags.remove("fuzzy")
         if entry.msgid_plural:
