@@ -175,3 +175,29 @@ def test_anchoring_after_a_withdrawal_creates_cancelled_rows(blend, participant,
     assert set(
         Questionnaire.objects.filter(participant=participant).values_list("status", flat=True)
     ) == {"cancelled"}
+
+
+def test_cohort_withdrawal_and_death_services_cancel_at_once(
+    blend, make_participant, site_a, nurse_a
+):
+    """End to end through cohort's own services (they call questionnaires_cancel_pending)."""
+    from cohort import services as cohort_services
+
+    p1, p2 = make_participant(site_a), make_participant(site_a)
+    for p in (p1, p2):
+        services.schedule_anchor(
+            participant=p, trial=blend, day0=timezone.localdate(), is_actual=True
+        )
+    cohort_services.withdrawal_record(
+        by=nurse_a,
+        participant=p1,
+        scope="questionnaires",
+        effective_on=timezone.localdate(),
+    )
+    cohort_services.death_record(
+        by=nurse_a, participant=p2, died_on=timezone.localdate(), source="family"
+    )
+    for p, why in ((p1, "withdrawal:questionnaires"), (p2, "death")):
+        rows = Questionnaire.objects.filter(participant=p)
+        assert set(rows.values_list("status", flat=True)) == {"cancelled"}
+        assert set(rows.values_list("cancel_reason", flat=True)) == {why}
