@@ -150,7 +150,7 @@ class EntryMetaForm(forms.Form):
     )
     completed_on = forms.DateField(
         label=_("Date answered"),
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The date the patient filled in the questionnaire (or answered by phone)."),
     )
 

@@ -13,6 +13,8 @@ Nothing is deleted; every model is audited (core.audit.track).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -221,6 +223,16 @@ class Questionnaire(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def first_day(self):
+        """The first local day of the window (for display)."""
+        return timezone.localtime(self.opens_at).date()
+
+    @property
+    def last_day(self):
+        """The last local day of the window, inclusive (it closes at midnight after it)."""
+        return timezone.localtime(self.closes_at - timedelta(microseconds=1)).date()
 
     @property
     def reminders_done(self) -> int:

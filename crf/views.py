@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pghistory
@@ -104,7 +105,7 @@ def patient_start(request: HttpRequest, q, token: str) -> HttpResponse:
         "crf/patient/start.html",
         {
             "token": token,
-            "closes_on": timezone.localtime(q.closes_at - timezone.timedelta(seconds=1)).date(),
+            "closes_on": timezone.localtime(q.closes_at - timedelta(seconds=1)).date(),
             "screens": [_instrument_title(c, language) for c in _steps(q)],
             "resumed": q.started_at is not None,
         },
@@ -396,7 +397,7 @@ def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
                 {
                     "name": p.name,
                     "size": p.stat().st_size,
-                    "modified": timezone.datetime.fromtimestamp(
+                    "modified": datetime.fromtimestamp(
                         p.stat().st_mtime, tz=timezone.get_current_timezone()
                     ),
                     "url": reverse("crf:demo_mail_file", args=[p.name]),

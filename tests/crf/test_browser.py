@@ -69,3 +69,46 @@ def test_patient_completes_c15pal_on_a_phone_and_nurse_sees_pf2(
     page.goto(page.base_url + reverse("crf:questionnaire_detail", args=[q.pk]))
     assert page.locator("#q-status .crf-status-completed").count() == 1
     screenshot(page, "crf-nurse-questionnaire")
+
+
+def test_nurse_worklist_and_phone_entry(
+    page, make_participant, site_a, nurse_a, blend, screenshot, browser_login
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crf import services
+    from crf.models import Questionnaire
+
+    p = make_participant(site_a)
+    services.schedule_anchor(
+        participant=p, trial=blend, day0=timezone.localdate() - timedelta(days=30), is_actual=True
+    )
+    browser_login(page, page.base_url, "nurse_a")
+    page.goto(page.base_url + reverse("crf:worklist") + "?bucket=overdue")
+    assert p.study_number in page.locator("table").inner_text()
+    screenshot(page, "crf-nurse-worklist")
+    q = Questionnaire.objects.get(participant=p, timepoint__code="week4")
+    page.goto(page.base_url + reverse("crf:questionnaire_entry", args=[q.pk]))
+    page.select_option("select[name=mode]", "phone")
+    for code in q.timepoint.instruments:
+        for item, value in full_answers(code).items():
+            name = f"{code}-{item}"
+            if isinstance(value, list):
+                for i, row in enumerate(value):
+                    page.locator(f'select[name="{name}__drug"]').nth(i).select_option(row["drug"])
+                    page.locator(f'select[name="{name}__route"]').nth(i).select_option(row["route"])
+                    page.locator(f'input[name="{name}__dose"]').nth(i).fill(str(row["daily_dose"]))
+                    page.locator(f'select[name="{name}__unit"]').nth(i).select_option(row["unit"])
+            elif page.locator(f'input[type=radio][name="{name}"]').count():
+                page.locator(f'input[name="{name}"][value="{value}"]').check()
+            else:
+                page.locator(f'[name="{name}"]').fill(str(value))
+    page.locator("form button.btn-primary").click()
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "crf-nurse-entered")
+    errors = page.locator(".patient-error, .invalid-feedback, .alert-danger").all_inner_texts()
+    assert not errors, errors
+    q.refresh_from_db()
+    assert q.status == "completed" and q.mode == "phone" and q.entered_by == nurse_a
