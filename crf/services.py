@@ -241,10 +241,16 @@ def render_message(
     return " ".join(subject.split()), text, html
 
 
-def _claim_one(now: datetime, result: SweepResult) -> tuple[bool, _Claim | None]:
-    """Lock one due row and apply the lifecycle step. Returns (found, claim-to-send)."""
-    from cohort.selectors import questionnaire_contact
+POISON_RETRY = timedelta(minutes=30)
 
+
+def _claim_one(now: datetime, result: SweepResult) -> tuple[bool, _Claim | None]:
+    """Lock one due row and apply the lifecycle step. Returns (found, claim-to-send).
+
+    An unexpected error on one row (a broken template, bad data) must not block the rows
+    behind it: the row's own changes are rolled back, the error is recorded on the row,
+    and it is looked at again in 30 minutes.
+    """
     with transaction.atomic():
         q = (
             Questionnaire.objects.due(now)
@@ -256,83 +262,99 @@ def _claim_one(now: datetime, result: SweepResult) -> tuple[bool, _Claim | None]
         if q is None:
             return False, None
         result.examined += 1
-        step = decide(
-            _snapshot(q),
-            now=now,
-            hours=conf.contact_hours(),
-            reminder_days=conf.reminder_days(),
-            stale_seconds=conf.sending_stale_seconds(),
-        )
-        if step.action is Action.MISSED:
-            q.status = S.MISSED
-            q.next_action_at = None
-            q.sending_attempt = None
-            q.sending_kind = ""
-            q.save()
-            result.missed += 1
-            return True, None
-        if step.action is Action.WAIT:
-            if step.status_if_waiting:
-                q.status = step.status_if_waiting
-                q.sending_attempt = None
-                q.sending_kind = ""
-            q.next_action_at = step.at
-            q.save()
-            result.waiting += 1
+        try:
+            with transaction.atomic():
+                return True, _apply_step(q, now, result)
+        except Exception as exc:  # noqa: BLE001 - isolate one bad row
+            logger.exception("questionnaire %s: sweep step failed", q.pk)
+            error = f"sweep error: {exc.__class__.__name__}"[:200]
+            Questionnaire.objects.filter(pk=q.pk).update(
+                last_error=error, next_action_at=now + POISON_RETRY
+            )
+            result.errors.append(error)
             return True, None
 
-        # A send: re-check at the moment of sending that the patient may be contacted.
-        decision = questionnaire_contact(q.participant, now)
-        if not decision.allowed:
-            q.status = S.CANCELLED
-            q.cancel_reason = ",".join(decision.reasons)[:200]
-            q.next_action_at = None
-            q.sending_attempt = None
-            q.sending_kind = ""
-            q.save()
-            result.cancelled += 1
-            return True, None
-        identity = getattr(q.participant, "identity", None)
-        channel = channel_for(identity)
-        address = channel.address_for(identity) if identity is not None else None
-        kind = SendKind.INVITATION if step.action is Action.SEND_INVITATION else SendKind.REMINDER
-        if address is None:
-            # Nobody to mail: keep it open for the nurses (phone or paper), look again daily.
-            if kind == SendKind.INVITATION:
-                q.status = S.OPEN
-            elif q.status == S.SENDING:
-                q.status = S.REMINDED if q.reminders_sent else S.SENT
-            if kind == SendKind.REMINDER:
-                q.reminders_failed += 1
-            q.last_error = f"no {channel.name} address"
-            q.sending_attempt = None
-            q.sending_kind = ""
-            q.next_action_at = min(now + timedelta(days=1), q.closes_at)
-            q.save()
-            result.waiting += 1
-            return True, None
 
-        token = new_token()
-        attempt = uuid.uuid4()
-        QuestionnaireLink.objects.create(
-            questionnaire=q,
-            token_hash=token_hash(token),
-            kind=kind,
-            attempt=attempt,
-            expires_at=q.closes_at,
-        )
-        q.status = S.SENDING
-        q.sending_kind = kind
-        q.sending_attempt = attempt
-        q.sending_started_at = now
-        q.next_action_at = now + timedelta(seconds=conf.sending_stale_seconds())
+def _apply_step(q: Questionnaire, now: datetime, result: SweepResult) -> _Claim | None:
+    from cohort.selectors import questionnaire_contact
+
+    step = decide(
+        _snapshot(q),
+        now=now,
+        hours=conf.contact_hours(),
+        reminder_days=conf.reminder_days(),
+        stale_seconds=conf.sending_stale_seconds(),
+    )
+    if step.action is Action.MISSED:
+        q.status = S.MISSED
+        q.next_action_at = None
+        q.sending_attempt = None
+        q.sending_kind = ""
         q.save()
-        language = getattr(identity, "preferred_language", "nl") or "nl"
-        subject, text, html = render_message(
-            kind=kind, language=language, link=patient_link(token), closes_at=q.closes_at
-        )
-        message = OutgoingMessage(to=address, subject=subject, text=text, html=html)
-        return True, _Claim(q.pk, attempt, kind, message, channel)
+        result.missed += 1
+        return None
+    if step.action is Action.WAIT:
+        if step.status_if_waiting:
+            q.status = step.status_if_waiting
+            q.sending_attempt = None
+            q.sending_kind = ""
+        q.next_action_at = step.at
+        q.save()
+        result.waiting += 1
+        return None
+
+    # A send: re-check at the moment of sending that the patient may be contacted.
+    decision = questionnaire_contact(q.participant, now)
+    if not decision.allowed:
+        q.status = S.CANCELLED
+        q.cancel_reason = ",".join(decision.reasons)[:200]
+        q.next_action_at = None
+        q.sending_attempt = None
+        q.sending_kind = ""
+        q.save()
+        result.cancelled += 1
+        return None
+    identity = getattr(q.participant, "identity", None)
+    channel = channel_for(identity)
+    address = channel.address_for(identity) if identity is not None else None
+    kind = SendKind.INVITATION if step.action is Action.SEND_INVITATION else SendKind.REMINDER
+    if address is None:
+        # Nobody to mail: keep it open for the nurses (phone or paper), look again daily.
+        if kind == SendKind.INVITATION:
+            q.status = S.OPEN
+        elif q.status == S.SENDING:
+            q.status = S.REMINDED if q.reminders_sent else S.SENT
+        if kind == SendKind.REMINDER:
+            q.reminders_failed += 1
+        q.last_error = f"no {channel.name} address"
+        q.sending_attempt = None
+        q.sending_kind = ""
+        q.next_action_at = min(now + timedelta(days=1), q.closes_at)
+        q.save()
+        result.waiting += 1
+        return None
+
+    token = new_token()
+    attempt = uuid.uuid4()
+    QuestionnaireLink.objects.create(
+        questionnaire=q,
+        token_hash=token_hash(token),
+        kind=kind,
+        attempt=attempt,
+        expires_at=q.closes_at,
+    )
+    q.status = S.SENDING
+    q.sending_kind = kind
+    q.sending_attempt = attempt
+    q.sending_started_at = now
+    q.next_action_at = now + timedelta(seconds=conf.sending_stale_seconds())
+    q.save()
+    language = getattr(identity, "preferred_language", "nl") or "nl"
+    subject, text, html = render_message(
+        kind=kind, language=language, link=patient_link(token), closes_at=q.closes_at
+    )
+    message = OutgoingMessage(to=address, subject=subject, text=text, html=html)
+    return _Claim(q.pk, attempt, kind, message, channel)
 
 
 @transaction.atomic

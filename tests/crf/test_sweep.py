@@ -249,3 +249,44 @@ def test_two_sweeps_at_once_send_each_invitation_once(
     assert sum(r.invitations for r in results) == 12
     assert sum(1 for r in results if r.invitations) >= 2  # the work really was shared
     assert Questionnaire.objects.filter(timepoint__code="baseline", status="sent").count() == 12
+
+
+def test_one_broken_row_does_not_block_the_others(
+    blend, make_participant, site_a, mailoutbox, monkeypatch
+):
+    """A row whose step raises (here: its mail cannot be rendered) is set aside with the
+    error recorded; the rows behind it are still sent."""
+    import crf.services as svc
+
+    people = [make_participant(site_a, email=f"r{i}@example.invalid") for i in range(3)]
+    for p in people:
+        services.schedule_anchor(
+            participant=p,
+            trial=blend,
+            day0=timezone.localdate() + timedelta(days=3),
+            is_actual=False,
+        )
+    Questionnaire.objects.exclude(timepoint__code="baseline").update(
+        status="cancelled", next_action_at=None
+    )
+    broken = Questionnaire.objects.get(participant=people[0], timepoint__code="baseline")
+    Questionnaire.objects.filter(pk=broken.pk).update(
+        next_action_at=timezone.now() - timedelta(days=9)
+    )
+    real = svc.render_message
+
+    def render(*, kind, language, link, closes_at):
+        if closes_at == broken.closes_at and render.calls == 0:
+            render.calls += 1
+            raise RuntimeError("template exploded")
+        return real(kind=kind, language=language, link=link, closes_at=closes_at)
+
+    render.calls = 0
+    monkeypatch.setattr(svc, "render_message", render)
+    now = at(timezone.localdate() + timedelta(days=1), 12)
+    result = services.questionnaires_sweep(now=now)
+    broken.refresh_from_db()
+    assert broken.status == "scheduled" and broken.last_error == "sweep error: RuntimeError"
+    assert broken.next_action_at == now + timedelta(minutes=30)
+    assert not QuestionnaireLink.objects.filter(questionnaire=broken).exists()  # rolled back
+    assert result.invitations == 2 and len(mailoutbox) == 2
