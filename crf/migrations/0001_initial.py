@@ -10,355 +10,1053 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('cohort', '0001_initial'),
-        ('pghistory', '0007_auto_20250421_0444'),
-        ('randomization', '0002_blend_trial'),
+        ("cohort", "0001_initial"),
+        ("pghistory", "0007_auto_20250421_0444"),
+        ("randomization", "0002_blend_trial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InstrumentResponse',
+            name="InstrumentResponse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('instrument', models.CharField(max_length=20, verbose_name='instrument')),
-                ('instrument_version', models.CharField(max_length=20, verbose_name='instrument version')),
-                ('answers', models.JSONField(blank=True, default=dict, verbose_name='answers')),
-                ('scores', models.JSONField(blank=True, default=dict, verbose_name='scores')),
-                ('saved_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='saved')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("instrument", models.CharField(max_length=20, verbose_name="instrument")),
+                (
+                    "instrument_version",
+                    models.CharField(max_length=20, verbose_name="instrument version"),
+                ),
+                ("answers", models.JSONField(blank=True, default=dict, verbose_name="answers")),
+                ("scores", models.JSONField(blank=True, default=dict, verbose_name="scores")),
+                (
+                    "saved_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="saved"),
+                ),
             ],
             options={
-                'verbose_name': 'instrument response',
-                'verbose_name_plural': 'instrument responses',
-                'ordering': ['questionnaire', 'id'],
+                "verbose_name": "instrument response",
+                "verbose_name_plural": "instrument responses",
+                "ordering": ["questionnaire", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Questionnaire',
+            name="Questionnaire",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('open', 'Open'), ('sending', 'Sending'), ('sent', 'Sent'), ('reminded', 'Reminded'), ('completed', 'Completed'), ('missed', 'Missed'), ('cancelled', 'Cancelled'), ('failed', 'Failed')], default='scheduled', max_length=12, verbose_name='status')),
-                ('day0', models.DateField(verbose_name='day 0 used')),
-                ('day0_is_actual', models.BooleanField(default=False, verbose_name='day 0 is the actual date')),
-                ('opens_at', models.DateTimeField(verbose_name='window opens')),
-                ('due_at', models.DateTimeField(verbose_name='due')),
-                ('closes_at', models.DateTimeField(verbose_name='window closes')),
-                ('next_action_at', models.DateTimeField(blank=True, null=True, verbose_name='next action at')),
-                ('sending_kind', models.CharField(blank=True, choices=[('invitation', 'Invitation'), ('reminder', 'Reminder')], max_length=12)),
-                ('sending_attempt', models.UUIDField(blank=True, editable=False, null=True)),
-                ('sending_started_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0, verbose_name='failed send attempts')),
-                ('last_error', models.CharField(blank=True, max_length=200, verbose_name='last error')),
-                ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='invitation sent')),
-                ('reminders_sent', models.PositiveSmallIntegerField(default=0, verbose_name='reminders sent')),
-                ('reminders_failed', models.PositiveSmallIntegerField(default=0, verbose_name='reminders given up')),
-                ('last_reminder_at', models.DateTimeField(blank=True, null=True, verbose_name='last reminder')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('completed_at', models.DateTimeField(blank=True, null=True, verbose_name='completed')),
-                ('mode', models.CharField(blank=True, choices=[('epro', 'Online (patient link)'), ('paper', 'Paper'), ('phone', 'By phone')], max_length=8, verbose_name='mode')),
-                ('scores', models.JSONField(blank=True, default=dict, verbose_name='scores')),
-                ('cancel_reason', models.CharField(blank=True, max_length=200, verbose_name='reason for cancelling')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('entered_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='entered by')),
-                ('participant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='questionnaires', to='cohort.participant', verbose_name='participant')),
-                ('trial', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='randomization.trial', verbose_name='trial')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("open", "Open"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("reminded", "Reminded"),
+                            ("completed", "Completed"),
+                            ("missed", "Missed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                        ],
+                        default="scheduled",
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                ("day0", models.DateField(verbose_name="day 0 used")),
+                (
+                    "day0_is_actual",
+                    models.BooleanField(default=False, verbose_name="day 0 is the actual date"),
+                ),
+                ("opens_at", models.DateTimeField(verbose_name="window opens")),
+                ("due_at", models.DateTimeField(verbose_name="due")),
+                ("closes_at", models.DateTimeField(verbose_name="window closes")),
+                (
+                    "next_action_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next action at"),
+                ),
+                (
+                    "sending_kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[("invitation", "Invitation"), ("reminder", "Reminder")],
+                        max_length=12,
+                    ),
+                ),
+                ("sending_attempt", models.UUIDField(blank=True, editable=False, null=True)),
+                ("sending_started_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "attempts",
+                    models.PositiveSmallIntegerField(
+                        default=0, verbose_name="failed send attempts"
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.CharField(blank=True, max_length=200, verbose_name="last error"),
+                ),
+                (
+                    "sent_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="invitation sent"),
+                ),
+                (
+                    "reminders_sent",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="reminders sent"),
+                ),
+                (
+                    "reminders_failed",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="reminders given up"),
+                ),
+                (
+                    "last_reminder_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last reminder"),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                (
+                    "completed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="completed"),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("epro", "Online (patient link)"),
+                            ("paper", "Paper"),
+                            ("phone", "By phone"),
+                        ],
+                        max_length=8,
+                        verbose_name="mode",
+                    ),
+                ),
+                ("scores", models.JSONField(blank=True, default=dict, verbose_name="scores")),
+                (
+                    "cancel_reason",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="reason for cancelling"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "entered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="entered by",
+                    ),
+                ),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="questionnaires",
+                        to="cohort.participant",
+                        verbose_name="participant",
+                    ),
+                ),
+                (
+                    "trial",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="randomization.trial",
+                        verbose_name="trial",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'questionnaire',
-                'verbose_name_plural': 'questionnaires',
-                'ordering': ['participant', 'opens_at'],
+                "verbose_name": "questionnaire",
+                "verbose_name_plural": "questionnaires",
+                "ordering": ["participant", "opens_at"],
             },
         ),
         migrations.CreateModel(
-            name='InstrumentResponseEvent',
+            name="InstrumentResponseEvent",
             fields=[
-                ('pgh_id', models.AutoField(primary_key=True, serialize=False)),
-                ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
-                ('pgh_label', models.TextField(help_text='The event label.')),
-                ('id', models.BigIntegerField()),
-                ('instrument', models.CharField(max_length=20, verbose_name='instrument')),
-                ('instrument_version', models.CharField(max_length=20, verbose_name='instrument version')),
-                ('answers', models.JSONField(blank=True, default=dict, verbose_name='answers')),
-                ('scores', models.JSONField(blank=True, default=dict, verbose_name='scores')),
-                ('saved_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='saved')),
-                ('pgh_context', models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='pghistory.context')),
-                ('pgh_obj', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='events', to='crf.instrumentresponse')),
-                ('questionnaire', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='crf.questionnaire')),
+                ("pgh_id", models.AutoField(primary_key=True, serialize=False)),
+                ("pgh_created_at", models.DateTimeField(auto_now_add=True)),
+                ("pgh_label", models.TextField(help_text="The event label.")),
+                ("id", models.BigIntegerField()),
+                ("instrument", models.CharField(max_length=20, verbose_name="instrument")),
+                (
+                    "instrument_version",
+                    models.CharField(max_length=20, verbose_name="instrument version"),
+                ),
+                ("answers", models.JSONField(blank=True, default=dict, verbose_name="answers")),
+                ("scores", models.JSONField(blank=True, default=dict, verbose_name="scores")),
+                (
+                    "saved_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="saved"),
+                ),
+                (
+                    "pgh_context",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="pghistory.context",
+                    ),
+                ),
+                (
+                    "pgh_obj",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="events",
+                        to="crf.instrumentresponse",
+                    ),
+                ),
+                (
+                    "questionnaire",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to="crf.questionnaire",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.AddField(
-            model_name='instrumentresponse',
-            name='questionnaire',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='responses', to='crf.questionnaire'),
+            model_name="instrumentresponse",
+            name="questionnaire",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="responses",
+                to="crf.questionnaire",
+            ),
         ),
         migrations.CreateModel(
-            name='QuestionnaireLink',
+            name="QuestionnaireLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('kind', models.CharField(choices=[('invitation', 'Invitation'), ('reminder', 'Reminder')], max_length=12)),
-                ('attempt', models.UUIDField(editable=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('expires_at', models.DateTimeField()),
-                ('questionnaire', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='links', to='crf.questionnaire')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("invitation", "Invitation"), ("reminder", "Reminder")],
+                        max_length=12,
+                    ),
+                ),
+                ("attempt", models.UUIDField(editable=False)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "questionnaire",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="links",
+                        to="crf.questionnaire",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'questionnaire link',
-                'verbose_name_plural': 'questionnaire links',
-                'ordering': ['questionnaire', 'created_at'],
+                "verbose_name": "questionnaire link",
+                "verbose_name_plural": "questionnaire links",
+                "ordering": ["questionnaire", "created_at"],
             },
         ),
         migrations.CreateModel(
-            name='QuestionnaireLinkEvent',
+            name="QuestionnaireLinkEvent",
             fields=[
-                ('pgh_id', models.AutoField(primary_key=True, serialize=False)),
-                ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
-                ('pgh_label', models.TextField(help_text='The event label.')),
-                ('id', models.BigIntegerField()),
-                ('token_hash', models.CharField(editable=False, max_length=64)),
-                ('kind', models.CharField(choices=[('invitation', 'Invitation'), ('reminder', 'Reminder')], max_length=12)),
-                ('attempt', models.UUIDField(editable=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('expires_at', models.DateTimeField()),
-                ('pgh_context', models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='pghistory.context')),
-                ('pgh_obj', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='events', to='crf.questionnairelink')),
-                ('questionnaire', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='crf.questionnaire')),
+                ("pgh_id", models.AutoField(primary_key=True, serialize=False)),
+                ("pgh_created_at", models.DateTimeField(auto_now_add=True)),
+                ("pgh_label", models.TextField(help_text="The event label.")),
+                ("id", models.BigIntegerField()),
+                ("token_hash", models.CharField(editable=False, max_length=64)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("invitation", "Invitation"), ("reminder", "Reminder")],
+                        max_length=12,
+                    ),
+                ),
+                ("attempt", models.UUIDField(editable=False)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "pgh_context",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="pghistory.context",
+                    ),
+                ),
+                (
+                    "pgh_obj",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="events",
+                        to="crf.questionnairelink",
+                    ),
+                ),
+                (
+                    "questionnaire",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to="crf.questionnaire",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Timepoint',
+            name="Timepoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=20, verbose_name='code')),
-                ('label_nl', models.CharField(max_length=60, verbose_name='label (Dutch)')),
-                ('label_en', models.CharField(max_length=60, verbose_name='label (English)')),
-                ('day_offset', models.IntegerField(verbose_name='day offset from day 0')),
-                ('window_before', models.PositiveSmallIntegerField(verbose_name='window before (days)')),
-                ('window_after', models.PositiveSmallIntegerField(verbose_name='window after (days)')),
-                ('instruments', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=20), size=None, verbose_name='instruments')),
-                ('is_primary', models.BooleanField(default=False, verbose_name='primary endpoint timepoint')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('trial', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='timepoints', to='randomization.trial', verbose_name='trial')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=20, verbose_name="code")),
+                ("label_nl", models.CharField(max_length=60, verbose_name="label (Dutch)")),
+                ("label_en", models.CharField(max_length=60, verbose_name="label (English)")),
+                ("day_offset", models.IntegerField(verbose_name="day offset from day 0")),
+                (
+                    "window_before",
+                    models.PositiveSmallIntegerField(verbose_name="window before (days)"),
+                ),
+                (
+                    "window_after",
+                    models.PositiveSmallIntegerField(verbose_name="window after (days)"),
+                ),
+                (
+                    "instruments",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=20),
+                        size=None,
+                        verbose_name="instruments",
+                    ),
+                ),
+                (
+                    "is_primary",
+                    models.BooleanField(default=False, verbose_name="primary endpoint timepoint"),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "trial",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="timepoints",
+                        to="randomization.trial",
+                        verbose_name="trial",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'timepoint',
-                'verbose_name_plural': 'timepoints',
-                'ordering': ['trial', 'day_offset', 'code'],
+                "verbose_name": "timepoint",
+                "verbose_name_plural": "timepoints",
+                "ordering": ["trial", "day_offset", "code"],
             },
         ),
         migrations.CreateModel(
-            name='QuestionnaireEvent',
+            name="QuestionnaireEvent",
             fields=[
-                ('pgh_id', models.AutoField(primary_key=True, serialize=False)),
-                ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
-                ('pgh_label', models.TextField(help_text='The event label.')),
-                ('id', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('scheduled', 'Scheduled'), ('open', 'Open'), ('sending', 'Sending'), ('sent', 'Sent'), ('reminded', 'Reminded'), ('completed', 'Completed'), ('missed', 'Missed'), ('cancelled', 'Cancelled'), ('failed', 'Failed')], default='scheduled', max_length=12, verbose_name='status')),
-                ('day0', models.DateField(verbose_name='day 0 used')),
-                ('day0_is_actual', models.BooleanField(default=False, verbose_name='day 0 is the actual date')),
-                ('opens_at', models.DateTimeField(verbose_name='window opens')),
-                ('due_at', models.DateTimeField(verbose_name='due')),
-                ('closes_at', models.DateTimeField(verbose_name='window closes')),
-                ('next_action_at', models.DateTimeField(blank=True, null=True, verbose_name='next action at')),
-                ('sending_kind', models.CharField(blank=True, choices=[('invitation', 'Invitation'), ('reminder', 'Reminder')], max_length=12)),
-                ('sending_attempt', models.UUIDField(blank=True, editable=False, null=True)),
-                ('sending_started_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0, verbose_name='failed send attempts')),
-                ('last_error', models.CharField(blank=True, max_length=200, verbose_name='last error')),
-                ('sent_at', models.DateTimeField(blank=True, null=True, verbose_name='invitation sent')),
-                ('reminders_sent', models.PositiveSmallIntegerField(default=0, verbose_name='reminders sent')),
-                ('reminders_failed', models.PositiveSmallIntegerField(default=0, verbose_name='reminders given up')),
-                ('last_reminder_at', models.DateTimeField(blank=True, null=True, verbose_name='last reminder')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('completed_at', models.DateTimeField(blank=True, null=True, verbose_name='completed')),
-                ('mode', models.CharField(blank=True, choices=[('epro', 'Online (patient link)'), ('paper', 'Paper'), ('phone', 'By phone')], max_length=8, verbose_name='mode')),
-                ('scores', models.JSONField(blank=True, default=dict, verbose_name='scores')),
-                ('cancel_reason', models.CharField(blank=True, max_length=200, verbose_name='reason for cancelling')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('entered_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to=settings.AUTH_USER_MODEL, verbose_name='entered by')),
-                ('participant', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='cohort.participant', verbose_name='participant')),
-                ('pgh_context', models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='pghistory.context')),
-                ('pgh_obj', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='events', to='crf.questionnaire')),
-                ('trial', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='randomization.trial', verbose_name='trial')),
-                ('timepoint', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='crf.timepoint')),
+                ("pgh_id", models.AutoField(primary_key=True, serialize=False)),
+                ("pgh_created_at", models.DateTimeField(auto_now_add=True)),
+                ("pgh_label", models.TextField(help_text="The event label.")),
+                ("id", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("scheduled", "Scheduled"),
+                            ("open", "Open"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("reminded", "Reminded"),
+                            ("completed", "Completed"),
+                            ("missed", "Missed"),
+                            ("cancelled", "Cancelled"),
+                            ("failed", "Failed"),
+                        ],
+                        default="scheduled",
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                ("day0", models.DateField(verbose_name="day 0 used")),
+                (
+                    "day0_is_actual",
+                    models.BooleanField(default=False, verbose_name="day 0 is the actual date"),
+                ),
+                ("opens_at", models.DateTimeField(verbose_name="window opens")),
+                ("due_at", models.DateTimeField(verbose_name="due")),
+                ("closes_at", models.DateTimeField(verbose_name="window closes")),
+                (
+                    "next_action_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next action at"),
+                ),
+                (
+                    "sending_kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[("invitation", "Invitation"), ("reminder", "Reminder")],
+                        max_length=12,
+                    ),
+                ),
+                ("sending_attempt", models.UUIDField(blank=True, editable=False, null=True)),
+                ("sending_started_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "attempts",
+                    models.PositiveSmallIntegerField(
+                        default=0, verbose_name="failed send attempts"
+                    ),
+                ),
+                (
+                    "last_error",
+                    models.CharField(blank=True, max_length=200, verbose_name="last error"),
+                ),
+                (
+                    "sent_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="invitation sent"),
+                ),
+                (
+                    "reminders_sent",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="reminders sent"),
+                ),
+                (
+                    "reminders_failed",
+                    models.PositiveSmallIntegerField(default=0, verbose_name="reminders given up"),
+                ),
+                (
+                    "last_reminder_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last reminder"),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                (
+                    "completed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="completed"),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("epro", "Online (patient link)"),
+                            ("paper", "Paper"),
+                            ("phone", "By phone"),
+                        ],
+                        max_length=8,
+                        verbose_name="mode",
+                    ),
+                ),
+                ("scores", models.JSONField(blank=True, default=dict, verbose_name="scores")),
+                (
+                    "cancel_reason",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="reason for cancelling"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "entered_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="entered by",
+                    ),
+                ),
+                (
+                    "participant",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to="cohort.participant",
+                        verbose_name="participant",
+                    ),
+                ),
+                (
+                    "pgh_context",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="pghistory.context",
+                    ),
+                ),
+                (
+                    "pgh_obj",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="events",
+                        to="crf.questionnaire",
+                    ),
+                ),
+                (
+                    "trial",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to="randomization.trial",
+                        verbose_name="trial",
+                    ),
+                ),
+                (
+                    "timepoint",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to="crf.timepoint",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.AddField(
-            model_name='questionnaire',
-            name='timepoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='questionnaires', to='crf.timepoint'),
+            model_name="questionnaire",
+            name="timepoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="questionnaires",
+                to="crf.timepoint",
+            ),
         ),
         migrations.CreateModel(
-            name='TimepointEvent',
+            name="TimepointEvent",
             fields=[
-                ('pgh_id', models.AutoField(primary_key=True, serialize=False)),
-                ('pgh_created_at', models.DateTimeField(auto_now_add=True)),
-                ('pgh_label', models.TextField(help_text='The event label.')),
-                ('id', models.BigIntegerField()),
-                ('code', models.SlugField(db_index=False, max_length=20, verbose_name='code')),
-                ('label_nl', models.CharField(max_length=60, verbose_name='label (Dutch)')),
-                ('label_en', models.CharField(max_length=60, verbose_name='label (English)')),
-                ('day_offset', models.IntegerField(verbose_name='day offset from day 0')),
-                ('window_before', models.PositiveSmallIntegerField(verbose_name='window before (days)')),
-                ('window_after', models.PositiveSmallIntegerField(verbose_name='window after (days)')),
-                ('instruments', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=20), size=None, verbose_name='instruments')),
-                ('is_primary', models.BooleanField(default=False, verbose_name='primary endpoint timepoint')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('pgh_context', models.ForeignKey(db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='pghistory.context')),
-                ('pgh_obj', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='events', to='crf.timepoint')),
-                ('trial', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', related_query_name='+', to='randomization.trial', verbose_name='trial')),
+                ("pgh_id", models.AutoField(primary_key=True, serialize=False)),
+                ("pgh_created_at", models.DateTimeField(auto_now_add=True)),
+                ("pgh_label", models.TextField(help_text="The event label.")),
+                ("id", models.BigIntegerField()),
+                ("code", models.SlugField(db_index=False, max_length=20, verbose_name="code")),
+                ("label_nl", models.CharField(max_length=60, verbose_name="label (Dutch)")),
+                ("label_en", models.CharField(max_length=60, verbose_name="label (English)")),
+                ("day_offset", models.IntegerField(verbose_name="day offset from day 0")),
+                (
+                    "window_before",
+                    models.PositiveSmallIntegerField(verbose_name="window before (days)"),
+                ),
+                (
+                    "window_after",
+                    models.PositiveSmallIntegerField(verbose_name="window after (days)"),
+                ),
+                (
+                    "instruments",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=20),
+                        size=None,
+                        verbose_name="instruments",
+                    ),
+                ),
+                (
+                    "is_primary",
+                    models.BooleanField(default=False, verbose_name="primary endpoint timepoint"),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "pgh_context",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="pghistory.context",
+                    ),
+                ),
+                (
+                    "pgh_obj",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="events",
+                        to="crf.timepoint",
+                    ),
+                ),
+                (
+                    "trial",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        related_query_name="+",
+                        to="randomization.trial",
+                        verbose_name="trial",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='instrumentresponseevent',
-            trigger=pgtrigger.compiler.Trigger(name='audit_no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;", hash='dd58e03e24a67f8cc21012256be3ddd7bf03989b', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_audit_no_truncate_f06b5', table='crf_instrumentresponseevent', when='BEFORE')),
+            model_name="instrumentresponseevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="audit_no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;",
+                    hash="dd58e03e24a67f8cc21012256be3ddd7bf03989b",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_audit_no_truncate_f06b5",
+                    table="crf_instrumentresponseevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='instrumentresponseevent',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='1e653401098dfadfa140631c28980211bf3742bd', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_16bc0', table='crf_instrumentresponseevent', when='BEFORE')),
+            model_name="instrumentresponseevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="1e653401098dfadfa140631c28980211bf3742bd",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_16bc0",
+                    table="crf_instrumentresponseevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='instrumentresponse',
-            constraint=models.UniqueConstraint(fields=('questionnaire', 'instrument'), name='response_unique_instrument'),
+            model_name="instrumentresponse",
+            constraint=models.UniqueConstraint(
+                fields=("questionnaire", "instrument"), name="response_unique_instrument"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='instrumentresponse',
-            trigger=pgtrigger.compiler.Trigger(name='no_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;", hash='509e49b9ac5c673de0d5eee351763632dd34ae0d', operation='DELETE', pgid='pgtrigger_no_delete_a182b', table='crf_instrumentresponse', when='BEFORE')),
+            model_name="instrumentresponse",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;",
+                    hash="509e49b9ac5c673de0d5eee351763632dd34ae0d",
+                    operation="DELETE",
+                    pgid="pgtrigger_no_delete_a182b",
+                    table="crf_instrumentresponse",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='instrumentresponse',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_instrumentresponseevent" ("answers", "id", "instrument", "instrument_version", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "saved_at", "scores") VALUES (NEW."answers", NEW."id", NEW."instrument", NEW."instrument_version", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."questionnaire_id", NEW."saved_at", NEW."scores"); RETURN NULL;', hash='ebe8783c37e1d6f0746a7d2f5bf9b02581448c1f', operation='INSERT', pgid='pgtrigger_insert_insert_71a09', table='crf_instrumentresponse', when='AFTER')),
+            model_name="instrumentresponse",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_instrumentresponseevent" ("answers", "id", "instrument", "instrument_version", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "saved_at", "scores") VALUES (NEW."answers", NEW."id", NEW."instrument", NEW."instrument_version", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."questionnaire_id", NEW."saved_at", NEW."scores"); RETURN NULL;',
+                    hash="ebe8783c37e1d6f0746a7d2f5bf9b02581448c1f",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_71a09",
+                    table="crf_instrumentresponse",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='instrumentresponse',
-            trigger=pgtrigger.compiler.Trigger(name='update_update', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD.* IS DISTINCT FROM NEW.*)', func='INSERT INTO "crf_instrumentresponseevent" ("answers", "id", "instrument", "instrument_version", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "saved_at", "scores") VALUES (NEW."answers", NEW."id", NEW."instrument", NEW."instrument_version", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."questionnaire_id", NEW."saved_at", NEW."scores"); RETURN NULL;', hash='eb4d63b06d552e802299b5afc0067c4036d2d833', operation='UPDATE', pgid='pgtrigger_update_update_be2d0', table='crf_instrumentresponse', when='AFTER')),
+            model_name="instrumentresponse",
+            trigger=pgtrigger.compiler.Trigger(
+                name="update_update",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition="WHEN (OLD.* IS DISTINCT FROM NEW.*)",
+                    func='INSERT INTO "crf_instrumentresponseevent" ("answers", "id", "instrument", "instrument_version", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "saved_at", "scores") VALUES (NEW."answers", NEW."id", NEW."instrument", NEW."instrument_version", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."questionnaire_id", NEW."saved_at", NEW."scores"); RETURN NULL;',
+                    hash="eb4d63b06d552e802299b5afc0067c4036d2d833",
+                    operation="UPDATE",
+                    pgid="pgtrigger_update_update_be2d0",
+                    table="crf_instrumentresponse",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='instrumentresponse',
-            trigger=pgtrigger.compiler.Trigger(name='delete_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_instrumentresponseevent" ("answers", "id", "instrument", "instrument_version", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "saved_at", "scores") VALUES (OLD."answers", OLD."id", OLD."instrument", OLD."instrument_version", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."questionnaire_id", OLD."saved_at", OLD."scores"); RETURN NULL;', hash='21db8dd0f501dbf066fd081323cf90b4b3c08815', operation='DELETE', pgid='pgtrigger_delete_delete_422a7', table='crf_instrumentresponse', when='AFTER')),
+            model_name="instrumentresponse",
+            trigger=pgtrigger.compiler.Trigger(
+                name="delete_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_instrumentresponseevent" ("answers", "id", "instrument", "instrument_version", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "saved_at", "scores") VALUES (OLD."answers", OLD."id", OLD."instrument", OLD."instrument_version", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."questionnaire_id", OLD."saved_at", OLD."scores"); RETURN NULL;',
+                    hash="21db8dd0f501dbf066fd081323cf90b4b3c08815",
+                    operation="DELETE",
+                    pgid="pgtrigger_delete_delete_422a7",
+                    table="crf_instrumentresponse",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnairelink',
-            trigger=pgtrigger.compiler.Trigger(name='no_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;", hash='719d3041e3b80aa1cf17fe0412653af21ff6a938', operation='DELETE', pgid='pgtrigger_no_delete_b08ea', table='crf_questionnairelink', when='BEFORE')),
+            model_name="questionnairelink",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;",
+                    hash="719d3041e3b80aa1cf17fe0412653af21ff6a938",
+                    operation="DELETE",
+                    pgid="pgtrigger_no_delete_b08ea",
+                    table="crf_questionnairelink",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnairelink',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_questionnairelinkevent" ("attempt", "created_at", "expires_at", "id", "kind", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "token_hash") VALUES (NEW."attempt", NEW."created_at", NEW."expires_at", NEW."id", NEW."kind", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."questionnaire_id", NEW."token_hash"); RETURN NULL;', hash='7070bed2ec8dff86bafaa6fcf26ffc856c1b4939', operation='INSERT', pgid='pgtrigger_insert_insert_fbc64', table='crf_questionnairelink', when='AFTER')),
+            model_name="questionnairelink",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_questionnairelinkevent" ("attempt", "created_at", "expires_at", "id", "kind", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "token_hash") VALUES (NEW."attempt", NEW."created_at", NEW."expires_at", NEW."id", NEW."kind", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."questionnaire_id", NEW."token_hash"); RETURN NULL;',
+                    hash="7070bed2ec8dff86bafaa6fcf26ffc856c1b4939",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_fbc64",
+                    table="crf_questionnairelink",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnairelink',
-            trigger=pgtrigger.compiler.Trigger(name='update_update', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD.* IS DISTINCT FROM NEW.*)', func='INSERT INTO "crf_questionnairelinkevent" ("attempt", "created_at", "expires_at", "id", "kind", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "token_hash") VALUES (NEW."attempt", NEW."created_at", NEW."expires_at", NEW."id", NEW."kind", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."questionnaire_id", NEW."token_hash"); RETURN NULL;', hash='5ec127f37fab3f187eb8ddc3c2a33ca0feb85cfc', operation='UPDATE', pgid='pgtrigger_update_update_10c01', table='crf_questionnairelink', when='AFTER')),
+            model_name="questionnairelink",
+            trigger=pgtrigger.compiler.Trigger(
+                name="update_update",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition="WHEN (OLD.* IS DISTINCT FROM NEW.*)",
+                    func='INSERT INTO "crf_questionnairelinkevent" ("attempt", "created_at", "expires_at", "id", "kind", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "token_hash") VALUES (NEW."attempt", NEW."created_at", NEW."expires_at", NEW."id", NEW."kind", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."questionnaire_id", NEW."token_hash"); RETURN NULL;',
+                    hash="5ec127f37fab3f187eb8ddc3c2a33ca0feb85cfc",
+                    operation="UPDATE",
+                    pgid="pgtrigger_update_update_10c01",
+                    table="crf_questionnairelink",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnairelink',
-            trigger=pgtrigger.compiler.Trigger(name='delete_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_questionnairelinkevent" ("attempt", "created_at", "expires_at", "id", "kind", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "token_hash") VALUES (OLD."attempt", OLD."created_at", OLD."expires_at", OLD."id", OLD."kind", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."questionnaire_id", OLD."token_hash"); RETURN NULL;', hash='b8d799eb313da3787adee20a3d66299e5ff8d5bf', operation='DELETE', pgid='pgtrigger_delete_delete_cfc02', table='crf_questionnairelink', when='AFTER')),
+            model_name="questionnairelink",
+            trigger=pgtrigger.compiler.Trigger(
+                name="delete_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_questionnairelinkevent" ("attempt", "created_at", "expires_at", "id", "kind", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "questionnaire_id", "token_hash") VALUES (OLD."attempt", OLD."created_at", OLD."expires_at", OLD."id", OLD."kind", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."questionnaire_id", OLD."token_hash"); RETURN NULL;',
+                    hash="b8d799eb313da3787adee20a3d66299e5ff8d5bf",
+                    operation="DELETE",
+                    pgid="pgtrigger_delete_delete_cfc02",
+                    table="crf_questionnairelink",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnairelinkevent',
-            trigger=pgtrigger.compiler.Trigger(name='audit_no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;", hash='0004d24826ce96c8c8bd13d612527d6e0389acd5', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_audit_no_truncate_d8e39', table='crf_questionnairelinkevent', when='BEFORE')),
+            model_name="questionnairelinkevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="audit_no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;",
+                    hash="0004d24826ce96c8c8bd13d612527d6e0389acd5",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_audit_no_truncate_d8e39",
+                    table="crf_questionnairelinkevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnairelinkevent',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='e76f96ea6d32322a0113485d82cc9db7baefb0a0', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_b2eb6', table='crf_questionnairelinkevent', when='BEFORE')),
+            model_name="questionnairelinkevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="e76f96ea6d32322a0113485d82cc9db7baefb0a0",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_b2eb6",
+                    table="crf_questionnairelinkevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddConstraint(
-            model_name='timepoint',
-            constraint=models.UniqueConstraint(fields=('trial', 'code'), name='timepoint_code_unique'),
+            model_name="timepoint",
+            constraint=models.UniqueConstraint(
+                fields=("trial", "code"), name="timepoint_code_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='timepoint',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_primary', True)), fields=('trial',), name='timepoint_one_primary_per_trial'),
+            model_name="timepoint",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_primary", True)),
+                fields=("trial",),
+                name="timepoint_one_primary_per_trial",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='timepoint',
-            constraint=models.CheckConstraint(condition=models.Q(('instruments__len__gt', 0)), name='timepoint_has_instruments'),
+            model_name="timepoint",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("instruments__len__gt", 0)), name="timepoint_has_instruments"
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='timepoint',
-            trigger=pgtrigger.compiler.Trigger(name='no_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;", hash='5a8c7b4396865b64c2375d07d3a017c1509bf198', operation='DELETE', pgid='pgtrigger_no_delete_39b8e', table='crf_timepoint', when='BEFORE')),
+            model_name="timepoint",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;",
+                    hash="5a8c7b4396865b64c2375d07d3a017c1509bf198",
+                    operation="DELETE",
+                    pgid="pgtrigger_no_delete_39b8e",
+                    table="crf_timepoint",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='timepoint',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_timepointevent" ("code", "day_offset", "id", "instruments", "is_active", "is_primary", "label_en", "label_nl", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "trial_id", "window_after", "window_before") VALUES (NEW."code", NEW."day_offset", NEW."id", NEW."instruments", NEW."is_active", NEW."is_primary", NEW."label_en", NEW."label_nl", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."trial_id", NEW."window_after", NEW."window_before"); RETURN NULL;', hash='331a87756c4f67d284012d3d2fcb59aa1ff88718', operation='INSERT', pgid='pgtrigger_insert_insert_23abb', table='crf_timepoint', when='AFTER')),
+            model_name="timepoint",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_timepointevent" ("code", "day_offset", "id", "instruments", "is_active", "is_primary", "label_en", "label_nl", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "trial_id", "window_after", "window_before") VALUES (NEW."code", NEW."day_offset", NEW."id", NEW."instruments", NEW."is_active", NEW."is_primary", NEW."label_en", NEW."label_nl", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."trial_id", NEW."window_after", NEW."window_before"); RETURN NULL;',
+                    hash="331a87756c4f67d284012d3d2fcb59aa1ff88718",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_23abb",
+                    table="crf_timepoint",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='timepoint',
-            trigger=pgtrigger.compiler.Trigger(name='update_update', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD.* IS DISTINCT FROM NEW.*)', func='INSERT INTO "crf_timepointevent" ("code", "day_offset", "id", "instruments", "is_active", "is_primary", "label_en", "label_nl", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "trial_id", "window_after", "window_before") VALUES (NEW."code", NEW."day_offset", NEW."id", NEW."instruments", NEW."is_active", NEW."is_primary", NEW."label_en", NEW."label_nl", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."trial_id", NEW."window_after", NEW."window_before"); RETURN NULL;', hash='794c94ab77256d542cbfa0c02c176cabd18711e6', operation='UPDATE', pgid='pgtrigger_update_update_e293f', table='crf_timepoint', when='AFTER')),
+            model_name="timepoint",
+            trigger=pgtrigger.compiler.Trigger(
+                name="update_update",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition="WHEN (OLD.* IS DISTINCT FROM NEW.*)",
+                    func='INSERT INTO "crf_timepointevent" ("code", "day_offset", "id", "instruments", "is_active", "is_primary", "label_en", "label_nl", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "trial_id", "window_after", "window_before") VALUES (NEW."code", NEW."day_offset", NEW."id", NEW."instruments", NEW."is_active", NEW."is_primary", NEW."label_en", NEW."label_nl", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."trial_id", NEW."window_after", NEW."window_before"); RETURN NULL;',
+                    hash="794c94ab77256d542cbfa0c02c176cabd18711e6",
+                    operation="UPDATE",
+                    pgid="pgtrigger_update_update_e293f",
+                    table="crf_timepoint",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='timepoint',
-            trigger=pgtrigger.compiler.Trigger(name='delete_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_timepointevent" ("code", "day_offset", "id", "instruments", "is_active", "is_primary", "label_en", "label_nl", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "trial_id", "window_after", "window_before") VALUES (OLD."code", OLD."day_offset", OLD."id", OLD."instruments", OLD."is_active", OLD."is_primary", OLD."label_en", OLD."label_nl", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."trial_id", OLD."window_after", OLD."window_before"); RETURN NULL;', hash='220d16f3640027cb748ef8d267e848c754f5166f', operation='DELETE', pgid='pgtrigger_delete_delete_3cd87', table='crf_timepoint', when='AFTER')),
+            model_name="timepoint",
+            trigger=pgtrigger.compiler.Trigger(
+                name="delete_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_timepointevent" ("code", "day_offset", "id", "instruments", "is_active", "is_primary", "label_en", "label_nl", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "trial_id", "window_after", "window_before") VALUES (OLD."code", OLD."day_offset", OLD."id", OLD."instruments", OLD."is_active", OLD."is_primary", OLD."label_en", OLD."label_nl", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."trial_id", OLD."window_after", OLD."window_before"); RETURN NULL;',
+                    hash="220d16f3640027cb748ef8d267e848c754f5166f",
+                    operation="DELETE",
+                    pgid="pgtrigger_delete_delete_3cd87",
+                    table="crf_timepoint",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnaireevent',
-            trigger=pgtrigger.compiler.Trigger(name='audit_no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;", hash='71c26afdee13b09c9b3e7cd4c72fd053404c3a4d', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_audit_no_truncate_8b90a', table='crf_questionnaireevent', when='BEFORE')),
+            model_name="questionnaireevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="audit_no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;",
+                    hash="71c26afdee13b09c9b3e7cd4c72fd053404c3a4d",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_audit_no_truncate_8b90a",
+                    table="crf_questionnaireevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnaireevent',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='d2c47c4bc90fadc8c9196355dac9ab1b7c8608ee', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_5d29d', table='crf_questionnaireevent', when='BEFORE')),
+            model_name="questionnaireevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="d2c47c4bc90fadc8c9196355dac9ab1b7c8608ee",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_5d29d",
+                    table="crf_questionnaireevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         migrations.AddIndex(
-            model_name='questionnaire',
-            index=models.Index(condition=models.Q(('status__in', ['scheduled', 'open', 'sending', 'sent', 'reminded'])), fields=['next_action_at'], name='q_due'),
+            model_name="questionnaire",
+            index=models.Index(
+                condition=models.Q(
+                    ("status__in", ["scheduled", "open", "sending", "sent", "reminded"])
+                ),
+                fields=["next_action_at"],
+                name="q_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='questionnaire',
-            index=models.Index(fields=['status', 'due_at'], name='q_status_due'),
+            model_name="questionnaire",
+            index=models.Index(fields=["status", "due_at"], name="q_status_due"),
         ),
         migrations.AddConstraint(
-            model_name='questionnaire',
-            constraint=models.UniqueConstraint(fields=('participant', 'trial', 'timepoint'), name='questionnaire_unique'),
+            model_name="questionnaire",
+            constraint=models.UniqueConstraint(
+                fields=("participant", "trial", "timepoint"), name="questionnaire_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='questionnaire',
-            constraint=models.CheckConstraint(condition=models.Q(('opens_at__lt', models.F('closes_at'))), name='questionnaire_window_order'),
+            model_name="questionnaire",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("opens_at__lt", models.F("closes_at"))),
+                name="questionnaire_window_order",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='questionnaire',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'completed'), _negated=True), ('completed_at__isnull', False), _connector='OR'), name='questionnaire_completed_has_time'),
+            model_name="questionnaire",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "completed"), _negated=True),
+                    ("completed_at__isnull", False),
+                    _connector="OR",
+                ),
+                name="questionnaire_completed_has_time",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='questionnaire',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'sending'), _negated=True), ('sending_attempt__isnull', False), _connector='OR'), name='questionnaire_sending_has_attempt'),
+            model_name="questionnaire",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "sending"), _negated=True),
+                    ("sending_attempt__isnull", False),
+                    _connector="OR",
+                ),
+                name="questionnaire_sending_has_attempt",
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnaire',
-            trigger=pgtrigger.compiler.Trigger(name='no_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;", hash='f9f4122f33c773568bf0a41c5f19606d9b17ea63', operation='DELETE', pgid='pgtrigger_no_delete_209bb', table='crf_questionnaire', when='BEFORE')),
+            model_name="questionnaire",
+            trigger=pgtrigger.compiler.Trigger(
+                name="no_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot delete rows from % table', TG_TABLE_NAME;",
+                    hash="f9f4122f33c773568bf0a41c5f19606d9b17ea63",
+                    operation="DELETE",
+                    pgid="pgtrigger_no_delete_209bb",
+                    table="crf_questionnaire",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnaire',
-            trigger=pgtrigger.compiler.Trigger(name='insert_insert', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_questionnaireevent" ("attempts", "cancel_reason", "closes_at", "completed_at", "created_at", "day0", "day0_is_actual", "due_at", "entered_by_id", "id", "last_error", "last_reminder_at", "mode", "next_action_at", "opens_at", "participant_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "reminders_failed", "reminders_sent", "scores", "sending_attempt", "sending_kind", "sending_started_at", "sent_at", "started_at", "status", "timepoint_id", "trial_id") VALUES (NEW."attempts", NEW."cancel_reason", NEW."closes_at", NEW."completed_at", NEW."created_at", NEW."day0", NEW."day0_is_actual", NEW."due_at", NEW."entered_by_id", NEW."id", NEW."last_error", NEW."last_reminder_at", NEW."mode", NEW."next_action_at", NEW."opens_at", NEW."participant_id", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."reminders_failed", NEW."reminders_sent", NEW."scores", NEW."sending_attempt", NEW."sending_kind", NEW."sending_started_at", NEW."sent_at", NEW."started_at", NEW."status", NEW."timepoint_id", NEW."trial_id"); RETURN NULL;', hash='23fc74cc1f1ec229ba7508e6a54478396f760c4f', operation='INSERT', pgid='pgtrigger_insert_insert_7ac2d', table='crf_questionnaire', when='AFTER')),
+            model_name="questionnaire",
+            trigger=pgtrigger.compiler.Trigger(
+                name="insert_insert",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_questionnaireevent" ("attempts", "cancel_reason", "closes_at", "completed_at", "created_at", "day0", "day0_is_actual", "due_at", "entered_by_id", "id", "last_error", "last_reminder_at", "mode", "next_action_at", "opens_at", "participant_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "reminders_failed", "reminders_sent", "scores", "sending_attempt", "sending_kind", "sending_started_at", "sent_at", "started_at", "status", "timepoint_id", "trial_id") VALUES (NEW."attempts", NEW."cancel_reason", NEW."closes_at", NEW."completed_at", NEW."created_at", NEW."day0", NEW."day0_is_actual", NEW."due_at", NEW."entered_by_id", NEW."id", NEW."last_error", NEW."last_reminder_at", NEW."mode", NEW."next_action_at", NEW."opens_at", NEW."participant_id", _pgh_attach_context(), NOW(), \'insert\', NEW."id", NEW."reminders_failed", NEW."reminders_sent", NEW."scores", NEW."sending_attempt", NEW."sending_kind", NEW."sending_started_at", NEW."sent_at", NEW."started_at", NEW."status", NEW."timepoint_id", NEW."trial_id"); RETURN NULL;',
+                    hash="23fc74cc1f1ec229ba7508e6a54478396f760c4f",
+                    operation="INSERT",
+                    pgid="pgtrigger_insert_insert_7ac2d",
+                    table="crf_questionnaire",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnaire',
-            trigger=pgtrigger.compiler.Trigger(name='update_update', sql=pgtrigger.compiler.UpsertTriggerSql(condition='WHEN (OLD.* IS DISTINCT FROM NEW.*)', func='INSERT INTO "crf_questionnaireevent" ("attempts", "cancel_reason", "closes_at", "completed_at", "created_at", "day0", "day0_is_actual", "due_at", "entered_by_id", "id", "last_error", "last_reminder_at", "mode", "next_action_at", "opens_at", "participant_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "reminders_failed", "reminders_sent", "scores", "sending_attempt", "sending_kind", "sending_started_at", "sent_at", "started_at", "status", "timepoint_id", "trial_id") VALUES (NEW."attempts", NEW."cancel_reason", NEW."closes_at", NEW."completed_at", NEW."created_at", NEW."day0", NEW."day0_is_actual", NEW."due_at", NEW."entered_by_id", NEW."id", NEW."last_error", NEW."last_reminder_at", NEW."mode", NEW."next_action_at", NEW."opens_at", NEW."participant_id", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."reminders_failed", NEW."reminders_sent", NEW."scores", NEW."sending_attempt", NEW."sending_kind", NEW."sending_started_at", NEW."sent_at", NEW."started_at", NEW."status", NEW."timepoint_id", NEW."trial_id"); RETURN NULL;', hash='0d5458720fba7aaee302547f88aa1b41544dd398', operation='UPDATE', pgid='pgtrigger_update_update_3728c', table='crf_questionnaire', when='AFTER')),
+            model_name="questionnaire",
+            trigger=pgtrigger.compiler.Trigger(
+                name="update_update",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    condition="WHEN (OLD.* IS DISTINCT FROM NEW.*)",
+                    func='INSERT INTO "crf_questionnaireevent" ("attempts", "cancel_reason", "closes_at", "completed_at", "created_at", "day0", "day0_is_actual", "due_at", "entered_by_id", "id", "last_error", "last_reminder_at", "mode", "next_action_at", "opens_at", "participant_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "reminders_failed", "reminders_sent", "scores", "sending_attempt", "sending_kind", "sending_started_at", "sent_at", "started_at", "status", "timepoint_id", "trial_id") VALUES (NEW."attempts", NEW."cancel_reason", NEW."closes_at", NEW."completed_at", NEW."created_at", NEW."day0", NEW."day0_is_actual", NEW."due_at", NEW."entered_by_id", NEW."id", NEW."last_error", NEW."last_reminder_at", NEW."mode", NEW."next_action_at", NEW."opens_at", NEW."participant_id", _pgh_attach_context(), NOW(), \'update\', NEW."id", NEW."reminders_failed", NEW."reminders_sent", NEW."scores", NEW."sending_attempt", NEW."sending_kind", NEW."sending_started_at", NEW."sent_at", NEW."started_at", NEW."status", NEW."timepoint_id", NEW."trial_id"); RETURN NULL;',
+                    hash="0d5458720fba7aaee302547f88aa1b41544dd398",
+                    operation="UPDATE",
+                    pgid="pgtrigger_update_update_3728c",
+                    table="crf_questionnaire",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='questionnaire',
-            trigger=pgtrigger.compiler.Trigger(name='delete_delete', sql=pgtrigger.compiler.UpsertTriggerSql(func='INSERT INTO "crf_questionnaireevent" ("attempts", "cancel_reason", "closes_at", "completed_at", "created_at", "day0", "day0_is_actual", "due_at", "entered_by_id", "id", "last_error", "last_reminder_at", "mode", "next_action_at", "opens_at", "participant_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "reminders_failed", "reminders_sent", "scores", "sending_attempt", "sending_kind", "sending_started_at", "sent_at", "started_at", "status", "timepoint_id", "trial_id") VALUES (OLD."attempts", OLD."cancel_reason", OLD."closes_at", OLD."completed_at", OLD."created_at", OLD."day0", OLD."day0_is_actual", OLD."due_at", OLD."entered_by_id", OLD."id", OLD."last_error", OLD."last_reminder_at", OLD."mode", OLD."next_action_at", OLD."opens_at", OLD."participant_id", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."reminders_failed", OLD."reminders_sent", OLD."scores", OLD."sending_attempt", OLD."sending_kind", OLD."sending_started_at", OLD."sent_at", OLD."started_at", OLD."status", OLD."timepoint_id", OLD."trial_id"); RETURN NULL;', hash='16048ee8180e376a381d1b0177a4a38252366c5f', operation='DELETE', pgid='pgtrigger_delete_delete_5b9c4', table='crf_questionnaire', when='AFTER')),
+            model_name="questionnaire",
+            trigger=pgtrigger.compiler.Trigger(
+                name="delete_delete",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func='INSERT INTO "crf_questionnaireevent" ("attempts", "cancel_reason", "closes_at", "completed_at", "created_at", "day0", "day0_is_actual", "due_at", "entered_by_id", "id", "last_error", "last_reminder_at", "mode", "next_action_at", "opens_at", "participant_id", "pgh_context_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "reminders_failed", "reminders_sent", "scores", "sending_attempt", "sending_kind", "sending_started_at", "sent_at", "started_at", "status", "timepoint_id", "trial_id") VALUES (OLD."attempts", OLD."cancel_reason", OLD."closes_at", OLD."completed_at", OLD."created_at", OLD."day0", OLD."day0_is_actual", OLD."due_at", OLD."entered_by_id", OLD."id", OLD."last_error", OLD."last_reminder_at", OLD."mode", OLD."next_action_at", OLD."opens_at", OLD."participant_id", _pgh_attach_context(), NOW(), \'delete\', OLD."id", OLD."reminders_failed", OLD."reminders_sent", OLD."scores", OLD."sending_attempt", OLD."sending_kind", OLD."sending_started_at", OLD."sent_at", OLD."started_at", OLD."status", OLD."timepoint_id", OLD."trial_id"); RETURN NULL;',
+                    hash="16048ee8180e376a381d1b0177a4a38252366c5f",
+                    operation="DELETE",
+                    pgid="pgtrigger_delete_delete_5b9c4",
+                    table="crf_questionnaire",
+                    when="AFTER",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='timepointevent',
-            trigger=pgtrigger.compiler.Trigger(name='audit_no_truncate', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;", hash='d40d9c7a03ef7bc99fd0970130cc0e103f172798', level='STATEMENT', operation='TRUNCATE', pgid='pgtrigger_audit_no_truncate_87bab', table='crf_timepointevent', when='BEFORE')),
+            model_name="timepointevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="audit_no_truncate",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'audit trail is append-only: TRUNCATE refused on %', TG_TABLE_NAME;",
+                    hash="d40d9c7a03ef7bc99fd0970130cc0e103f172798",
+                    level="STATEMENT",
+                    operation="TRUNCATE",
+                    pgid="pgtrigger_audit_no_truncate_87bab",
+                    table="crf_timepointevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
         pgtrigger.migrations.AddTrigger(
-            model_name='timepointevent',
-            trigger=pgtrigger.compiler.Trigger(name='append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='be017e0af2328efc963c29d9a007102e7e005c15', operation='UPDATE OR DELETE', pgid='pgtrigger_append_only_bcdee', table='crf_timepointevent', when='BEFORE')),
+            model_name="timepointevent",
+            trigger=pgtrigger.compiler.Trigger(
+                name="append_only",
+                sql=pgtrigger.compiler.UpsertTriggerSql(
+                    func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;",
+                    hash="be017e0af2328efc963c29d9a007102e7e005c15",
+                    operation="UPDATE OR DELETE",
+                    pgid="pgtrigger_append_only_bcdee",
+                    table="crf_timepointevent",
+                    when="BEFORE",
+                ),
+            ),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crf', '0002_blend_schedule'),
+        ("crf", "0002_blend_schedule"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='instrumentresponse',
-            name='instrument_version',
-            field=models.CharField(max_length=120, verbose_name='instrument version'),
+            model_name="instrumentresponse",
+            name="instrument_version",
+            field=models.CharField(max_length=120, verbose_name="instrument version"),
         ),
         migrations.AlterField(
-            model_name='instrumentresponseevent',
-            name='instrument_version',
-            field=models.CharField(max_length=120, verbose_name='instrument version'),
+            model_name="instrumentresponseevent",
+            name="instrument_version",
+            field=models.CharField(max_length=120, verbose_name="instrument version"),
         ),
     ]

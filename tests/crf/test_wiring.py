@@ -41,7 +41,9 @@ def test_task_body_runs_the_sweep(blend):
 def test_patient_links_are_scrubbed_from_log_lines():
     token = "Zx9_-" * 8
     path = reverse("crf:patient_step", args=[token, 2])
-    record = logging.LogRecord("django.request", logging.WARNING, "", 0, "Bad Request: %s", (path,), None)
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, "", 0, "Bad Request: %s", (path,), None
+    )
     ScrubTokenFilter().filter(record)
     assert token not in record.getMessage()
     assert "/q/[redacted]" in record.getMessage()
