@@ -1,11 +1,28 @@
 """Demo data for the crf app: the follow-up schedule of randomised demo participants.
 
-Idempotent: anchoring twice on the same day 0 changes nothing. Skips quietly when no
-demo participant has a start of treatment yet. Then one sweep sends whatever is due
-(``make run`` writes the mail to EMAIL_FILE_PATH, readable at /crf/demo-mail/).
+For a demo allocation without a start of treatment, a planned day 0 three days after
+randomisation is recorded through randomization's own service (which anchors the
+schedule, as in real use); allocations with a day 0 are (re-)anchored directly, which is
+idempotent. Skips quietly when nobody is randomised. After the demo transaction commits,
+one sweep sends what is due (``make run`` writes the mail to EMAIL_FILE_PATH, readable at
+/crf/demo-mail/); beat does the rest every two minutes.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
+
+
+def _site_nurse(site_id):
+    from core.models import SiteMembership
+
+    membership = (
+        SiteMembership.objects.filter(site_id=site_id, role="nurse")
+        .select_related("user")
+        .order_by("pk")
+        .first()
+    )
+    return membership.user if membership else None
 
 
 def seed(stdout) -> None:
@@ -14,32 +31,48 @@ def seed(stdout) -> None:
     except ImportError:  # randomization not built yet
         return
     from django.db import transaction
+    from django.utils import timezone
 
     from core.audit import system_actor
     from crf import services
     from crf.models import Questionnaire
 
-    allocations = [
-        a
-        for a in Allocation.objects.select_related("participant", "trial")
-        if getattr(a, "day0", None)
-    ]
+    allocations = list(Allocation.objects.select_related("participant", "trial", "site"))
     if not allocations:
         return
     anchored = 0
     with system_actor("seed_demo:crf"):
         for allocation in allocations:
-            has_rows = Questionnaire.objects.filter(
+            if Questionnaire.objects.filter(
                 participant=allocation.participant, trial=allocation.trial
-            ).exists()
-            services.schedule_anchor(
-                participant=allocation.participant,
-                trial=allocation.trial,
-                day0=allocation.day0,
-                is_actual=allocation.treatment_start_actual is not None,
-            )
-            anchored += 0 if has_rows else 1
-    stdout.write(f"crf: follow-up schedules for {anchored} new participant(s)\n")
+            ).exists():
+                continue
+            day0 = getattr(allocation, "day0", None)
+            if day0:
+                services.schedule_anchor(
+                    participant=allocation.participant,
+                    trial=allocation.trial,
+                    day0=day0,
+                    is_actual=allocation.treatment_start_actual is not None,
+                )
+                anchored += 1
+                continue
+            nurse = _site_nurse(allocation.site_id)
+            if nurse is None:
+                continue
+            from randomization.services import treatment_start_set
+
+            planned = timezone.localdate(allocation.randomised_at) + timedelta(days=3)
+            try:
+                with transaction.atomic():
+                    treatment_start_set(by=nurse, allocation=allocation, planned=planned)
+            except Exception as exc:  # noqa: BLE001 - demo data: report and go on
+                stdout.write(f"crf demo: no planned day 0 for {allocation.pk}: {exc}\n")
+                continue
+            anchored += 1
+    if not anchored:
+        return
+    stdout.write(f"crf demo: follow-up schedules for {anchored} randomised participant(s)\n")
 
     def sweep() -> None:
         # After the demo transaction commits: the sweep's claim-send-mark steps must each
@@ -47,7 +80,7 @@ def seed(stdout) -> None:
         with system_actor("seed_demo:crf"):
             result = services.questionnaires_sweep()
         stdout.write(
-            f"crf: sent {result.invitations} invitation(s) and {result.reminders} reminder(s)\n"
+            f"crf demo: sent {result.invitations} invitation(s), {result.reminders} reminder(s)\n"
         )
 
     transaction.on_commit(sweep)
