@@ -290,3 +290,26 @@ def test_one_broken_row_does_not_block_the_others(
     assert broken.next_action_at == now + timedelta(minutes=30)
     assert not QuestionnaireLink.objects.filter(questionnaire=broken).exists()  # rolled back
     assert result.invitations == 2 and len(mailoutbox) == 2
+
+
+def test_completion_while_the_mail_is_on_its_way_wins(week4, nurse_a):
+    """A claim being sent, then the questionnaire completed (e.g. by phone): marking the
+    send done changes nothing; the row stays completed with no reminder planned."""
+    from crf.services import SweepResult, _claim_one, _mark_sent
+    from tests.crf.conftest import full_answers
+
+    opens = timezone.localtime(week4.opens_at).date()
+    found, claim = _claim_one(at(opens, 9), SweepResult())
+    assert found and claim is not None
+    week4.refresh_from_db()
+    assert week4.status == "sending"
+    services.questionnaire_enter(
+        questionnaire=week4,
+        user=nurse_a,
+        mode="phone",
+        completed_at=timezone.now(),
+        answers={c: full_answers(c) for c in week4.timepoint.instruments},
+    )
+    assert _mark_sent(claim, at(opens, 9, 1)) is False
+    week4.refresh_from_db()
+    assert week4.status == "completed" and week4.sent_at is None and week4.next_action_at is None
