@@ -39,6 +39,7 @@ def test_patient_completes_c15pal_on_a_phone_and_nurse_sees_pf2(
     pain = full_answers("pain", choice_index=0)  # uses paracetamol (one medicine row)
     answer_screen(phone_page, pain)
     screenshot(phone_page, "crf-phone-2-pain")
+    screenshot(phone_page, "crf-phone-2-pain-viewport", full_page=False)
     phone_page.locator("button[value=next]").click()
 
     # the C15-PAL: items 1-3 = 2, 2, 1 -> PF2 = 60
