@@ -17,8 +17,18 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     glossary: dict[str, str] = {}
+    source: dict[str, str] = {}
+    conflicts = 0
     for path in sorted(HERE.glob("nl_*.json")):
-        glossary.update(json.loads(path.read_text(encoding="utf-8")))
+        for msgid, msgstr in json.loads(path.read_text(encoding="utf-8")).items():
+            if msgid in glossary and glossary[msgid] != msgstr:
+                conflicts += 1
+                print(
+                    f"conflict: {msgid!r} is {glossary[msgid]!r} in {source[msgid]} "
+                    f"but {msgstr!r} in {path.name} (use a context or another msgid)",
+                    file=sys.stderr,
+                )
+            glossary[msgid], source[msgid] = msgstr, path.name
     po_path = HERE / "nl" / "LC_MESSAGES" / "django.po"
     po = polib.pofile(str(po_path))
     missing = []
@@ -45,8 +55,8 @@ def main() -> int:
     po.save(str(po_path))
     for msgid in missing:
         print(f"untranslated: {msgid!r}", file=sys.stderr)
-    print(f"{len(po)} entries, {len(missing)} untranslated")
-    return 0
+    print(f"{len(po)} entries, {len(missing)} untranslated, {conflicts} conflicting")
+    return 1 if conflicts else 0
 
 
 if __name__ == "__main__":

@@ -136,10 +136,10 @@ def test_statistician_generates_checks_the_fingerprint_and_activates(
     fingerprint = page.inner_text("[data-testid=fingerprint]")
     sequence = Sequence.objects.get()
     assert fingerprint == sequence.fingerprint and sequence.status == "generated"
-    page.click("text=Recompute and verify")
+    page.click("[data-testid=verify-link]")
     page.wait_for_selector("[data-testid=verified].alert-success")
     page.click("[data-testid=activate-button]")
-    page.wait_for_selector("text=Active (live)")
+    page.wait_for_selector("[data-testid=sequence-status][data-status=active]")
     sequence.refresh_from_db()
     assert sequence.status == "active" and sequence.activated_by == sequence_statistician
     screenshot(page, "randomization-sequence-active")
