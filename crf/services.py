@@ -471,6 +471,24 @@ def questionnaires_sweep(*, now: datetime | None = None, limit: int | None = Non
     return result
 
 
+@transaction.atomic
+def questionnaire_send_retry(*, questionnaire: Questionnaire, user) -> Questionnaire:
+    """A nurse asks to send a failed (or address-less) invitation again, e.g. after the
+    email address was corrected: the next sweep tries afresh with a new attempt count."""
+    q = _lock(questionnaire)
+    if q.status not in (S.FAILED, S.OPEN) or q.sent_at is not None:
+        raise NotAnswerable
+    if timezone.now() >= q.closes_at:
+        raise NotAnswerable
+    with audit_reason("invitation to be sent again"):
+        q.status = S.OPEN
+        q.attempts = 0
+        q.last_error = ""
+        q.next_action_at = timezone.now()
+        q.save()
+    return q
+
+
 # --- answering ------------------------------------------------------------------------------
 def _instrument_codes(q: Questionnaire) -> list[str]:
     return list(q.timepoint.instruments)

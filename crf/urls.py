@@ -19,6 +19,11 @@ urlpatterns = [
         views.questionnaire_correct,
         name="questionnaire_correct",
     ),
+    path(
+        "questionnaires/<int:pk>/send-again/",
+        views.questionnaire_send_retry,
+        name="questionnaire_send_retry",
+    ),
     path("demo-mail/", views.demo_mail, name="demo_mail"),
     path("demo-mail/<str:name>/", views.demo_mail, name="demo_mail_file"),
 ]

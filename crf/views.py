@@ -365,6 +365,20 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
     )
 
 
+@role_required(*DATA_ENTRY)
+@require_http_methods(["POST"])
+def questionnaire_send_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a failed invitation again (after the cause, e.g. the address, is fixed)."""
+    q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
+    try:
+        services.questionnaire_send_retry(questionnaire=q, user=request.user)
+    except services.NotAnswerable:
+        messages.error(request, _("This invitation cannot be sent again."))
+    else:
+        messages.success(request, _("The invitation will be sent again within a few minutes."))
+    return redirect("crf:questionnaire_detail", pk=q.pk)
+
+
 # --- demo mail (DEBUG only) ------------------------------------------------------------------------
 def _mail_dir() -> Path:
     return Path(settings.EMAIL_FILE_PATH)

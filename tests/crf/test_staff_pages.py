@@ -14,7 +14,7 @@ from django.utils import timezone
 from core.selectors import audit_trail
 from crf import selectors, services
 from crf.models import InstrumentResponse, Questionnaire
-from tests.crf.conftest import full_answers, post_data
+from tests.crf.conftest import full_answers, local_noon, post_data
 
 pytestmark = pytest.mark.django_db
 
@@ -232,3 +232,25 @@ def test_demo_mail_page_lists_files_for_staff_in_debug_only(
     with override_settings(EMAIL_FILE_PATH=str(tmp_path), DEBUG=False):
         client.force_login(nurse_a)
         assert client.get(reverse("crf:demo_mail")).status_code == 404
+
+
+def test_nurse_can_send_a_failed_invitation_again(client, nurse_a, nurse_b, week2, mailoutbox):
+    Questionnaire.objects.filter(pk=week2.pk).update(
+        status="failed", attempts=5, last_error="SMTPException", next_action_at=None
+    )
+    url = reverse("crf:questionnaire_send_retry", args=[week2.pk])
+    client.force_login(nurse_b)
+    assert client.post(url).status_code == 404
+    client.force_login(nurse_a)
+    assert client.get(url).status_code == 405
+    assert client.post(url).status_code == 302
+    week2.refresh_from_db()
+    assert week2.status == "open" and week2.attempts == 0 and week2.last_error == ""
+    last = audit_trail(model=Questionnaire, pk=week2.pk)[-1]
+    assert last.user_id == nurse_a.pk and last.reason == "invitation to be sent again"
+    services.questionnaires_sweep(now=local_noon(1))
+    week2.refresh_from_db()
+    assert week2.status == "sent" and len(mailoutbox) == 1
+    # a sent one cannot be "sent again" this way
+    with pytest.raises(services.NotAnswerable):
+        services.questionnaire_send_retry(questionnaire=week2, user=nurse_a)
