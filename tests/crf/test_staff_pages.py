@@ -254,3 +254,55 @@ def test_nurse_can_send_a_failed_invitation_again(client, nurse_a, nurse_b, week
     # a sent one cannot be "sent again" this way
     with pytest.raises(services.NotAnswerable):
         services.questionnaire_send_retry(questionnaire=week2, user=nurse_a)
+
+
+@pytest.mark.parametrize("who", ["nurse_b", "monitor", "statistician", "administrator"])
+def test_correction_is_refused_to_other_roles_and_sites(client, request, nurse_a, week2, who):
+    services.questionnaire_enter(
+        questionnaire=week2,
+        user=nurse_a,
+        mode="paper",
+        completed_at=timezone.now(),
+        answers={c: full_answers(c) for c in week2.timepoint.instruments},
+    )
+    before = InstrumentResponse.objects.get(questionnaire=week2, instrument="c15pal").answers
+    client.force_login(request.getfixturevalue(who))
+    url = reverse("crf:questionnaire_correct", args=[week2.pk, "c15pal"])
+    data = post_data("c15pal", full_answers("c15pal", choice_index=3), prefix="c15pal-")
+    response = client.post(url, data | {"reason": "try"})
+    assert response.status_code in (403, 404)
+    assert (
+        InstrumentResponse.objects.get(questionnaire=week2, instrument="c15pal").answers == before
+    )
+
+
+def test_staff_pages_need_a_login(client, week2):
+    for url in (
+        reverse("crf:worklist"),
+        reverse("crf:questionnaire_detail", args=[week2.pk]),
+        reverse("crf:questionnaire_entry", args=[week2.pk]),
+        reverse("crf:demo_mail"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_participant_panel_query_count_is_fixed(
+    blend, make_participant, site_a, nurse_a, django_assert_max_num_queries
+):
+    p = make_participant(site_a)
+    services.schedule_anchor(participant=p, trial=blend, day0=timezone.localdate(), is_actual=True)
+    from core.access import access_for
+
+    access_for(nurse_a).grants  # noqa: B018 - loaded once per request in real use
+    with django_assert_max_num_queries(1):
+        panel = selectors.participant_panel(user=nurse_a, participant=p)
+    assert len(panel["context"]["questionnaire_rows"]) == 9
+
+
+def test_patient_pages_refuse_other_methods(client, participant, open_questionnaire):
+    from django.urls import reverse as r
+
+    q, token = open_questionnaire(participant)
+    assert client.put(r("crf:patient_start", args=[token])).status_code == 405
+    assert client.delete(r("crf:patient_submit", args=[token])).status_code == 405
