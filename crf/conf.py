@@ -63,8 +63,15 @@ def sweep_batch() -> int:
 
 
 def sweep_time_budget() -> float:
-    """Seconds one sweep may spend sending before it leaves the rest to the next beat."""
-    return _float("QUESTIONNAIRE_SWEEP_SECONDS_BUDGET", 45.0)
+    """Seconds one sweep may spend sending before it leaves the rest to the next beat.
+
+    Kept below the task's soft time limit minus one SMTP timeout, so the last send of a
+    sweep still finishes (and is marked) before Celery interrupts the task.
+    """
+    wanted = _float("QUESTIONNAIRE_SWEEP_SECONDS_BUDGET", 45.0)
+    soft = float(getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 60) or 60)
+    smtp = float(getattr(settings, "EMAIL_TIMEOUT", 20) or 20)
+    return max(1.0, min(wanted, soft - smtp - 5))
 
 
 def email_backend() -> str | None:
