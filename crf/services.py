@@ -16,12 +16,13 @@ for that attempt id. See :mod:`crf.lifecycle` for the stale-claim rule.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -83,6 +84,25 @@ class InvalidAnswers(QuestionnaireError):
         self.errors = errors
 
 
+# --- audit ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _default_reason(text: str) -> Iterator[None]:
+    """Attach ``text`` as the reason for change only when the caller gave none.
+
+    pghistory keeps one context per request or task, and a nested reason replaces the
+    metadata of that one context row, so it would also relabel the caller's own events
+    (e.g. a withdrawal's typed reason). The caller's reason wins.
+    """
+    from pghistory import runtime
+
+    current = getattr(runtime._tracker, "value", None)
+    if current is not None and current.metadata.get("reason"):
+        yield
+    else:
+        with audit_reason(text):
+            yield
+
+
 # --- tokens ---------------------------------------------------------------------------------
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -119,7 +139,7 @@ def schedule_anchor(*, participant, trial, day0: date, is_actual: bool) -> None:
     }
     decision = questionnaire_contact(participant, now)
     stopped = [r for r in decision.reasons if r in ("withdrawn_questionnaires", "deceased")]
-    with audit_reason(f"schedule anchored on day 0 {day0.isoformat()}"):
+    with _default_reason(f"schedule anchored on day 0 {day0.isoformat()}"):
         for tp in Timepoint.objects.filter(trial=trial, is_active=True):
             window = window_for(
                 day0=day0,
@@ -154,9 +174,10 @@ def schedule_anchor(*, participant, trial, day0: date, is_actual: bool) -> None:
                 q.status = S.SCHEDULED
                 q.next_action_at = first_action
                 q.save()
-            elif q.day0 != day0 or q.day0_is_actual != is_actual:
-                # Sent, answered or closed: the window stays; only note the new anchor.
-                q.day0_is_actual = is_actual if q.day0 == day0 else q.day0_is_actual
+            elif q.day0 == day0 and q.day0_is_actual != is_actual:
+                # Sent, answered or closed: the window stays; a planned day 0 confirmed
+                # as actual is noted. (A different day 0 leaves these rows untouched.)
+                q.day0_is_actual = is_actual
                 q.save(update_fields=["day0_is_actual"])
 
 
@@ -169,7 +190,7 @@ def questionnaires_cancel_pending(*, participant, reason: str) -> int:
     questionnaire-stopping withdrawal or a death is recorded.
     """
     _lock_participant(participant)
-    with audit_reason(reason or "questionnaires stopped"):
+    with _default_reason(reason or "questionnaires stopped"):
         return Questionnaire.objects.filter(
             participant=participant, status__in=ACTIVE_STATUSES
         ).update(

@@ -201,3 +201,25 @@ def test_cohort_withdrawal_and_death_services_cancel_at_once(
         rows = Questionnaire.objects.filter(participant=p)
         assert set(rows.values_list("status", flat=True)) == {"cancelled"}
         assert set(rows.values_list("cancel_reason", flat=True)) == {why}
+
+
+def test_a_callers_reason_is_not_overwritten(blend, make_participant, site_a, nurse_a):
+    """pghistory shares one context per request: the crf services must not relabel the
+    reason the nurse typed for the withdrawal that triggered the cancellation."""
+    from cohort import services as cohort_services
+    from cohort.models import Withdrawal
+
+    p = make_participant(site_a)
+    services.schedule_anchor(participant=p, trial=blend, day0=timezone.localdate(), is_actual=True)
+    w = cohort_services.withdrawal_record(
+        by=nurse_a,
+        participant=p,
+        scope="questionnaires",
+        effective_on=timezone.localdate(),
+        reason="patient finds the questionnaires too tiring",
+    )
+    assert audit_trail(model=Withdrawal, pk=w.pk)[-1].reason == (
+        "patient finds the questionnaires too tiring"
+    )
+    q = Questionnaire.objects.get(participant=p, timepoint__code="week4")
+    assert q.status == "cancelled" and q.cancel_reason == "withdrawal:questionnaires"
