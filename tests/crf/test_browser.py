@@ -56,6 +56,10 @@ def test_patient_completes_c15pal_on_a_phone_and_nurse_sees_pf2(
     phone_page.wait_for_load_state("networkidle")
     screenshot(phone_page, "crf-phone-5-done")
     assert "/q/done/" in phone_page.url
+    # the used link now shows only the neutral page
+    response = phone_page.goto(base + reverse("crf:patient_start", args=[token]))
+    assert response.status == 404 and response.headers["referrer-policy"] == "no-referrer"
+    screenshot(phone_page, "crf-phone-6-used-link")
 
     q.refresh_from_db()
     assert q.status == "completed" and q.mode == "epro"

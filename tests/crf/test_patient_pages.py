@@ -235,3 +235,19 @@ def test_posts_work_with_the_origin_a_no_referrer_page_sends(participant, open_q
     assert response.status_code == 302
     # a forged token is still only the neutral page, with or without an origin
     assert_neutral(strict.post(start_url("B" * 43), HTTP_ORIGIN="https://evil.example"))
+
+
+def test_link_dies_when_the_window_closes(client, participant, open_questionnaire):
+    """Started but not submitted: at the close the row is missed and the link shows the
+    neutral page; the saved answers stay (nothing is deleted)."""
+    from crf import services
+
+    q, token = open_questionnaire(participant)
+    client.post(start_url(token))
+    client.post(step_url(token, 1), post_data("pain", full_answers("pain")))
+    services.questionnaires_sweep(now=q.closes_at)
+    q.refresh_from_db()
+    assert q.status == "missed"
+    assert_neutral(client.get(start_url(token)))
+    assert_neutral(client.post(submit_url(token)))
+    assert InstrumentResponse.objects.filter(questionnaire=q).count() == 1
