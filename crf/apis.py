@@ -35,6 +35,7 @@ class ResponseOutput(serializers.Serializer):
     instrument_version = serializers.CharField()
     answers = serializers.DictField()
     scores = serializers.DictField()
+    scoring_tables = serializers.DictField()
 
 
 class QuestionnaireOutput(serializers.Serializer):
@@ -107,6 +108,7 @@ class ParticipantQuestionnairesApi(APIView):
                             "instrument_version": r.instrument_version,
                             "answers": answers,
                             "scores": r.scores,
+                            "scoring_tables": r.scoring_tables,
                         }
                     )
                 data["responses"] = responses

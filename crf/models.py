@@ -275,6 +275,12 @@ class InstrumentResponse(models.Model):
     instrument_version = models.CharField(_("instrument version"), max_length=120)
     answers = models.JSONField(_("answers"), default=dict, blank=True)
     scores = models.JSONField(_("scores"), default=dict, blank=True)
+    scoring_tables = models.JSONField(
+        _("scoring table versions"),
+        default=dict,
+        blank=True,
+        help_text=_("The versions of the conversion and tariff tables the scores used."),
+    )
     saved_at = models.DateTimeField(_("saved"), default=timezone.now)
 
     class Meta:

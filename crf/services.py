@@ -592,12 +592,18 @@ def questionnaire_answers_save(
 
 
 def _score_all(q: Questionnaire) -> dict[str, dict[str, Any]]:
+    """Score every saved instrument; each response keeps its scores and the versions of
+    the scoring tables used, so a later table change stays traceable."""
+    from crf import scoring
+
     scores: dict[str, dict[str, Any]] = {}
     for response in InstrumentResponse.objects.filter(questionnaire=q).order_by("pk"):
         response_scores = _score(response.instrument, response.answers)
-        if response.scores != response_scores:
+        tables = scoring.table_versions(response.instrument)
+        if response.scores != response_scores or response.scoring_tables != tables:
             response.scores = response_scores
-            response.save(update_fields=["scores"])
+            response.scoring_tables = tables
+            response.save(update_fields=["scores", "scoring_tables"])
         scores[response.instrument] = response_scores
     return scores
 

@@ -42,6 +42,10 @@ def test_site_nurse_gets_statuses_scores_and_items(api_client_for, nurse_a, sche
     week4 = by_tp["week4"]
     assert week4["status"] == "completed" and week4["mode"] == "phone"
     assert "PF2" in week4["scores"]["c15pal"]
+    c15 = next(r for r in week4["responses"] if r["instrument"] == "c15pal")
+    assert c15["scoring_tables"]["c15pal_conversion"]  # the table version the score used
+    eq5d = next(r for r in week4["responses"] if r["instrument"] == "eq5d5l")
+    assert eq5d["scoring_tables"]["eq5d5l_tariff"] and "index" in eq5d["scores"]
     imcq = next(r for r in week4["responses"] if r["instrument"] == "imcq")
     assert imcq["answers"]["aids_which"] == "a walker from Jan"
     assert by_tp["month12"]["status"] == "scheduled" and by_tp["month12"]["responses"] == []
