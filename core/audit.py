@@ -14,12 +14,14 @@ middleware adds user, role, IP and URL; services add a ``reason`` with
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pghistory
+import pghistory.runtime as pghistory_runtime
 import pgtrigger
 
 NO_TRUNCATE = pgtrigger.Trigger(
@@ -46,12 +48,27 @@ def track(*, exclude: list[str] | None = None, **kwargs: Any):
 
 @contextlib.contextmanager
 def reason(text: str | None) -> Iterator[None]:
-    """Attach a reason for change to every audited write inside the block."""
-    if text:
+    """Attach a reason for change to the audited writes inside the block, and only to them.
+
+    pghistory keeps one context per request; adding a key to it would rewrite the
+    metadata of every event of that request, including earlier writes made for
+    another reason. So inside an open context the block gets a child context of its
+    own: the parent's metadata (user, IP, roles) plus this reason, under a new id.
+    """
+    if not text:
+        yield
+        return
+    parent = getattr(pghistory_runtime._tracker, "value", None)
+    if parent is None:
         with pghistory.context(reason=text):
             yield
-    else:
+        return
+    child = pghistory_runtime.Context(id=uuid.uuid4(), metadata={**parent.metadata, "reason": text})
+    pghistory_runtime._tracker.value = child
+    try:
         yield
+    finally:
+        pghistory_runtime._tracker.value = parent
 
 
 @contextlib.contextmanager

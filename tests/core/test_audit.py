@@ -132,3 +132,25 @@ def test_audit_of_clinical_records_is_scoped_by_site_and_role(
     client.force_login(administrator)
     assert client.get(url).status_code == 404
     assert client.get(reverse("audit_record", args=["core.site", site_b.pk])).status_code == 200
+
+
+@pytest.mark.django_db
+def test_reasons_stay_with_their_own_writes_inside_one_request(site_a, site_b, nurse_a):
+    """Two edits with different reasons in one request keep their own reason; a write
+    without one gets none; all carry the request's user."""
+    from core.audit import reason
+
+    with pghistory.context(user=nurse_a.pk, username="nurse_a"):
+        with reason("first reason"):
+            Site.objects.filter(pk=site_a.pk).update(name="A1")
+        with reason("second reason"):
+            Site.objects.filter(pk=site_b.pk).update(name="B1")
+        Site.objects.filter(pk=site_a.pk).update(name="A2")
+    trail_a = audit_trail(model=Site, pk=site_a.pk)
+    trail_b = audit_trail(model=Site, pk=site_b.pk)
+    assert [(e.changes["name"][1], e.reason) for e in trail_a[1:]] == [
+        ("A1", "first reason"),
+        ("A2", ""),
+    ]
+    assert trail_b[-1].reason == "second reason"
+    assert {e.user_id for e in trail_a[1:] + trail_b[1:]} == {nurse_a.pk}
