@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, time
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -243,7 +243,12 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
         .select_related("trial")
         .order_by("-recorded_at")[:20]
     )
-    trials = list(Trial.objects.order_by("code"))
+    # No screening offer for a deceased participant (the death row is usually joined already).
+    try:
+        deceased = participant.death is not None
+    except ObjectDoesNotExist:
+        deceased = False
+    trials = [] if deceased else list(Trial.objects.order_by("code"))
     not_informed = any(not a.arm.is_intervention for a in allocations)
     timeline: list[tuple[datetime, str]] = []
     for s in screenings:

@@ -242,3 +242,26 @@ def test_treatment_start_page_says_which_date_is_day_0(
     )
     assert b'data-testid="day0-help"' in page.content
     assert b"not-informed-banner" in page.content
+
+
+@pytest.mark.django_db
+def test_no_screening_offer_for_a_deceased_participant(nurse_a, site_a):
+    """The participant panel offers 'Screen for BLEND' to the living only."""
+    from cohort.models import Death, Participant
+    from randomization.selectors import participant_panel
+
+    participant = Participant.objects.create(
+        study_number="PRE-77001",
+        site=site_a,
+        sex="male",
+        year_of_birth=1950,
+        primary_tumour="lung",
+        referring_department="radiation_oncology",
+        registered_by=nurse_a,
+    )
+    assert participant_panel(user=nurse_a, participant=participant)["context"]["trials"]
+    Death.objects.create(
+        participant=participant, died_on="2026-01-01", source="family", recorded_by=nurse_a
+    )
+    participant = Participant.objects.select_related("death").get(pk=participant.pk)
+    assert participant_panel(user=nurse_a, participant=participant)["context"]["trials"] == []
