@@ -64,6 +64,16 @@ def _let_test_teardown_truncate_audit_tables():
     DatabaseOperations.execute_sql_flush = original
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty per-process cache, so API throttle histories
+    (kept in the cache) never carry over from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 # --- users, sites, roles --------------------------------------------------------------------
 @pytest.fixture
 def site_a(db):

@@ -51,7 +51,7 @@ def test_api_token_login_and_use(client, nurse_a):
         {"username": "nurse_a", "password": "correct-horse-battery-9"},
         content_type="application/json",
     )
-    assert response.status_code == 200
+    assert response.status_code == 200, response.content
     body = response.json()
     assert set(body) == {"token", "expiry", "username"}
     token_row = AuthToken.objects.get(user=nurse_a)
@@ -74,7 +74,7 @@ def test_api_wrong_password_uses_error_format(client, nurse_a):
         {"username": "nurse_a", "password": "nope"},
         content_type="application/json",
     )
-    assert response.status_code in (400, 401)
+    assert response.status_code in (400, 401), response.content
     body = response.json()
     assert set(body) == {"detail", "errors"}
     assert body["detail"]
@@ -84,7 +84,7 @@ def test_api_wrong_password_uses_error_format(client, nurse_a):
 @pytest.mark.django_db
 def test_api_missing_fields_give_field_errors(client):
     response = client.post("/api/v1/auth/login/", {}, content_type="application/json")
-    assert response.status_code == 400
+    assert response.status_code == 400, response.content
     body = response.json()
     assert set(body["errors"]) == {"username", "password"}
 
