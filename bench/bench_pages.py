@@ -99,9 +99,13 @@ def _measure(client, url: str, summarise) -> dict:
         samples.append((time.perf_counter() - started) * 1000)
     if response.status_code != 200:
         return {"status": response.status_code, "error": "page did not answer 200"}
+    statements = [q["sql"].strip().upper() for q in ctx.captured_queries]
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+    queries = [sql for sql in statements if not sql.startswith(control)]
     return {
         "status": response.status_code,
-        "queries": len(ctx.captured_queries),
+        "queries": len(queries),
+        "statements_incl_transaction_control": len(statements),
         **summarise(samples),
     }
 
