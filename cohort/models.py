@@ -73,6 +73,8 @@ class Participant(models.Model):
     reused, safe under concurrent registrations.
     """
 
+    audit_site_path = "site"
+
     study_number = models.CharField(_("study number"), max_length=12, unique=True, editable=False)
     site = models.ForeignKey(
         Site, on_delete=models.PROTECT, related_name="participants", verbose_name=_("site")
@@ -126,6 +128,7 @@ class Identity(models.Model):
 
     # The audit screens show this model's values only to staff of the participant's own site.
     audit_identifying = True
+    audit_site_path = "participant__site"
 
     participant = models.OneToOneField(
         Participant, on_delete=models.PROTECT, related_name="identity"
@@ -182,6 +185,8 @@ class ConsentMode(models.TextChoices):
 class ConsentFormVersion(models.Model):
     """A consent form version, effective on a range of dates (inclusive)."""
 
+    audit_scope = "configuration"
+
     code = models.SlugField(_("code"), max_length=40)
     version = models.CharField(_("version"), max_length=20)
     language = models.CharField(_("language"), max_length=2, choices=Language.choices)
@@ -223,6 +228,8 @@ class ConsentRecordQuerySet(models.QuerySet):
 class ConsentRecord(models.Model):
     """One answer to one consent element. A correction creates a new record and
     points the old one at it (``superseded_by``) with a reason; nothing is lost."""
+
+    audit_site_path = "participant__site"
 
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
     element = models.CharField(_("consent element"), max_length=30, choices=ConsentElement.choices)
@@ -283,6 +290,8 @@ class WithdrawalScope(models.TextChoices):
 
 @track()
 class Withdrawal(models.Model):
+    audit_site_path = "participant__site"
+
     participant = models.ForeignKey(
         Participant, on_delete=models.PROTECT, related_name="withdrawals"
     )
@@ -327,6 +336,8 @@ class DeathSource(models.TextChoices):
 class Death(models.Model):
     """Recorded once; stops all patient contact from ``died_on``."""
 
+    audit_site_path = "participant__site"
+
     participant = models.OneToOneField(Participant, on_delete=models.PROTECT, related_name="death")
     died_on = models.DateField(_("date of death"))
     source = models.CharField(_("source"), max_length=30, choices=DeathSource.choices)
@@ -348,6 +359,8 @@ class Death(models.Model):
 class IdentityAccess(models.Model):
     """One display of a participant's identifying data to a user (SPEC.md §5: every
     access to identifying data is attributable). Append-only."""
+
+    audit_site_path = "participant__site"
 
     class Context(models.TextChoices):
         PAGE = "page", _("Participant page")

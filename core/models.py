@@ -31,6 +31,8 @@ class User(AbstractUser):
     """A person with a login. Password hashes are never copied into the audit
     trail; `password_changed_at` records that a change happened."""
 
+    audit_scope = "configuration"
+
     password_changed_at = models.DateTimeField(_("password changed at"), null=True, blank=True)
     preferred_language = models.CharField(
         _("preferred language"),
@@ -53,6 +55,8 @@ class User(AbstractUser):
 
 @track()
 class Site(models.Model):
+    audit_scope = "configuration"
+
     code = models.SlugField(_("code"), max_length=20, unique=True)
     name = models.CharField(_("name"), max_length=200)
     is_active = models.BooleanField(_("active"), default=True)
@@ -76,6 +80,8 @@ class MembershipQuerySet(models.QuerySet):
 @track()
 class SiteMembership(models.Model):
     """A role held by a user at a site (or at every site when `site` is empty)."""
+
+    audit_scope = "configuration"
 
     user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="memberships")
     site = models.ForeignKey(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pghistory.models
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from core.access import access_for
@@ -24,34 +26,96 @@ def tracked_models() -> list[type[models.Model]]:
     return sorted(set(found), key=lambda m: m._meta.label_lower)
 
 
-def audit_site_path(model: type[models.Model]) -> str | None:
-    """The lookup path from a record to its site, or None for platform/configuration records.
+# --- audit scope: declared on every tracked model, checked at start-up (core.checks) ----------
+AUDIT_CONFIGURATION = "configuration"
+AUDIT_CONCEALED = "concealed"
+AUDIT_SCOPES = (AUDIT_CONFIGURATION, AUDIT_CONCEALED)
 
-    A model may say it with ``audit_site_path``; otherwise a ``site`` field, then a
-    ``participant`` foreign key, is used. Platform models (the core app) have none.
+
+@dataclass(frozen=True)
+class AuditScope:
+    """Who may read a tracked model's trail, as the model declares it.
+
+    - ``site``: clinical records, with ``site_path`` the lookup from a record to its
+      participant's site (``audit_site_path = "screening__participant__site"``); read by
+      data managers/monitors of that site.
+    - ``configuration``: platform and trial configuration (``audit_scope =
+      "configuration"``); read by administrators and data managers/monitors.
+    - ``concealed``: the allocation sequence and everything that predicts it
+      (``audit_scope = "concealed"``); read only by a statistician holding
+      ``permission`` (``audit_permission``), by nobody when none is declared.
     """
-    explicit = getattr(model, "audit_site_path", None)
-    if explicit:
-        return explicit
-    if model._meta.app_label == "core":
-        return None
-    names = {f.name for f in model._meta.concrete_fields}
-    if "site" in names:
-        return "site"
-    if "participant" in names:
-        return "participant__site"
-    return None
+
+    kind: str
+    site_path: str | None = None
+    permission: str | None = None
+
+
+class UndeclaredAuditScope(LookupError):
+    pass
+
+
+def audit_scope(model: type[models.Model]) -> AuditScope:
+    """The declared scope of a tracked model; never guessed from its fields."""
+    path = getattr(model, "audit_site_path", None)
+    declared = getattr(model, "audit_scope", None)
+    if path and not declared:
+        return AuditScope(kind="site", site_path=path)
+    if declared in AUDIT_SCOPES and not path:
+        permission = getattr(model, "audit_permission", None)
+        return AuditScope(
+            kind=declared, permission=permission if declared == AUDIT_CONCEALED else None
+        )
+    raise UndeclaredAuditScope(
+        f"{model._meta.label} declares no valid audit scope (audit_site_path or audit_scope)"
+    )
+
+
+def audit_site_path(model: type[models.Model]) -> str | None:
+    """The lookup path from a record to its site, or None for configuration and secrets."""
+    return audit_scope(model).site_path
+
+
+def audit_hidden_fields(model: type[models.Model]) -> set[str]:
+    """Column names never shown in the audit screens (``audit_hidden_fields`` on the model:
+    e.g. an allocation's sequence, stratum and slot, which would reveal the list)."""
+    names = getattr(model, "audit_hidden_fields", ()) or ()
+    hidden = set()
+    for name in names:
+        field = model._meta.get_field(name)
+        hidden.update({field.name, getattr(field, "attname", field.name)})
+    return hidden
+
+
+def _may_read_concealed(user, scope: AuditScope) -> bool:
+    return bool(
+        scope.permission
+        and getattr(user, "is_authenticated", False)
+        and access_for(user).has_role(Role.STATISTICIAN)
+        and user.has_perm(scope.permission)
+    )
 
 
 def audit_models_for(user) -> list[type[models.Model]]:
-    """Audited models a user may read the trail of: administrators only platform and
-    configuration records; data managers/monitors every record of their sites."""
+    """Audited models a user may read the trail of: administrators only configuration;
+    data managers/monitors configuration and the clinical records of their sites; the
+    sequence secrets only a statistician holding the model's permission."""
     access = access_for(user)
-    if access.has_role(Role.DATA_MANAGER):
-        return tracked_models()
-    if access.has_role(Role.ADMINISTRATOR):
-        return [m for m in tracked_models() if audit_site_path(m) is None]
-    return []
+    readable = []
+    for model in tracked_models():
+        try:
+            scope = audit_scope(model)
+        except UndeclaredAuditScope:  # refused by the system check; never shown meanwhile
+            continue
+        if scope.kind == AUDIT_CONCEALED:
+            ok = _may_read_concealed(user, scope)
+        elif scope.kind == AUDIT_CONFIGURATION:
+            ok = access.has_role(Role.DATA_MANAGER, Role.ADMINISTRATOR)
+        else:
+            ok = access.has_role(Role.DATA_MANAGER)
+        if ok:
+            readable.append(model)
+    return readable
 
 
 def _scoped_pks(user, model: type[models.Model]) -> models.QuerySet | None:
@@ -64,8 +128,19 @@ def _scoped_pks(user, model: type[models.Model]) -> models.QuerySet | None:
     return access.scope(manager.all(), site_field=path, roles={Role.DATA_MANAGER}).values("pk")
 
 
+def _clean_pk(model: type[models.Model], pk: Any) -> Any:
+    """The primary key as the model's type, or None when it cannot be one (no 500)."""
+    try:
+        return model._meta.pk.to_python(pk)
+    except ValidationError:
+        return None
+
+
 def audit_record_visible(user, model: type[models.Model], pk: Any) -> bool:
     if model not in audit_models_for(user):
+        return False
+    pk = _clean_pk(model, pk)
+    if pk is None:
         return False
     scoped = _scoped_pks(user, model)
     return scoped is None or model._base_manager.filter(pk=pk, pk__in=scoped).exists()
@@ -166,7 +241,20 @@ def audit_trail_for(*, user, model: type[models.Model], pk: Any) -> list[AuditEn
     """The trail of one record as ``user`` may see it (empty when not allowed)."""
     if not audit_record_visible(user, model, pk):
         return []
-    return _mask_identifying(user, model, pk, audit_trail(model=model, pk=pk))
+    pk = _clean_pk(model, pk)
+    entries = _mask_identifying(user, model, pk, audit_trail(model=model, pk=pk))
+    hidden = audit_hidden_fields(model)
+    if not hidden:
+        return entries
+    return [
+        AuditEntry(
+            **{
+                **e.__dict__,
+                "changes": {k: v for k, v in e.changes.items() if k not in hidden},
+            }
+        )
+        for e in entries
+    ]
 
 
 def recent_events(

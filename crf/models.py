@@ -33,6 +33,8 @@ NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
 class Timepoint(models.Model):
     """A follow-up moment of a trial: day offset from day 0, window, instruments."""
 
+    audit_scope = "configuration"
+
     trial = models.ForeignKey(
         "randomization.Trial",
         on_delete=models.PROTECT,
@@ -130,6 +132,8 @@ class QuestionnaireQuerySet(models.QuerySet):
 @track()
 class Questionnaire(models.Model):
     """One timepoint's questionnaire for one participant in one trial."""
+
+    audit_site_path = "participant__site"
 
     participant = models.ForeignKey(
         "cohort.Participant",
@@ -247,6 +251,9 @@ class Questionnaire(models.Model):
 class QuestionnaireLink(models.Model):
     """A link sent to a patient; the token itself is never stored, only its SHA-256."""
 
+    audit_site_path = "questionnaire__participant__site"
+    audit_hidden_fields = ("token_hash",)
+
     questionnaire = models.ForeignKey(Questionnaire, on_delete=models.PROTECT, related_name="links")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     kind = models.CharField(max_length=12, choices=SendKind.choices)
@@ -267,6 +274,8 @@ class QuestionnaireLink(models.Model):
 @track()
 class InstrumentResponse(models.Model):
     """The item answers of one instrument within one questionnaire, and its scores."""
+
+    audit_site_path = "questionnaire__participant__site"
 
     questionnaire = models.ForeignKey(
         Questionnaire, on_delete=models.PROTECT, related_name="responses"

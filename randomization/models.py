@@ -30,6 +30,8 @@ class TrialStatus(models.TextChoices):
 class Trial(models.Model):
     """A TwiCs trial inside the cohort (PRESENT hosts several; BLEND is the first)."""
 
+    audit_scope = "configuration"
+
     code = models.SlugField(
         _("code"),
         max_length=20,
@@ -59,6 +61,8 @@ class Trial(models.Model):
 
 @track()
 class Arm(models.Model):
+    audit_scope = "configuration"
+
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="arms")
     code = models.SlugField(_("code"), max_length=20)
     name = models.CharField(_("name"), max_length=200)
@@ -93,6 +97,8 @@ class CriterionKind(models.TextChoices):
 @track()
 class Criterion(models.Model):
     """One eligibility criterion of a trial, versioned with the protocol (data, not code)."""
+
+    audit_scope = "configuration"
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="criteria")
     protocol_version = models.CharField(_("protocol version"), max_length=20)
@@ -139,6 +145,8 @@ class Screening(models.Model):
     """One participant checked against one trial's criteria. Re-screening adds a record;
     earlier screenings stay as they were (they feed the CONSORT flow)."""
 
+    audit_site_path = "participant__site"
+
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="screenings")
     participant = models.ForeignKey(
         "cohort.Participant", on_delete=models.PROTECT, related_name="screenings"
@@ -178,6 +186,8 @@ class Screening(models.Model):
 
 @track()
 class ScreeningAnswer(models.Model):
+    audit_site_path = "screening__participant__site"
+
     screening = models.ForeignKey(Screening, on_delete=models.PROTECT, related_name="answers")
     criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
     answer = models.CharField(_("answer"), max_length=8, choices=Answer.choices)
@@ -230,6 +240,9 @@ class Sequence(models.Model):
     The seed never enters the audit trail and is readable only through
     ``randomization.selectors`` by a statistician holding the sequence permission.
     """
+
+    audit_scope = "concealed"
+    audit_permission = "randomization.manage_sequences"
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="sequences")
     method = models.CharField(_("method"), max_length=20, choices=Method.choices)
@@ -296,6 +309,10 @@ class Slot(models.Model):
     The arm is excluded from the audit trail so no audit screen can show an unused slot.
     """
 
+    # Block, block size, position and stratum predict allocations: sequence holders only.
+    audit_scope = "concealed"
+    audit_permission = "randomization.manage_sequences"
+
     sequence = models.ForeignKey(Sequence, on_delete=models.PROTECT, related_name="slots")
     stratum = models.CharField(_("stratum"), max_length=200)
     position = models.PositiveIntegerField(_("position"))
@@ -325,6 +342,9 @@ class Slot(models.Model):
 @track()
 class Stratum(models.Model):
     """The row locked while randomising in a stratum; ``used`` is how many slots are taken."""
+
+    audit_scope = "concealed"
+    audit_permission = "randomization.manage_sequences"
 
     sequence = models.ForeignKey(Sequence, on_delete=models.PROTECT, related_name="strata")
     key = models.CharField(_("stratum"), max_length=200)
@@ -360,6 +380,10 @@ class Allocation(models.Model):
     A randomised-in-error participant keeps this row; only ``status`` changes, through the
     two-person correction workflow.
     """
+
+    audit_site_path = "participant__site"
+    # Which list, stratum and slot an allocation used would reveal the list's structure.
+    audit_hidden_fields = ("sequence", "stratum", "slot")
 
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="allocations")
     participant = models.ForeignKey(
@@ -421,6 +445,10 @@ class Allocation(models.Model):
 class MinimisationDecision(models.Model):
     """The figures behind one minimised allocation (Pocock–Simon)."""
 
+    # The draw and the imbalances predict the next allocation: sequence holders only.
+    audit_scope = "concealed"
+    audit_permission = "randomization.manage_sequences"
+
     allocation = models.OneToOneField(
         Allocation, on_delete=models.PROTECT, related_name="minimisation"
     )
@@ -450,6 +478,8 @@ class CorrectionStatus(models.TextChoices):
 class AllocationCorrection(models.Model):
     """Two-person correction of a randomised-in-error allocation: one proposes with a
     reason, a different person with a different role confirms (or rejects)."""
+
+    audit_site_path = "allocation__participant__site"
 
     allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT, related_name="corrections")
     reason = models.TextField(_("reason"), max_length=2000)
@@ -504,6 +534,8 @@ class InterventionOffer(models.Model):
     """Intervention arm only: the offer, the patient's decision and the trial consent.
     Refusers stay in the intervention arm (intention to treat)."""
 
+    audit_site_path = "allocation__participant__site"
+
     allocation = models.OneToOneField(Allocation, on_delete=models.PROTECT, related_name="offer")
     offered_on = models.DateField(_("offered on"))
     offered_by = models.ForeignKey(
@@ -554,6 +586,8 @@ class InterventionOffer(models.Model):
 @track()
 class ControlDisclosure(models.Model):
     """A protocol deviation: a control-arm participant was told about the trial or allocation."""
+
+    audit_site_path = "allocation__participant__site"
 
     allocation = models.ForeignKey(Allocation, on_delete=models.PROTECT, related_name="disclosures")
     disclosed_on = models.DateField(_("date of disclosure"))

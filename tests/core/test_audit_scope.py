@@ -1,0 +1,357 @@
+"""Audit scope: every tracked model, every role.
+
+The models are taken from the registry (every model with an audit event table), not from
+a hand list, so a new tracked model is covered the day it appears. The oracle is
+independent of the models' own declarations: which site a row belongs to is known from
+how the world was built (one pass per site, rows told apart by the pass that created
+them). Platform configuration and the sequence secrets are named below; every other
+tracked model is treated as clinical and must have rows at both sites.
+
+Expected, per role:
+- nurse, investigator, statistician without the sequence permission: no audit screen;
+- data manager at site A: configuration, and clinical rows of site A only;
+- sponsor-wide monitor: configuration, and clinical rows of every site;
+- administrator: configuration only, nothing of a clinical model;
+- statistician holding ``randomization.manage_sequences``: the sequence secrets only.
+Nobody else sees anything of sequences, slots, strata or minimisation decisions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+from django.core import checks as django_checks
+from django.db import models as dj_models
+from django.test.utils import isolate_apps
+from django.urls import reverse
+from django.utils import timezone
+
+from core.selectors import tracked_models
+
+pytestmark = pytest.mark.django_db
+
+CONFIGURATION = {
+    "core.user",
+    "core.site",
+    "core.sitemembership",
+    "cohort.consentformversion",
+    "randomization.trial",
+    "randomization.arm",
+    "randomization.criterion",
+    "crf.timepoint",
+}
+SEQUENCE_SECRET = {
+    "randomization.sequence",
+    "randomization.slot",
+    "randomization.stratum",
+    "randomization.minimisationdecision",
+}
+ROLES = [
+    "nurse_a",
+    "investigator_a",
+    "dm_a",
+    "monitor",
+    "statistician",
+    "administrator",
+    "sequence_statistician",
+]
+CONFIG_READERS = {"dm_a", "monitor", "administrator"}
+
+
+def _label(model) -> str:
+    return model._meta.label_lower
+
+
+def _pks() -> dict[str, set]:
+    return {_label(m): set(m._base_manager.values_list("pk", flat=True)) for m in tracked_models()}
+
+
+def may_see(role: str, label: str, site: str | None) -> bool:
+    """The rule, independent of the code under test."""
+    if label in SEQUENCE_SECRET:
+        return role == "sequence_statistician"
+    if label in CONFIGURATION:
+        return role in CONFIG_READERS
+    return role == "monitor" or (role == "dm_a" and site == "a")
+
+
+# --- the world: one pass per site, through the services ------------------------------------------
+@pytest.fixture
+def dm_a(make_user, site_a):
+    return make_user("data_manager", site_a, username="dm_a")
+
+
+@pytest.fixture
+def sequence_statistician(make_user):
+    from django.contrib.auth.models import Permission
+
+    user = make_user("statistician", None, username="seq_statistician")
+    user.user_permissions.add(Permission.objects.get(codename="manage_sequences"))
+    return user
+
+
+def _blend():
+    import importlib
+
+    from django.apps import apps
+
+    from randomization.models import Trial
+
+    if not Trial.objects.filter(code="BLEND").exists():
+        importlib.import_module("randomization.migrations.0002_blend_trial").create_blend(
+            apps, None
+        )
+    trial = Trial.objects.get(code="BLEND")
+    if not trial.criteria.exists():
+        importlib.import_module("randomization.migrations.0004_blend_criteria").create_criteria(
+            apps, None
+        )
+    if not trial.timepoints.exists():
+        importlib.import_module("crf.migrations.0002_blend_schedule").create_schedule(apps, None)
+    return trial
+
+
+_hn = iter(range(10_000, 99_999))
+
+
+def _site_pass(site, nurse, investigator, trial, form):
+    """Every clinical record type at ``site``, through the services where they exist."""
+    from cohort import services as cohort_services
+    from crf.models import InstrumentResponse, Questionnaire, QuestionnaireLink
+    from crf.services import token_hash
+    from randomization import services as rnd
+
+    def register():
+        p = cohort_services.participant_register(
+            by=nurse,
+            site=site,
+            sex="female",
+            primary_tumour="breast",
+            referring_department="radiation_oncology",
+            bone_metastases_diagnosed_on=timezone.localdate() - timedelta(days=30),
+            given_name="Anna",
+            family_name="Jansen",
+            date_of_birth=date(1960, 5, 17),
+            hospital_number=f"HN{next(_hn)}",
+            email="anna@example.invalid",
+        )
+        cohort_services.consents_record(
+            by=nurse,
+            participant=p,
+            answers=dict.fromkeys(
+                ("cohort", "proms", "randomisation_offer", "control_uninformed"), True
+            ),
+            given_on=timezone.localdate() - timedelta(days=10),
+            form_version=form,
+            mode="paper",
+        )
+        return p
+
+    today = timezone.localdate()
+    answers = {
+        c.code: ("yes" if c.kind == "inclusion" else "no") for c in rnd.current_criteria(trial)
+    }
+    arms: dict[bool, object] = {}
+    for _ in range(30):
+        p = register()
+        rnd.screening_record(
+            by=nurse, trial=trial, participant=p, screened_on=today, answers=answers
+        )
+        allocation = rnd.allocation_randomise(by=nurse, trial=trial, participant=p).allocation
+        arms.setdefault(allocation.arm.is_intervention, allocation)
+        if len(arms) == 2:
+            break
+    assert len(arms) == 2, "both arms at every site"
+    intervention, control = arms[True], arms[False]
+    rnd.offer_decision_record(
+        by=nurse,
+        allocation=intervention,
+        offered_on=today,
+        decision="refused",
+        decided_on=today,
+        refusal_reason="prefers the standard treatment",
+    )
+    rnd.disclosure_record(
+        by=nurse, allocation=control, disclosed_on=today, description="told at the desk"
+    )
+    rnd.correction_propose(by=investigator, allocation=control, reason="wrong participant")
+    rnd.treatment_start_set(by=nurse, allocation=intervention, actual=today)
+    q = Questionnaire.objects.filter(participant=intervention.participant).first()
+    assert q is not None, "the schedule was anchored"
+    QuestionnaireLink.objects.create(
+        questionnaire=q,
+        token_hash=token_hash(f"token-{site.code}"),
+        kind="invitation",
+        attempt="00000000-0000-0000-0000-000000000001",
+        expires_at=q.closes_at,
+    )
+    InstrumentResponse.objects.create(
+        questionnaire=q,
+        instrument="pain",
+        instrument_version="pain 1",
+        answers={"worst": 7},
+        scores={"worst": 7},
+    )
+    other = register()
+    cohort_services.withdrawal_record(
+        by=nurse, participant=other, scope="questionnaires", effective_on=today
+    )
+    cohort_services.death_record(
+        by=nurse, participant=other, died_on=today, source="hospital_record"
+    )
+    cohort_services.identity_access_log(user=nurse, participants=[other], context="page")
+
+
+@pytest.fixture
+def world(site_a, site_b, nurse_a, nurse_b, investigator_a, investigator_b, sequence_statistician):
+    """Returns {label: {"a": pks, "b": pks, None: pks}}: rows by the site they belong to."""
+    from cohort.services import consent_form_version_create
+    from randomization import services as rnd
+
+    trial = _blend()
+    form = consent_form_version_create(
+        code="present-icf", version="9", language="nl", effective_from=date(2020, 1, 1)
+    )
+    # A minimisation sequence live in this environment (decisions at both sites) and a
+    # sealed permuted-block list for the other one (slots and strata).
+    live = rnd.sequence_generate(
+        by=sequence_statistician,
+        trial=trial,
+        method="minimisation",
+        environment=rnd.current_environment(),
+        factors=["site", "sex"],
+    )
+    rnd.sequence_activate(by=sequence_statistician, sequence=live)
+    rnd.sequence_generate(
+        by=sequence_statistician,
+        trial=trial,
+        method="permuted_blocks",
+        environment="production" if rnd.current_environment() == "test" else "test",
+        factors=["site"],
+        block_sizes=[2, 4],
+        slots_per_stratum=8,
+    )
+    before = _pks()
+    _site_pass(site_a, nurse_a, investigator_a, trial, form)
+    after_a = _pks()
+    _site_pass(site_b, nurse_b, investigator_b, trial, form)
+    after_b = _pks()
+    return {
+        label: {
+            None: before[label],
+            "a": after_a[label] - before[label],
+            "b": after_b[label] - after_a[label],
+        }
+        for label in before
+    }
+
+
+# --- the tests -----------------------------------------------------------------------------------
+def test_the_world_has_rows_of_every_tracked_model_at_both_sites(world):
+    """Guard for the sweep below: every clinical model has rows at each site, every other
+    model at least one row (a new tracked model must be added to the world)."""
+    missing = []
+    for label, rows in world.items():
+        if label in CONFIGURATION or label in SEQUENCE_SECRET:
+            if not (rows[None] | rows["a"] | rows["b"]):
+                missing.append(label)
+        elif not rows["a"] or not rows["b"]:
+            missing.append(label)
+    assert missing == []
+
+
+INDEX_LINK = re.compile(r'href="/audit/([a-z_]+\.[a-z_]+)/([^/"]+)/"')
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_audit_screens_show_each_role_only_its_rows(request, client, world, role):
+    """Index and detail page of every tracked model: only the rows the role may read."""
+    user = request.getfixturevalue(role)
+    client.force_login(user)
+    failures = []
+    visible_models = set()
+    for label, rows in sorted(world.items()):
+        by_site = {site: {str(pk) for pk in pks} for site, pks in rows.items()}
+        if label in CONFIGURATION:  # includes the rows made since, e.g. the viewer's own
+            model = next(m for m in tracked_models() if _label(m) == label)
+            by_site = {None: {str(pk) for pk in model._base_manager.values_list("pk", flat=True)}}
+        allowed = {pk for site, pks in by_site.items() for pk in pks if may_see(role, label, site)}
+        index = client.get(reverse("audit_index") + f"?model={label}")
+        if index.status_code == 200:
+            body = index.content.decode()
+            listed = {pk for lab, pk in INDEX_LINK.findall(body) if lab == label}
+            if listed - allowed:
+                failures.append(f"index {label} lists {sorted(listed - allowed)[:5]}")
+            if allowed and not listed:
+                failures.append(f"index {label} lists none of the readable rows")
+            if not allowed and label not in CONFIGURATION:
+                failures.append(f"index {label} opens (200)")
+        elif allowed:
+            failures.append(f"index {label}: {index.status_code}")
+        if allowed:
+            visible_models.add(label)
+        samples = [(site, sorted(pks)[0]) for site, pks in by_site.items() if pks]
+        for site, pk in samples:
+            response = client.get(reverse("audit_record", args=[label, pk]))
+            want = may_see(role, label, site)
+            if want and response.status_code != 200:
+                failures.append(f"detail {label}#{pk} ({site}): {response.status_code}")
+            if not want and response.status_code == 200:
+                failures.append(f"detail {label}#{pk} ({site}) readable")
+    assert failures == [], f"{role}: {failures}"
+    # The record types offered are exactly the readable ones.
+    index = client.get(reverse("audit_index"))
+    if visible_models:
+        offered = set(re.findall(r'<option value="([a-z_]+\.[a-z_]+)"', index.content.decode()))
+        assert offered == visible_models
+    else:
+        assert index.status_code in (403, 404)
+
+
+def test_administrator_sees_no_clinical_value(client, world, administrator):
+    """The administrator's pages contain none of a patient's answers or an IP address."""
+    from crf.models import InstrumentResponse
+
+    client.force_login(administrator)
+    pk = sorted(world["crf.instrumentresponse"]["a"])[0]
+    assert client.get(f"/audit/crf.instrumentresponse/{pk}/").status_code == 404
+    assert InstrumentResponse.objects.filter(pk=pk).exists()
+    body = client.get(reverse("audit_index")).content.decode()
+    assert "crf.instrumentresponse" not in body
+    assert "randomization.screeninganswer" not in body
+
+
+def test_every_tracked_model_declares_its_audit_scope():
+    """The system check passes for the project: every tracked model declares a scope."""
+    from core.checks import audit_scope_declared
+
+    assert audit_scope_declared(None) == []
+
+
+@isolate_apps("core")
+def test_system_check_refuses_a_tracked_model_without_a_declared_scope():
+    """A tracked model with no declaration (or a wrong one) is an error, by name."""
+    from core.checks import audit_scope_errors
+
+    class Undeclared(dj_models.Model):  # noqa: DJ008
+        class Meta:
+            app_label = "core"
+
+    class WrongPath(dj_models.Model):  # noqa: DJ008
+        audit_site_path = "nowhere__site"
+
+        class Meta:
+            app_label = "core"
+
+    class Unknown(dj_models.Model):  # noqa: DJ008
+        audit_scope = "maybe"
+
+        class Meta:
+            app_label = "core"
+
+    errors = audit_scope_errors([Undeclared, WrongPath, Unknown])
+    assert all(isinstance(e, django_checks.Error) for e in errors)
+    assert [e.obj for e in errors] == [Undeclared, WrongPath, Unknown]
+    assert {e.id for e in errors} == {"core.E010"}
