@@ -43,8 +43,10 @@ __all__ = [
     "load",
     "validate",
     "applicable_items",
+    "answered_count",
     "drop_not_applicable",
     "parse",
+    "unanswered_items",
 ]
 
 KINDS = ("choice", "number", "text", "analgesics")
@@ -412,6 +414,23 @@ def validate(code: str, answers: Mapping[str, Any], complete: bool = False) -> d
             ):
                 errors[item.code] = _("Please answer this question.")
     return errors
+
+
+def unanswered_items(code: str, answers: Mapping[str, Any]) -> list[Item]:
+    """The applicable required items of ``answers`` left unanswered. A patient may skip
+    any item (SPEC.md §3.6); this is what the page tells them before they send, and what a
+    nurse confirms before saving a partial paper entry."""
+    return [
+        item
+        for item in applicable_items(code, answers)
+        if item.required and not _answered(answers.get(item.code))
+    ]
+
+
+def answered_count(code: str, answers: Mapping[str, Any]) -> int:
+    """How many items of instrument ``code`` have an answer in ``answers``."""
+    instrument = load(code)
+    return sum(1 for key, value in answers.items() if instrument.has_item(key) and _answered(value))
 
 
 # --------------------------------------------------------------------------- form input

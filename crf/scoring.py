@@ -1,8 +1,11 @@
 """Questionnaire scoring, SPEC.md §4.1-§4.6: pure functions over plain values.
 
 No ORM, no I/O beyond reading the versioned tables shipped as package data
-(``crf/instruments/*.json``). Scores keep full precision; templates round for display.
-Every function is deterministic: the same answers always give the same scores.
+(``crf/instruments/*.json``). EORTC scale scores keep full precision; values that are
+published or computed with decimal factors are stored as published (the EQ-5D-5L index to
+3 decimals, OMED without float artefacts). Each scale's :class:`ScaleInfo` says with how
+many decimals it is shown. Every function is deterministic: the same answers always give
+the same scores.
 
 Entry point: :func:`score` (``instrument code, answers -> {scale: float | None}``), and
 :func:`table_versions` for the table versions to store next to the scores.
@@ -137,7 +140,9 @@ C15PAL_CONVERTED_SCALES: dict[str, tuple[tuple[str, ...], Kind]] = {
     "FA": (("q7", "q11"), "symptom"),
     "NV": (("q9",), "symptom"),
 }
-C15PAL_SCALE_ORDER = ("QL", "PF2", "EF", "FA", "NV", "PA", "DY", "SL", "AP", "CO")
+# The order of the C15-PAL scoring manual: functional scales (PF2, the primary endpoint,
+# first), symptom scales, then overall quality of life.
+C15PAL_SCALE_ORDER = ("PF2", "EF", "FA", "NV", "PA", "DY", "SL", "AP", "CO", "QL")
 
 
 def _conversion(version: str | None = None) -> dict[str, Any]:
@@ -311,9 +316,11 @@ def omed(
     (transdermal fentanyl in µg/h of patch strength, factor 2.4). ``None`` when the list is
     not answered or an opioid has no conversion for its route; 0 for no opioids.
     """
-    return analgesics.omed(analgesics_list, table_version=table_version)
+    value = analgesics.omed(analgesics_list, table_version=table_version)
+    return None if value is None else round(value, OMED_DECIMALS)
 
 
+OMED_DECIMALS = 3  # mg/day; drops float artefacts (4.7 x 1.5 = 7.050000000000001)
 # Tolerance for comparing OMEDs computed with decimal factors (1.5 x 20 = 30.000000000000004).
 _EPS = 1e-9
 OMED_CHANGE = 0.25  # the consensus 25 % threshold
@@ -380,6 +387,7 @@ def pain_response(
 # --------------------------------------------------------------------------- §4.6
 
 EQ5D_DIMENSIONS = ("mo", "sc", "ua", "pd", "ad")
+EQ5D_INDEX_DECIMALS = 3  # the Dutch tariff is published to 3 decimals
 
 
 def _state(state: str | Sequence[int]) -> tuple[int, ...]:
@@ -397,7 +405,9 @@ def eq5d5l_index(state: str | Sequence[int], tariff: str | None = None) -> float
     """EQ-5D-5L index with the Dutch tariff (SPEC.md §4.6); ``"11111"`` (or a tuple) → 1.
 
     Any other state: 1 − constant − the decrement of each dimension's level (level 1 adds
-    nothing). The tariff is versioned data (``crf/instruments/eq5d5l_tariff.json``).
+    nothing). The tariff is versioned data (``crf/instruments/eq5d5l_tariff.json``). The
+    value is rounded to 3 decimals, as the tariff is published (21111 → 0.918 exactly, not
+    the binary sum 0.9179999999999999).
     """
     levels = _state(state)
     if None in levels:
@@ -410,7 +420,7 @@ def eq5d5l_index(state: str | Sequence[int], tariff: str | None = None) -> float
     for dimension, level in zip(table["dimensions"], levels, strict=True):
         if level > 1:
             value -= table["decrements"][dimension][str(level)]
-    return value
+    return round(value, EQ5D_INDEX_DECIMALS)
 
 
 def eq5d5l_scores(answers: Mapping[str, Any]) -> dict[str, float | None]:
@@ -465,15 +475,24 @@ class ScaleInfo:
     higher_is_better: bool | None  # None: neither (e.g. a dose)
     low: float
     high: float | None  # None: open-ended
+    decimals: int = 1  # shown with this many decimals (the precision the scale needs)
 
 
-def _info(code: str, nl: str, en: str, better: bool | None, low: float, high: float | None):
-    return ScaleInfo(code, I18n(nl=nl, en=en), better, low, high)
+def _info(
+    code: str,
+    nl: str,
+    en: str,
+    better: bool | None,
+    low: float,
+    high: float | None,
+    decimals: int = 1,
+) -> ScaleInfo:
+    return ScaleInfo(code, I18n(nl=nl, en=en), better, low, high, decimals)
 
 
 SCALE_INFO: dict[str, tuple[ScaleInfo, ...]] = {
+    # EORTC scales 0-100: one decimal (steps of 100/15, 100/9, 100/6 ...).
     "c15pal": (
-        _info("QL", "Algehele kwaliteit van leven", "Global quality of life", True, 0, 100),
         _info("PF2", "Lichamelijk functioneren", "Physical functioning", True, 0, 100),
         _info("EF", "Emotioneel functioneren", "Emotional functioning", True, 0, 100),
         _info("FA", "Vermoeidheid", "Fatigue", False, 0, 100),
@@ -483,6 +502,7 @@ SCALE_INFO: dict[str, tuple[ScaleInfo, ...]] = {
         _info("SL", "Slapeloosheid", "Insomnia", False, 0, 100),
         _info("AP", "Verminderde eetlust", "Appetite loss", False, 0, 100),
         _info("CO", "Obstipatie", "Constipation", False, 0, 100),
+        _info("QL", "Algehele kwaliteit van leven", "Global quality of life", True, 0, 100),
     ),
     "bm22": (
         _info("PS", "Pijnlocaties", "Painful sites", False, 0, 100),
@@ -491,17 +511,26 @@ SCALE_INFO: dict[str, tuple[ScaleInfo, ...]] = {
         _info("PA", "Psychosociale aspecten", "Psychosocial aspects", True, 0, 100),
     ),
     "pain": (
-        _info("worst", "Ergste pijn", "Worst pain", False, 0, 10),
-        _info("least", "Minste pijn", "Least pain", False, 0, 10),
-        _info("average", "Gemiddelde pijn", "Average pain", False, 0, 10),
-        _info("now", "Pijn nu", "Pain now", False, 0, 10),
-        _info("severity", "Pijnernst (BPI)", "Pain severity (BPI)", False, 0, 10),
-        _info("interference", "Pijnhinder (BPI)", "Pain interference (BPI)", False, 0, 10),
-        _info("omed", "OMED (mg/dag)", "OMED (mg/day)", None, 0, None),
+        # single 0-10 answers are whole numbers; severity is a mean of 4 (quarters)
+        _info("worst", "Ergste pijn", "Worst pain", False, 0, 10, 0),
+        _info("least", "Minste pijn", "Least pain", False, 0, 10, 0),
+        _info("average", "Gemiddelde pijn", "Average pain", False, 0, 10, 0),
+        _info("now", "Pijn nu", "Pain now", False, 0, 10, 0),
+        _info("severity", "Pijnernst (BPI)", "Pain severity (BPI)", False, 0, 10, 2),
+        _info("interference", "Pijnhinder (BPI)", "Pain interference (BPI)", False, 0, 10, 1),
+        _info("omed", "OMED (mg/dag)", "OMED (mg/day)", None, 0, None, 1),
     ),
     "eq5d5l": (
-        _info("index", "EQ-5D-5L index (NL)", "EQ-5D-5L index (NL)", True, -0.446, 1),
-        _info("vas", "EQ VAS", "EQ VAS", True, 0, 100),
+        _info(
+            "index",
+            "EQ-5D-5L index (NL)",
+            "EQ-5D-5L index (NL)",
+            True,
+            -0.446,
+            1,
+            EQ5D_INDEX_DECIMALS,
+        ),
+        _info("vas", "EQ VAS", "EQ VAS", True, 0, 100, 0),
     ),
     "imcq": (),
     "ipcq": (),

@@ -159,3 +159,57 @@ def retry_time(
         raise ValueError("attempts counts the failed sends so far (>= 1)")
     delay = min(base_seconds * (2 ** (attempts - 1)), max_seconds)
     return next_contact_time(failed_at + timedelta(seconds=delay), hours, tz)
+
+
+# --- when a questionnaire was answered (paper / phone entry) -------------------------------
+@dataclass(frozen=True)
+class CompletionDay:
+    """The verdict on a reported completion date: ``refusal`` is a reason code or None;
+    ``outside_window`` is true when the date lies outside the timepoint's window."""
+
+    refusal: str | None
+    outside_window: bool
+
+
+def completion_day_check(
+    day: date,
+    *,
+    clock: time | None,
+    now: datetime,
+    registered_on: date,
+    consent_in_force: bool,
+    died_on: date | None,
+    stopped_on: date | None,
+    first_day: date,
+    last_day: date,
+    tz: ZoneInfo = AMSTERDAM,
+) -> CompletionDay:
+    """Is ``day`` (and ``clock``, when the time is known) possible as the moment a patient
+    answered a questionnaire? SPEC.md §3.6. Refusal codes, checked in this order:
+
+    - ``future``: after today (or later today than now, when the time is known);
+    - ``before_registration``: before the cohort registration;
+    - ``before_consent``: consent (b) (questionnaires) was not in force on that day;
+    - ``after_death``: after the date of death (the day itself is possible);
+    - ``after_withdrawal``: after a withdrawal that stops questionnaires took effect.
+
+    A possible date outside ``first_day .. last_day`` (both included) is not refused but
+    ``outside_window``: it needs an explicit confirmation and is flagged on the record.
+    """
+    _require_aware(now)
+    local_now = now.astimezone(tz)
+    today = local_now.date()
+    refusal = None
+    if day > today or (
+        day == today and clock is not None and clock > local_now.time().replace(tzinfo=None)
+    ):
+        refusal = "future"
+    elif day < registered_on:
+        refusal = "before_registration"
+    elif not consent_in_force:
+        refusal = "before_consent"
+    elif died_on is not None and day > died_on:
+        refusal = "after_death"
+    elif stopped_on is not None and day > stopped_on:
+        refusal = "after_withdrawal"
+    return CompletionDay(refusal=refusal, outside_window=not first_day <= day <= last_day)

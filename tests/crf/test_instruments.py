@@ -213,7 +213,7 @@ def test_modules_import_without_django_or_orm():
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["Choose one of the answers.", "0.9179999999999999"]
+    assert result.stdout.splitlines() == ["Choose one of the answers.", "0.918"]
 
 
 # --------------------------------------------------------------------------- validate
@@ -509,3 +509,18 @@ def test_every_message_has_a_dutch_translation():
         placeholders = sorted(re.findall(r"%\(\w+\)s", english))
         assert placeholders == sorted(re.findall(r"%\(\w+\)s", dutch)), english
         assert dutch.strip() and dutch != english
+
+
+def test_unanswered_items_follow_the_items_that_apply():
+    """A patient may skip items; the count of what is left counts only items that apply."""
+    from crf import instruments
+
+    assert len(instruments.unanswered_items("pain", {})) == 12  # the medication list waits
+    yes = {"uses_analgesics": 1}
+    assert [i.code for i in instruments.unanswered_items("pain", yes)][-1] == "analgesics"
+    assert len(instruments.unanswered_items("pain", yes)) == 12
+    assert len(instruments.unanswered_items("c15pal", {"q1": 1, "q2": None, "q3": ""})) == 14
+    assert instruments.answered_count("c15pal", {"q1": 1, "q2": None, "q3": ""}) == 1
+    assert instruments.answered_count("pain", {}) == 0
+    # optional items (free text after "yes, aids") are never counted as missing
+    assert "aids_which" not in {i.code for i in instruments.unanswered_items("imcq", {"aids": 1})}

@@ -786,7 +786,59 @@ def test_scale_info_describes_exactly_the_score_keys(code):
     for i in info:
         assert i.label["nl"] and i.label["en"]
     if code == "c15pal":
-        assert [i.code for i in info][:2] == ["QL", "PF2"]
+        # the instrument's order (the C15-PAL scoring manual): PF2, the primary endpoint, first
+        assert [i.code for i in info] == [
+            "PF2",
+            "EF",
+            "FA",
+            "NV",
+            "PA",
+            "DY",
+            "SL",
+            "AP",
+            "CO",
+            "QL",
+        ]
         assert {i.code for i in info if i.higher_is_better} == {"QL", "PF2", "EF"}
     with pytest.raises(KeyError):
         scoring.scale_info("nope")
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("21111", 0.918), ("21345", 0.05), ("33333", 0.511), ("55555", -0.446), ("12345", 0.047)],
+)
+def test_eq5d5l_index_is_the_published_three_decimal_value(state, expected):
+    """Stored exactly as the tariff publishes it: 21111 is 0.918, not 0.9179999999999999."""
+    assert eq5d5l_index(state) == expected
+    assert (
+        score("eq5d5l", dict(zip(scoring.EQ5D_DIMENSIONS, map(int, state), strict=True)))["index"]
+        == expected
+    )
+
+
+def test_omed_has_no_float_artefacts():
+    rows = [{"drug": "methadone", "route": "oral", "daily_dose": 1.5, "unit": "mg/day"}]
+    assert scoring.omed(rows) == 7.05  # 4.7 x 1.5, not 7.050000000000001
+    patch = [{"drug": "fentanyl", "route": "transdermal", "daily_dose": 1.5, "unit": "µg/h"}]
+    assert scoring.omed(patch) == 3.6  # 2.4 x 1.5, not 3.5999999999999996
+
+
+@pytest.mark.parametrize(
+    ("code", "key", "decimals"),
+    [
+        ("c15pal", "PF2", 1),
+        ("bm22", "FI", 1),
+        ("pain", "worst", 0),
+        ("pain", "severity", 2),
+        ("pain", "omed", 1),
+        ("eq5d5l", "index", 3),
+        ("eq5d5l", "vas", 0),
+    ],
+)
+def test_every_scale_says_the_precision_it_is_shown_with(code, key, decimals):
+    info = {i.code: i for i in scoring.scale_info(code)}
+    assert info[key].decimals == decimals

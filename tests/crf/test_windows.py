@@ -212,3 +212,54 @@ def test_add_local_days_keeps_wall_clock(at, days):
     # the same wall-clock time except when it falls in the spring-forward gap
     shift = abs((local_out.hour * 60 + local_out.minute) - (local_in.hour * 60 + local_in.minute))
     assert shift in (0, 60)
+
+
+# --- completion dates of paper / phone entries (SPEC.md §3.6) --------------------------------
+def _completion(day, clock=None, **overrides):
+    from datetime import date, datetime, time  # noqa: F401 - local to this table
+
+    from crf.windows import AMSTERDAM, completion_day_check
+
+    values = {
+        "clock": clock,
+        "now": datetime(2025, 3, 10, 15, 0, tzinfo=AMSTERDAM),
+        "registered_on": date(2025, 1, 6),
+        "consent_in_force": True,
+        "died_on": None,
+        "stopped_on": None,
+        "first_day": date(2025, 3, 1),
+        "last_day": date(2025, 3, 8),
+    } | overrides
+    return completion_day_check(day, **values)
+
+
+@pytest.mark.parametrize(
+    ("day", "clock", "overrides", "refusal", "outside"),
+    [
+        ("2025-03-01", None, {}, None, False),  # first window day, bounds included
+        ("2025-03-08", None, {}, None, False),  # last window day
+        ("2025-02-28", None, {}, None, True),
+        ("2025-03-09", None, {}, None, True),
+        ("2025-03-10", None, {}, None, True),  # today, no time
+        ("2025-03-10", "14:59", {}, None, True),
+        ("2025-03-10", "15:01", {}, "future", True),  # later today
+        ("2025-03-11", None, {}, "future", True),
+        ("2025-01-06", None, {}, None, True),  # the registration day itself
+        ("2025-01-05", None, {}, "before_registration", True),
+        ("2025-03-05", None, {"consent_in_force": False}, "before_consent", False),
+        ("2025-03-05", None, {"died_on": "2025-03-05"}, None, False),  # the day of death
+        ("2025-03-06", None, {"died_on": "2025-03-05"}, "after_death", False),
+        ("2025-03-06", None, {"stopped_on": "2025-03-05"}, "after_withdrawal", False),
+        ("2025-03-04", None, {"stopped_on": "2025-03-05"}, None, False),
+    ],
+)
+def test_completion_day_check(day, clock, overrides, refusal, outside):
+    from datetime import date, time
+
+    overrides = {
+        k: date.fromisoformat(v) if isinstance(v, str) else v for k, v in overrides.items()
+    }
+    result = _completion(
+        date.fromisoformat(day), time.fromisoformat(clock) if clock else None, **overrides
+    )
+    assert (result.refusal, result.outside_window) == (refusal, outside)
