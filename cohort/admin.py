@@ -14,7 +14,8 @@ from cohort.models import (
     Participant,
     Withdrawal,
 )
-from core.access import AUDIT_READERS, CLINICAL_READERS, access_for
+from core.access import CLINICAL_READERS, access_for
+from core.models import Role
 
 
 class ReadOnlyClinicalAdmin(admin.ModelAdmin):
@@ -111,14 +112,22 @@ class DeathAdmin(ReadOnlyClinicalAdmin):
 
 @admin.register(IdentityAccess)
 class IdentityAccessAdmin(ReadOnlyClinicalAdmin):
-    """Who was shown whose identifying data: readable by audit readers."""
+    """Who was shown whose identifying data: an audit record of the participant's site,
+    readable like its audit trail, by data managers/monitors of that site (an
+    administrator without a clinical role reads none of it)."""
 
     list_display = ("at", "user", "participant", "context")
     list_filter = ("context",)
     list_select_related = ("user", "participant")
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access_for(request.user).has_role(*AUDIT_READERS) and request.user.is_staff
+        if not (request.user.is_staff and access_for(request.user).has_role(Role.DATA_MANAGER)):
+            return False
+        return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def get_queryset(self, request):
-        return admin.ModelAdmin.get_queryset(self, request)
+        return access_for(request.user).scope(
+            admin.ModelAdmin.get_queryset(self, request),
+            site_field="participant__site",
+            roles={Role.DATA_MANAGER},
+        )

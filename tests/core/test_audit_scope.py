@@ -355,3 +355,51 @@ def test_system_check_refuses_a_tracked_model_without_a_declared_scope():
     assert all(isinstance(e, django_checks.Error) for e in errors)
     assert [e.obj for e in errors] == [Undeclared, WrongPath, Unknown]
     assert {e.id for e in errors} == {"core.E010"}
+
+
+def test_identity_access_admin_is_scoped_like_its_audit_trail(
+    client, world, dm_a, monitor, administrator
+):
+    """Who saw whose identifying data, in the Django admin: a site data manager sees their
+    own site's rows only, the monitor every site's, the administrator (even a superuser
+    without a clinical role) none."""
+    from cohort.models import IdentityAccess
+    from core.models import User
+
+    User.objects.filter(pk__in=[dm_a.pk, monitor.pk, administrator.pk]).update(is_staff=True)
+    User.objects.filter(pk=administrator.pk).update(is_superuser=True)
+    rows = {site: sorted(world["cohort.identityaccess"][site]) for site in ("a", "b")}
+    numbers = {
+        site: set(
+            IdentityAccess.objects.filter(pk__in=pks).values_list(
+                "participant__study_number", flat=True
+            )
+        )
+        for site, pks in rows.items()
+    }
+    url = "/admin/cohort/identityaccess/"
+
+    client.force_login(dm_a)
+    page = client.get(url)
+    assert page.status_code == 200
+    assert all(n in page.content.decode() for n in numbers["a"])
+    assert not any(n in page.content.decode() for n in numbers["b"])
+    assert client.get(f"{url}{rows['b'][0]}/change/").status_code in (302, 403, 404)
+    assert client.get(f"{url}{rows['a'][0]}/change/").status_code == 200
+
+    client.force_login(monitor)
+    body = client.get(url).content.decode()
+    assert all(n in body for n in numbers["a"] | numbers["b"])
+
+    client.force_login(administrator)
+    assert client.get(url).status_code == 403
+    assert client.get(f"{url}{rows['a'][0]}/change/").status_code in (302, 403, 404)
+    assert url not in client.get("/admin/").content.decode()
+
+
+@pytest.mark.parametrize("pk", ["abc", "1.5", "%20"])
+def test_a_malformed_record_id_is_a_404_not_a_500(client, world, monitor, pk):
+    """Any text in the record id of an audit URL answers 404 (never an error page)."""
+    client.force_login(monitor)
+    for label in ("core.site", "cohort.participant"):
+        assert client.get(f"/audit/{label}/{pk}/").status_code == 404
