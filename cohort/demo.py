@@ -195,6 +195,8 @@ def seed(stdout) -> None:
             phone=f"06 1234 56{i:02d}",
             preferred_language=language,
         )
+        # Paper consent signed at the visit, before the registration was entered; a death or
+        # withdrawal can only be dated from the registration day (today) on.
         consent_day = today - timedelta(days=40 - 2 * i)
         services.consents_record(
             by=by,
@@ -209,7 +211,7 @@ def seed(stdout) -> None:
                 by=by,
                 participant=participant,
                 scope="questionnaires",
-                effective_on=consent_day + timedelta(days=10),
+                effective_on=today,
                 reason="Questionnaires too burdensome",
             )
         if hn == "DEMO-2003":
@@ -217,13 +219,13 @@ def seed(stdout) -> None:
                 by=by,
                 participant=participant,
                 scope="trial",
-                effective_on=consent_day + timedelta(days=5),
+                effective_on=today,
             )
         if hn == "DEMO-2005":
             services.death_record(
                 by=by,
                 participant=participant,
-                died_on=min(consent_day + timedelta(days=10), today),
+                died_on=today,
                 source="hospital_record",
             )
         created += 1

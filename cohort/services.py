@@ -33,7 +33,8 @@ from cohort.models import (
     WithdrawalScope,
 )
 from cohort.rules import format_study_number, free_text_mentions, normalise_hospital_number
-from cohort.selectors import STOPS_QUESTIONNAIRES
+from cohort.selectors import STOPS_QUESTIONNAIRES, STOPS_TRIAL
+from core import hooks
 from core.access import access_for
 from core.audit import reason as audit_reason
 from core.models import Site, User
@@ -75,6 +76,18 @@ class DateInFuture(CohortError):
 
 class DateBeforeRegistration(CohortError):
     code = "date_before_registration"
+
+
+class DateContradictsRecords(CohortError):
+    """A date that stored records contradict (a death before an allocation). ``reasons``
+    holds the kinds of the conflicting records, ``records`` their descriptions."""
+
+    code = "date_contradicts_records"
+
+    def __init__(self, message: str, *, field: str, findings: list[hooks.Finding]):
+        self.reasons = sorted({f.kind for f in findings})
+        self.records = [f.text for f in findings]
+        super().__init__(message, field=field)
 
 
 class ConsentFormNotEffective(CohortError):
@@ -134,9 +147,124 @@ def _not_future(value: date | None, *, field: str) -> None:
         raise DateInFuture(_("This date is in the future."), field=field)
 
 
+def _registration_day(participant: Participant) -> date:
+    return timezone.localdate(participant.registered_at)
+
+
+def _not_before_registration(value: date, *, participant: Participant, field: str) -> None:
+    """Deaths and withdrawals happen to registered participants: never before the day of
+    registration. (A consent may precede it: paper signed at the visit, entered later.)"""
+    registered = _registration_day(participant)
+    if value < registered:
+        raise DateBeforeRegistration(
+            _("The participant was registered on %(date)s; this date is earlier.")
+            % {"date": registered.isoformat()},
+            field=field,
+        )
+
+
+def _date_of_birth(participant: Participant) -> date | None:
+    return (
+        Identity.objects.filter(participant=participant)
+        .values_list("date_of_birth", flat=True)
+        .first()
+    )
+
+
+# What a withdrawal of each scope stops (the activities whose later records contradict it).
+def _withdrawal_activities(scope: str) -> frozenset[str]:
+    stops = set()
+    if scope in STOPS_QUESTIONNAIRES:
+        stops.add(hooks.QUESTIONNAIRES)
+    if scope in STOPS_TRIAL:
+        stops.add(hooks.TRIAL)
+    return frozenset(stops)
+
+
+DEATH_ACTIVITIES = frozenset({hooks.QUESTIONNAIRES, hooks.TRIAL, hooks.TREATMENT})
+
+
+def _refuse_contradicted(
+    *,
+    participant: Participant,
+    after: date,
+    activities: frozenset[str],
+    field: str,
+    message: str,
+    consents_too: bool = False,
+) -> None:
+    """Refuse ``after`` when stored records of the stopped ``activities`` are dated later:
+    the cohort's own consents (for a death) and whatever other apps report through the
+    ``participant_records_after`` hook. The message names every conflicting record."""
+    findings: list[hooks.Finding] = []
+    if consents_too:
+        letters = {e.value: f"({chr(ord('a') + i)})" for i, e in enumerate(ConsentElement)}
+        by_day: dict[date, list[str]] = {}
+        for given_on, element in (
+            ConsentRecord.objects.current()
+            .filter(participant=participant, given_on__gt=after)
+            .values_list("given_on", "element")
+        ):
+            by_day.setdefault(given_on, []).append(element)
+        for day, elements in sorted(by_day.items()):
+            findings.append(
+                hooks.Finding(
+                    kind="consent",
+                    text=_("consent %(elements)s given on %(date)s")
+                    % {
+                        "elements": ", ".join(sorted(letters[e] for e in set(elements))),
+                        "date": day.isoformat(),
+                    },
+                    on=day,
+                )
+            )
+    findings += hooks.participant_records_after.collect(
+        participant=participant, after=after, activities=activities
+    )
+    if findings:
+        raise DateContradictsRecords(
+            message % {"records": "; ".join(f.text for f in findings)},
+            field=field,
+            findings=findings,
+        )
+
+
 def _full_clean(instance, *, exclude: list[str] | None = None) -> None:
     # validate_unique/constraints are checked by the services themselves and the database.
     instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+
+
+def _check_life_dates(
+    *, participant_id: int, born: date | None, diagnosed: date | None | bool = False
+) -> None:
+    """A date of birth after the diagnosis of bone metastases, after the death or after a
+    consent is refused (``diagnosed=False``: read the stored diagnosis date)."""
+    if born is None:
+        return
+    if diagnosed is False:
+        diagnosed = (
+            Participant.objects.filter(pk=participant_id)
+            .values_list("bone_metastases_diagnosed_on", flat=True)
+            .first()
+        )
+    if diagnosed and diagnosed < born:
+        raise CohortError(
+            _("The diagnosis cannot precede the date of birth."), field="date_of_birth"
+        )
+    died_on = Death.objects.filter(participant_id=participant_id).values_list("died_on", flat=True)
+    first_consent = (
+        ConsentRecord.objects.current()
+        .filter(participant_id=participant_id)
+        .order_by("given_on")
+        .values_list("given_on", flat=True)
+    )
+    for later in (died_on.first(), first_consent.first()):
+        if later is not None and later < born:
+            raise CohortError(
+                _("This date of birth is later than a date already recorded (%(date)s).")
+                % {"date": later.isoformat()},
+                field="date_of_birth",
+            )
 
 
 def _identifiers(participant: Participant) -> list[str]:
@@ -313,6 +441,7 @@ def identity_update(
             value = value.strip()
         setattr(identity, key, value)
     _not_future(identity.date_of_birth, field="date_of_birth")
+    _check_life_dates(participant_id=identity.participant_id, born=identity.date_of_birth)
     _full_clean(identity, exclude=["participant", "site"])
     _refuse_duplicate(
         site=identity.site, hospital_number=identity.hospital_number, exclude_pk=identity.pk
@@ -348,6 +477,13 @@ def participant_update(
         for key, value in changes.items():
             setattr(participant, key, value)
         _not_future(participant.bone_metastases_diagnosed_on, field="bone_metastases_diagnosed_on")
+        born = _date_of_birth(participant)
+        diagnosed = participant.bone_metastases_diagnosed_on
+        if born is not None and diagnosed is not None and diagnosed < born:
+            raise CohortError(
+                _("The diagnosis cannot precede the date of birth."),
+                field="bone_metastases_diagnosed_on",
+            )
         _full_clean(participant, exclude=["registered_by"])
         with audit_reason(reason.strip()):
             participant.save()
@@ -395,6 +531,9 @@ def _check_consent_inputs(
         )
     if mode not in ConsentMode.values:
         raise CohortError(_("Choose paper or electronic."), field="mode")
+    born = _date_of_birth(participant)
+    if born is not None and given_on < born:
+        raise CohortError(_("This date precedes the date of birth."), field="given_on")
     death = Death.objects.filter(participant=participant).first()
     if death is not None and given_on > death.died_on:
         raise ParticipantDeceased(
@@ -558,17 +697,13 @@ def withdrawal_record(
     if effective_on is None:
         raise CohortError(_("This field is required."), field="effective_on")
     _not_future(effective_on, field="effective_on")
-    if effective_on < timezone.localdate(participant.registered_at) and not (
-        ConsentRecord.objects.filter(participant=participant, given_on__lte=effective_on).exists()
-    ):
-        raise DateBeforeRegistration(
-            _("The participant was not yet in the cohort on this date."), field="effective_on"
-        )
+    _not_before_registration(effective_on, participant=participant, field="effective_on")
     reason = (reason or "").strip()
     _check_free_text(reason, participant=participant)
     Participant.objects.select_for_update().filter(pk=participant.pk).first()
     if Withdrawal.objects.filter(participant=participant, scope=scope).exists():
         raise AlreadyWithdrawn(_("This withdrawal has already been recorded."))
+    _refuse_withdrawal_contradicted(participant=participant, scope=scope, effective_on=effective_on)
     withdrawal = Withdrawal(
         participant=participant,
         scope=scope,
@@ -584,6 +719,29 @@ def withdrawal_record(
     return withdrawal
 
 
+def _refuse_withdrawal_contradicted(
+    *, participant: Participant, scope: str, effective_on: date
+) -> None:
+    _refuse_contradicted(
+        participant=participant,
+        after=effective_on,
+        activities=_withdrawal_activities(scope),
+        field="effective_on",
+        message=_("Records after this date contradict the withdrawal: %(records)s."),
+    )
+
+
+def _refuse_death_contradicted(*, participant: Participant, died_on: date) -> None:
+    _refuse_contradicted(
+        participant=participant,
+        after=died_on,
+        activities=DEATH_ACTIVITIES,
+        field="died_on",
+        message=_("Records after this date contradict the date of death: %(records)s."),
+        consents_too=True,
+    )
+
+
 @transaction.atomic
 def death_record(*, by: User, participant: Participant, died_on: date, source: str) -> Death:
     """Record a death: every patient contact stops at once (pending questionnaires are
@@ -597,9 +755,11 @@ def death_record(*, by: User, participant: Participant, died_on: date, source: s
     identity = Identity.objects.filter(participant=participant).only("date_of_birth").first()
     if identity is not None and died_on < identity.date_of_birth:
         raise CohortError(_("The date of death precedes the date of birth."), field="died_on")
+    _not_before_registration(died_on, participant=participant, field="died_on")
     Participant.objects.select_for_update().filter(pk=participant.pk).first()
     if Death.objects.filter(participant=participant).exists():
         raise AlreadyDeceased(_("A death is already recorded for this participant."))
+    _refuse_death_contradicted(participant=participant, died_on=died_on)
     death = Death(participant=participant, died_on=died_on, source=source, recorded_by=by)
     _full_clean(death, exclude=["participant", "recorded_by"])
     death.save()
@@ -619,10 +779,14 @@ def withdrawal_correct(
     participant = withdrawal.participant
     _require_write(by=by, site_id=participant.site_id)
     _not_future(effective_on, field="effective_on")
+    _not_before_registration(effective_on, participant=participant, field="effective_on")
     _check_free_text(reason, participant=participant)
     current = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
     if current.effective_on == effective_on:
         raise NothingToCorrect(_("The correction changes nothing."))
+    _refuse_withdrawal_contradicted(
+        participant=participant, scope=current.scope, effective_on=effective_on
+    )
     current.effective_on = effective_on
     _full_clean(current, exclude=["participant", "recorded_by"])
     with audit_reason(reason):
@@ -657,7 +821,10 @@ def death_correct(
     identity = Identity.objects.filter(participant=participant).only("date_of_birth").first()
     if identity is not None and new_died_on < identity.date_of_birth:
         raise CohortError(_("The date of death precedes the date of birth."), field="died_on")
+    _not_before_registration(new_died_on, participant=participant, field="died_on")
     _check_free_text(reason, participant=participant)
+    if new_died_on != current.died_on:
+        _refuse_death_contradicted(participant=participant, died_on=new_died_on)
     current.died_on, current.source = new_died_on, new_source
     _full_clean(current, exclude=["participant", "recorded_by"])
     with audit_reason(reason):

@@ -197,3 +197,27 @@ def participant_questionnaires(*, user, study_number: str) -> tuple[Participant,
         .order_by("trial__code", "opens_at")
     )
     return participant, qs
+
+
+# --- hook subscribers (registered in crf/apps.py) -------------------------------------------
+def participant_records_after(*, participant: Participant, after, activities) -> list:
+    """``core.hooks.participant_records_after``: questionnaires completed after ``after``
+    (when questionnaires are among the stopped ``activities``), named for the nurse."""
+    from core import hooks
+
+    if hooks.QUESTIONNAIRES not in activities:
+        return []
+    findings = []
+    done = Questionnaire.objects.filter(
+        participant=participant, status=S.COMPLETED, completed_on__gt=after
+    ).select_related("timepoint", "trial")
+    for q in done.order_by("completed_on", "pk"):
+        findings.append(
+            hooks.Finding(
+                kind="questionnaire_completed",
+                text=_("questionnaire %(tp)s (%(trial)s) completed on %(date)s")
+                % {"tp": q.timepoint.label, "trial": q.trial.code, "date": q.completed_on},
+                on=q.completed_on,
+            )
+        )
+    return findings

@@ -5,4 +5,10 @@ class RandomizationConfig(AppConfig):
     name = "randomization"
 
     def ready(self) -> None:
-        from randomization import checks  # noqa: F401 - registers the system checks
+        from core import hooks
+        from randomization import (
+            checks,  # noqa: F401 - registers the system checks
+            selectors,
+        )
+
+        hooks.participant_records_after.subscribe(selectors.participant_records_after)

@@ -290,3 +290,53 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
         "timeline": timeline,
         "banner": "not_informed" if not_informed else None,
     }
+
+
+# --- hook subscribers (registered in randomization/apps.py) ---------------------------------
+def participant_records_after(*, participant: Participant, after, activities) -> list:
+    """``core.hooks.participant_records_after``: allocations randomised, intervention decisions
+    taken (trial) and treatments started (treatment) after ``after``, named for the nurse."""
+    from core import hooks
+
+    findings = []
+    wants_trial = hooks.TRIAL in activities
+    wants_treatment = hooks.TREATMENT in activities
+    if not (wants_trial or wants_treatment):
+        return findings
+    allocations = (
+        Allocation.objects.filter(participant=participant)
+        .select_related("trial", "offer")
+        .order_by("randomised_at", "pk")
+    )
+    for a in allocations:
+        randomised_on = timezone.localdate(a.randomised_at)
+        if wants_trial and randomised_on > after:
+            findings.append(
+                hooks.Finding(
+                    kind="allocation",
+                    text=_("allocation %(number)s in %(trial)s, randomised on %(date)s")
+                    % {"number": a.trial_number, "trial": a.trial.code, "date": randomised_on},
+                    on=randomised_on,
+                )
+            )
+        offer = getattr(a, "offer", None)
+        if wants_trial and offer is not None and offer.decided_on and offer.decided_on > after:
+            findings.append(
+                hooks.Finding(
+                    kind="offer_decision",
+                    text=_("intervention decision for %(number)s on %(date)s")
+                    % {"number": a.trial_number, "date": offer.decided_on},
+                    on=offer.decided_on,
+                )
+            )
+        started = a.treatment_start_actual
+        if wants_treatment and started and started > after:
+            findings.append(
+                hooks.Finding(
+                    kind="treatment_started",
+                    text=_("start of treatment (day 0) of %(number)s on %(date)s")
+                    % {"number": a.trial_number, "date": started},
+                    on=started,
+                )
+            )
+    return findings

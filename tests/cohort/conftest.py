@@ -55,6 +55,20 @@ def registration_data(site, **overrides) -> dict:
     return data
 
 
+def registered_days_ago(participant, days: int):
+    """Test setup: the participant was registered ``days`` days ago (deaths and withdrawals
+    are refused before the registration day)."""
+    from datetime import datetime, time
+
+    from cohort.models import Participant
+
+    day = timezone.localdate() - timedelta(days=days)
+    at = timezone.make_aware(datetime.combine(day, time(9, 30)))
+    Participant.objects.filter(pk=participant.pk).update(registered_at=at)
+    participant.refresh_from_db()
+    return participant
+
+
 @pytest.fixture
 def register():
     """register(by, site, **overrides) -> Participant, through cohort.services."""

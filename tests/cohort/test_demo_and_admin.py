@@ -37,6 +37,24 @@ def test_demo_seed_makes_participants_at_both_sites_and_is_idempotent(demo_world
     assert Participant.objects.count() == 12
 
 
+def test_demo_deaths_and_withdrawals_obey_the_date_rules(demo_world):
+    """No demo death or withdrawal before its participant's registration day, and no death
+    before a consent: the demo goes through the same rules as a nurse."""
+    from django.utils import timezone
+
+    from cohort.demo import seed
+
+    seed(io.StringIO())
+    for record in [*Withdrawal.objects.select_related("participant"), *Death.objects.all()]:
+        registered = timezone.localdate(record.participant.registered_at)
+        day = getattr(record, "effective_on", None) or record.died_on
+        assert day >= registered, (record, registered)
+    for death in Death.objects.all():
+        assert not ConsentRecord.objects.filter(
+            participant=death.participant, given_on__gt=death.died_on
+        ).exists()
+
+
 @pytest.fixture
 def staff_admin(administrator):
     administrator.is_staff = True

@@ -26,7 +26,7 @@ from cohort.selectors import (
     twics_randomisation_consent,
 )
 from core.selectors import audit_trail
-from tests.cohort.conftest import registration_data
+from tests.cohort.conftest import registered_days_ago, registration_data
 
 pytestmark = pytest.mark.django_db
 
@@ -339,6 +339,7 @@ def cancel_calls(monkeypatch):
 def test_questionnaire_withdrawal_stops_contact_from_that_date(
     nurse_a, participant_a, consented, cancel_calls
 ):
+    registered_days_ago(participant_a, 30)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=20))
     effective = TODAY() - timedelta(days=5)
     assert may_contact_for_questionnaires(participant_a, effective)
@@ -403,6 +404,7 @@ def test_withdrawal_reason_is_audited_and_must_not_identify(nurse_a, participant
 def test_death_stops_every_contact_and_cancels_questionnaires(
     nurse_a, participant_a, consented, cancel_calls
 ):
+    registered_days_ago(participant_a, 30)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=20))
     died = TODAY() - timedelta(days=2)
     services.death_record(by=nurse_a, participant=participant_a, died_on=died, source="family")
@@ -454,6 +456,7 @@ def test_bad_death_input_is_refused(nurse_a, participant_a, kwargs, field):
 
 
 def test_consent_after_death_is_refused(nurse_a, participant_a, form_version):
+    registered_days_ago(participant_a, 30)
     services.death_record(
         by=nurse_a, participant=participant_a, died_on=TODAY() - timedelta(days=3), source="family"
     )
@@ -472,17 +475,20 @@ def test_consent_after_death_is_refused(nurse_a, participant_a, form_version):
 def test_withdrawal_before_the_participant_entered_the_cohort_is_refused(
     nurse_a, participant_a, consented
 ):
-    with pytest.raises(services.DateBeforeRegistration) as exc:
-        services.withdrawal_record(
-            by=nurse_a,
-            participant=participant_a,
-            scope="trial",
-            effective_on=TODAY() - timedelta(days=400),
-        )
-    assert "effective_on" in exc.value.message_dict
-    assert not Withdrawal.objects.exists()
-    # consent taken before registration in the system: a withdrawal after the consent is fine
+    """Before the registration day a withdrawal is refused, even after a (paper) consent
+    dated earlier; from the registration day on it is accepted."""
+    registered_days_ago(participant_a, 20)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=30))
+    for days in (400, 21):
+        with pytest.raises(services.DateBeforeRegistration) as exc:
+            services.withdrawal_record(
+                by=nurse_a,
+                participant=participant_a,
+                scope="trial",
+                effective_on=TODAY() - timedelta(days=days),
+            )
+        assert "effective_on" in exc.value.message_dict
+    assert not Withdrawal.objects.exists()
     services.withdrawal_record(
         by=nurse_a,
         participant=participant_a,
@@ -493,6 +499,7 @@ def test_withdrawal_before_the_participant_entered_the_cohort_is_refused(
 
 
 def test_death_correction_needs_a_reason_and_keeps_old_value_in_audit(nurse_a, participant_a):
+    registered_days_ago(participant_a, 30)
     death = services.death_record(
         by=nurse_a, participant=participant_a, died_on=TODAY() - timedelta(days=3), source="family"
     )
@@ -523,6 +530,7 @@ def test_death_correction_needs_a_reason_and_keeps_old_value_in_audit(nurse_a, p
 
 
 def test_withdrawal_correction(nurse_a, nurse_b, participant_a, consented):
+    registered_days_ago(participant_a, 30)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=30))
     w = services.withdrawal_record(
         by=nurse_a, participant=participant_a, scope="questionnaires", effective_on=TODAY()
