@@ -403,3 +403,24 @@ def test_a_malformed_record_id_is_a_404_not_a_500(client, world, monitor, pk):
     client.force_login(monitor)
     for label in ("core.site", "cohort.participant"):
         assert client.get(f"/audit/{label}/{pk}/").status_code == 404
+
+
+def test_allocation_trail_names_no_list_stratum_or_slot(client, world, monitor, dm_a):
+    """An allocation's trail shows who randomised whom to which arm, but not which list,
+    stratum or slot it took (they would reveal the list's structure); a link's trail
+    shows no token hash."""
+    from crf.models import QuestionnaireLink
+    from randomization.models import Allocation
+
+    allocation = Allocation.objects.get(pk=sorted(world["randomization.allocation"]["a"])[0])
+    link = QuestionnaireLink.objects.get(pk=sorted(world["crf.questionnairelink"]["a"])[0])
+    for user in (monitor, dm_a):
+        client.force_login(user)
+        body = client.get(f"/audit/randomization.allocation/{allocation.pk}/").content.decode()
+        assert "<code>trial_number</code>" in body and allocation.trial_number in body
+        for field in ("sequence_id", "stratum", "slot_id"):
+            assert f"<code>{field}</code>" not in body
+        assert f">{allocation.stratum}<" not in body
+        body = client.get(f"/audit/crf.questionnairelink/{link.pk}/").content.decode()
+        assert "<code>expires_at</code>" in body
+        assert "token_hash" not in body and link.token_hash not in body
