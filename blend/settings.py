@@ -143,9 +143,25 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How old the last worker heartbeat may be before /health/ reports the worker as down.
 WORKER_HEARTBEAT_MAX_AGE = timedelta(seconds=env_int("WORKER_HEARTBEAT_MAX_AGE", 150))
 
-# Caches are per process on purpose: throttling and small lookups must keep
-# working when Redis is down (the broker is only a doorbell).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The default cache is per process on purpose: small lookups keep working when Redis
+# is down (the broker is only a doorbell). API throttles count in Redis ("throttle"),
+# shared by every gunicorn worker; when Redis does not answer (0.25 s timeouts) the
+# throttles fail open to per-process counting in "throttle_fallback" and try Redis
+# again after THROTTLE_REDIS_RETRY_SECONDS (core/throttling.py).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("THROTTLE_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": "blend-throttle",
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+    },
+    "throttle_fallback": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "throttle-fallback",
+    },
+}
+THROTTLE_REDIS_RETRY_SECONDS = env_int("THROTTLE_REDIS_RETRY_SECONDS", 10)
 
 # --- Authentication ------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -184,12 +200,16 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "core/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0) or None
+# One client address for the lockout, the API throttles and the audit trail:
+# X-Forwarded-For is read only behind TRUSTED_PROXY_COUNT proxies (core.middleware.client_ip).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "core.middleware.client_ip"
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-    if env_int("TRUSTED_PROXY_COUNT", 0)
-    else ["REMOTE_ADDR"]
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if TRUSTED_PROXY_COUNT else ["REMOTE_ADDR"]
 )
+# The API answers a lockout with 403 in its error format; screens get the lockout page.
+AXES_LOCKOUT_CALLABLE = "core.middleware.lockout_response"
 AXES_VERBOSE = False
 
 # --- Internationalisation ------------------------------------------------------
@@ -202,7 +222,7 @@ USE_TZ = True
 
 # --- Static files --------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -247,8 +267,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.apis.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "core.throttling.AnonThrottle",
+        "core.throttling.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("API_THROTTLE_ANON", "60/min"),
@@ -260,6 +280,8 @@ REST_FRAMEWORK = {
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 10)),
     "AUTO_REFRESH": False,
+    # Knox's documented behaviour, applied by core.apis.LoginApi: with 20 unexpired
+    # tokens the next login is refused (403) until one is revoked or expires.
     "TOKEN_LIMIT_PER_USER": 20,
 }
 SPECTACULAR_SETTINGS = {
@@ -293,10 +315,16 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+# No script reads the cookie: htmx (hx-headers in base.html) and the API docs take the
+# token from the page.
+CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging: never log identifying data or token URLs ----------------------------
+# core.logging.configure scrubs every record when it is made (all handlers, all
+# libraries), then applies LOGGING. The "django" logger is configured here so that
+# Django's own DEBUG console handler is replaced by ours.
+LOGGING_CONFIG = "core.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -311,6 +339,7 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "celery": {"level": "WARNING"},
     },

@@ -4,20 +4,46 @@ Kept apart from ``core.apis`` because DRF imports authentication classes while
 ``rest_framework.views`` is still loading.
 """
 
+import re
+
+from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.settings import CONSTANTS, knox_settings
+from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 
 from core.middleware import audit_user
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
-    """Knox tokens (stored as digests, expiring); the user is added to the audit context."""
+    """Knox tokens (stored as digests, expiring); the user is added to the audit context.
+
+    A credential that is not of the shape knox issues (the prefix and
+    ``AUTH_TOKEN_CHARACTER_LENGTH`` hex digits: non-ASCII bytes, wrong length, other
+    characters) is refused as 401 before any lookup, never a 500.
+    """
 
     def authenticate(self, request):
-        result = super().authenticate(request)
+        try:
+            result = super().authenticate(request)
+        except (UnicodeError, ValueError) as exc:  # e.g. a header not encodable as latin-1
+            raise exceptions.AuthenticationFailed(_("Invalid token.")) from exc
         if result is not None:
             audit_user(result[0])
         return result
+
+    def authenticate_credentials(self, token: bytes):
+        shape = re.compile(
+            re.escape(knox_settings.TOKEN_PREFIX)
+            + rf"[0-9a-f]{{{knox_settings.AUTH_TOKEN_CHARACTER_LENGTH}}}"
+        )
+        try:
+            text = token.decode("ascii")
+        except UnicodeDecodeError:
+            text = ""
+        if not shape.fullmatch(text) or len(text) < CONSTANTS.TOKEN_KEY_LENGTH:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        return super().authenticate_credentials(token)
 
 
 class SessionAuth(SessionAuthentication):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pghistory
 from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from core.access import access_for
 
 
 def client_ip(request) -> str:
-    """The client address, trusting X-Forwarded-For only behind configured proxies."""
-    proxies = getattr(settings, "AXES_IPWARE_PROXY_COUNT", None) or 0
+    """The client address, trusting X-Forwarded-For only behind ``TRUSTED_PROXY_COUNT``
+    proxies (each appends the address it saw, so the client is the N-th from the right;
+    anything a client writes further left is ignored). The lockout (axes), the API
+    throttles and the audit context all use this one function."""
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0
     if proxies:
         forwarded = [
             p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()
@@ -46,6 +52,21 @@ class AuditContextMiddleware:
             ctx["username"] = user.get_username()
             ctx["roles"] = sorted(access_for(user).roles)
         return ctx
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes lockout: the API answers 403 in its error format (as documented for
+    ``POST /api/v1/auth/login/``); screens get the lockout page (429)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": _("Too many failed login attempts. Try again later."), "errors": {}},
+            status=403,
+        )
+    return render(
+        request,
+        settings.AXES_LOCKOUT_TEMPLATE,
+        status=getattr(settings, "AXES_HTTP_RESPONSE_CODE", 429),
+    )
 
 
 def audit_user(user) -> None:

@@ -6,7 +6,9 @@ Everything is real: PostgreSQL from DATABASE_URL, Redis from REDIS_URL.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,13 +66,141 @@ def _let_test_teardown_truncate_audit_tables():
     DatabaseOperations.execute_sql_flush = original
 
 
+# --- no secret in any log line ---------------------------------------------------------------
+class LogLeak(AssertionError):
+    """A questionnaire token, an API token or a hospital number reached a log line."""
+
+
+_QUESTIONNAIRE_LINK_RE = re.compile(r"/q/(?!done(?![A-Za-z0-9_\-]))[A-Za-z0-9_\-]{20,}")
+_API_TOKEN_RE = re.compile(r"Token\s+[0-9a-fA-F]{20,}")
+
+
+class LogGuard:
+    """Collects every log record of the test (every logger, whether it propagates or not)
+    and every file handed to :meth:`watch_file` (e.g. a gunicorn access log), and knows
+    the secrets the test created: questionnaire tokens (``crf.services.new_token``),
+    API tokens (knox) and hospital numbers (every ``Identity`` instance built or saved).
+    :meth:`check` raises :class:`LogLeak` naming the logger and the kind of secret
+    (never the secret itself, so the report does not leak it either)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.files: list[Path] = []
+        self.secrets: dict[str, str] = {}
+
+    def remember(self, kind: str, value: str | None) -> None:
+        value = (value or "").strip()
+        if len(value) >= 3:
+            self.secrets[value] = kind
+
+    def capture(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is logging's problem, not ours
+            text = str(record.msg)
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        elif record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append((record.name, text))
+
+    def watch_file(self, path: Path) -> None:
+        self.files.append(Path(path))
+
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        yield from self.lines
+        for path in self.files:
+            if path.exists():
+                for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                    yield (path.name, line)
+
+    def leaks(self) -> list[str]:
+        found = []
+        patterns = [
+            (re.compile(r"(?<![\w-])" + re.escape(v) + r"(?![\w-])"), kind)
+            for v, kind in self.secrets.items()
+        ]
+        for source, text in self._texts():
+            if _QUESTIONNAIRE_LINK_RE.search(text):
+                found.append(f"{source}: a questionnaire link with its token")
+            if _API_TOKEN_RE.search(text):
+                found.append(f"{source}: an Authorization token")
+            for pattern, kind in patterns:
+                if pattern.search(text):
+                    found.append(f"{source}: a {kind}")
+        return found
+
+    def check(self) -> None:
+        found = self.leaks()
+        if found:
+            raise LogLeak("secret in a log line: " + "; ".join(sorted(set(found))))
+
+    def forget(self) -> None:
+        """Drop what was captured so far (after a test proved a leak is caught)."""
+        self.lines.clear()
+        self.files.clear()
+
+
+@pytest.fixture(autouse=True)
+def log_guard(monkeypatch) -> Iterator[LogGuard]:
+    """Every test runs under the guard: a secret in any log output fails the test."""
+    import knox.models
+    from django.db.models.signals import post_init, pre_save
+
+    import crf.services
+    from cohort.models import Identity
+
+    guard = LogGuard()
+    original_call_handlers = logging.Logger.callHandlers
+
+    def call_handlers(self, record):
+        guard.capture(record)
+        return original_call_handlers(self, record)
+
+    monkeypatch.setattr(logging.Logger, "callHandlers", call_handlers)
+
+    original_new_token = crf.services.new_token
+
+    def new_token() -> str:
+        token = original_new_token()
+        guard.remember("questionnaire token", token)
+        return token
+
+    monkeypatch.setattr(crf.services, "new_token", new_token)
+    original_digest = knox.models.get_digest_token
+
+    def get_digest_token(prefix=None):
+        digest, token = original_digest(prefix)
+        guard.remember("API token", token)
+        return digest, token
+
+    monkeypatch.setattr(knox.models, "get_digest_token", get_digest_token)
+
+    def identity_seen(sender, instance, **kwargs):
+        guard.remember("hospital number", instance.__dict__.get("hospital_number"))
+
+    post_init.connect(identity_seen, sender=Identity, weak=False)
+    pre_save.connect(identity_seen, sender=Identity, weak=False)
+    try:
+        yield guard
+    finally:
+        post_init.disconnect(identity_seen, sender=Identity)
+        pre_save.disconnect(identity_seen, sender=Identity)
+    guard.check()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Each test starts with an empty per-process cache, so API throttle histories
-    (kept in the cache) never carry over from one test to the next."""
-    from django.core.cache import cache
+    """Each test starts with empty per-process caches (including the throttles' fallback
+    counts), so nothing carries over from one test to the next. Throttle counts in Redis
+    are per Redis database: tests that count them use ``clean_redis``."""
+    from django.core.cache import caches
 
-    cache.clear()
+    from core import throttling
+
+    for alias in ("default", "throttle_fallback"):
+        caches[alias].clear()
+    throttling._state["down_until"] = 0.0
     yield
 
 
