@@ -7,19 +7,23 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.models import AuthToken
+from knox.settings import knox_settings
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.access import access_for
 from core.authentication import TokenAuthentication
+from core.schema import AutoSchema
+from core.throttling import LoginThrottle
 
 
 # --- error format ---------------------------------------------------------------------------
@@ -118,13 +122,16 @@ class LoginApi(APIView):
     """Exchange username and password for an expiring API token.
 
     Failed attempts count towards the same lockout as the web login
-    (username + IP); a locked account gets 403 until the cool-off ends.
+    (username + IP); a locked account gets 403 until the cool-off ends. A user holding
+    ``TOKEN_LIMIT_PER_USER`` (20) unexpired tokens gets 403 until one is revoked
+    (logout) or expires, as knox documents. Attempts are throttled per client address
+    (``login`` rate) across all workers.
     """
 
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
+    schema = AutoSchema()
+    throttle_classes = [LoginThrottle]
 
     @extend_schema(
         request=LoginInput,
@@ -154,9 +161,25 @@ class LoginApi(APIView):
             raise exceptions.AuthenticationFailed(
                 _("Unable to log in with the given username and password.")
             )
-        instance, token = AuthToken.objects.create(user)
-        user.last_login = timezone.now()
-        user.save(update_fields=["last_login"])
+        with transaction.atomic():
+            # Lock the user row so that parallel logins cannot pass the limit together.
+            type(user).objects.select_for_update().filter(pk=user.pk).first()
+            limit = knox_settings.TOKEN_LIMIT_PER_USER
+            if limit is not None and (
+                AuthToken.objects.filter(user=user)
+                .filter(Q(expiry__gt=timezone.now()) | Q(expiry__isnull=True))
+                .count()
+                >= limit
+            ):
+                raise exceptions.PermissionDenied(
+                    _(
+                        "Too many active API tokens for this account. Log out with one "
+                        "(POST /api/v1/auth/logout/) or wait until one expires."
+                    )
+                )
+            instance, token = AuthToken.objects.create(user)
+            user.last_login = timezone.now()
+            user.save(update_fields=["last_login"])
         return Response(
             {"token": token, "expiry": instance.expiry, "username": user.get_username()}
         )
@@ -169,6 +192,7 @@ class LogoutApi(APIView):
     """Revoke the token used for this request."""
 
     authentication_classes = [TokenAuthentication]
+    schema = AutoSchema()
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request):
@@ -178,6 +202,8 @@ class LogoutApi(APIView):
 
 class MeApi(APIView):
     """The current user and the roles they hold."""
+
+    schema = AutoSchema()
 
     @extend_schema(
         responses=inline_serializer(
