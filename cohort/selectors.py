@@ -10,7 +10,7 @@ later app must use and never re-implement:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -323,16 +323,36 @@ def consent_summary(records: list[ConsentRecord]) -> list[ConsentSummary]:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    at: datetime
+    """One timeline line. ``on`` is an aware datetime when the moment is known, else a
+    date (shown without a time: nothing is invented); ``recorded_at`` is when the record was
+    made, which orders the entries of one day."""
+
+    on: date | datetime
+    recorded_at: datetime
     kind: str
     text: str
     detail: str = ""
-    date_only: bool = False
     struck: bool = False
 
+    @property
+    def date_only(self) -> bool:
+        return not isinstance(self.on, datetime)
 
-def _day_start(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time(0, 0)))
+    @property
+    def day(self) -> date:
+        return _as_date(self.on)
+
+    @property
+    def at(self) -> date | datetime:
+        """What the page shows (kept for templates): the moment, or the date alone."""
+        return self.on
+
+
+def timeline_sort_key(entry: TimelineEntry) -> tuple:
+    """By date (Europe/Amsterdam), then by the moment when it is known and otherwise by
+    when the record was made; the registration first among equals."""
+    moment = entry.recorded_at if entry.date_only else entry.on
+    return (entry.day, moment, entry.recorded_at, entry.kind != "registered")
 
 
 def participant_timeline(
@@ -340,15 +360,17 @@ def participant_timeline(
     participant: Participant,
     consents: list[ConsentRecord],
     withdrawals: list[Withdrawal],
-    extra: list[tuple[datetime, str]] | None = None,
+    extra: list[dict] | None = None,
 ) -> list[TimelineEntry]:
     """Registered, consents (corrections shown with their reason), withdrawals, death and
-    whatever other apps add (``extra``), in chronological order."""
+    whatever other apps add (``extra``: ``{"on": date | aware datetime, "recorded_at":
+    aware datetime, "text": str}`` each), ordered by :func:`timeline_sort_key`."""
     from django.utils.translation import gettext as _
 
     entries = [
         TimelineEntry(
-            at=participant.registered_at,
+            on=participant.registered_at,
+            recorded_at=participant.registered_at,
             kind="registered",
             text=_("Registered in the PRESENT cohort at %(site)s")
             % {"site": participant.site.name},
@@ -369,22 +391,22 @@ def participant_timeline(
             detail += " · " + _("correction: %(reason)s") % {"reason": record.correction_reason}
         entries.append(
             TimelineEntry(
-                at=_day_start(record.given_on),
+                on=record.given_on,
+                recorded_at=record.recorded_at,
                 kind="consent",
                 text=text,
                 detail=detail,
-                date_only=True,
                 struck=record.superseded_by_id is not None,
             )
         )
     for w in withdrawals:
         entries.append(
             TimelineEntry(
-                at=_day_start(w.effective_on),
+                on=w.effective_on,
+                recorded_at=w.recorded_at,
                 kind="withdrawal",
                 text=_("Withdrawal: %(scope)s") % {"scope": w.get_scope_display()},
                 detail=w.reason,
-                date_only=True,
             )
         )
     death = (
@@ -395,16 +417,23 @@ def participant_timeline(
     if death is not None:
         entries.append(
             TimelineEntry(
-                at=_day_start(death.died_on),
+                on=death.died_on,
+                recorded_at=death.recorded_at,
                 kind="death",
                 text=_("Deceased"),
                 detail=_("source: %(source)s") % {"source": death.get_source_display()},
-                date_only=True,
             )
         )
-    for at, text in extra or []:
-        entries.append(TimelineEntry(at=at, kind="other", text=text))
-    return sorted(entries, key=lambda e: (e.at, e.kind != "registered"))
+    for item in extra or []:
+        entries.append(
+            TimelineEntry(
+                on=item["on"],
+                recorded_at=item["recorded_at"],
+                kind=item.get("kind") or "other",
+                text=item["text"],
+            )
+        )
+    return sorted(entries, key=timeline_sort_key)
 
 
 def consent_form_versions() -> QuerySet[ConsentFormVersion]:

@@ -40,7 +40,10 @@ logger = logging.getLogger(__name__)
 
 # Other apps add a panel (and timeline entries, and the control-arm "not informed"
 # banner) to the participant page: ``participant_panel(*, user, participant) -> dict | None``
-# returning {"template": ..., "context": {...}, "timeline": [(aware_dt, text)], "banner": ...}.
+# returning {"template": ..., "context": {...}, "timeline": [entry, ...], "banner": ...,
+# "day0": [...]} where a timeline entry is {"on": aware datetime, or a date when only the
+# date is known, "recorded_at": aware datetime the record was made, "text": str}
+# (see cohort.selectors.participant_timeline).
 PANEL_PROVIDERS = [
     "randomization.selectors.participant_panel",
     "crf.selectors.participant_panel",

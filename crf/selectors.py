@@ -130,11 +130,23 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
                 "overdue": q.is_overdue(now),
             }
         )
+        # Timeline entries: {"on": moment or date, "recorded_at": when recorded, "text": ...}.
         if q.sent_at:
-            timeline.append((q.sent_at, _("Questionnaire %(tp)s sent") % {"tp": q.timepoint.label}))
-        if q.completed_at:
             timeline.append(
-                (q.completed_at, _("Questionnaire %(tp)s completed") % {"tp": q.timepoint.label})
+                {
+                    "on": q.sent_at,
+                    "recorded_at": q.sent_at,
+                    "text": _("Questionnaire %(tp)s sent") % {"tp": q.timepoint.label},
+                }
+            )
+        if q.completed_on:
+            timeline.append(
+                {
+                    # the moment when known (online, or a time entered), else the date alone
+                    "on": q.completed_at or q.completed_on,
+                    "recorded_at": q.completion_recorded_at or q.completed_at or q.created_at,
+                    "text": _("Questionnaire %(tp)s completed") % {"tp": q.timepoint.label},
+                }
             )
     return {
         "template": "crf/_participant_panel.html",

@@ -9,7 +9,6 @@ an unused slot.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, time
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -250,32 +249,35 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
         deceased = False
     trials = [] if deceased else list(Trial.objects.order_by("code"))
     not_informed = any(not a.arm.is_intervention for a in allocations)
-    timeline: list[tuple[datetime, str]] = []
+    # Timeline entries: {"on": moment or date, "recorded_at": when recorded, "text": ...}.
+    timeline: list[dict] = []
     for s in screenings:
         timeline.append(
-            (
-                s.recorded_at,
-                _("Screened for %(trial)s: %(verdict)s")
+            {
+                "on": s.screened_on,
+                "recorded_at": s.recorded_at,
+                "text": _("Screened for %(trial)s: %(verdict)s")
                 % {"trial": s.trial.code, "verdict": s.get_verdict_display()},
-            )
+            }
         )
-    tz = timezone.get_current_timezone()
     for a in allocations:
         timeline.append(
-            (
-                a.randomised_at,
-                _("Randomised in %(trial)s as %(number)s: %(arm)s")
+            {
+                "on": a.randomised_at,
+                "recorded_at": a.randomised_at,
+                "text": _("Randomised in %(trial)s as %(number)s: %(arm)s")
                 % {"trial": a.trial.code, "number": a.trial_number, "arm": a.arm.name},
-            )
+            }
         )
         offer = getattr(a, "offer", None)
         if offer is not None and offer.decided_on:
             timeline.append(
-                (
-                    timezone.make_aware(datetime.combine(offer.decided_on, time(12)), tz),
-                    _("Intervention %(decision)s (%(trial)s)")
+                {
+                    "on": offer.decided_on,  # a date: the decision's time is not known
+                    "recorded_at": offer.recorded_at,
+                    "text": _("Intervention %(decision)s (%(trial)s)")
                     % {"decision": offer.get_decision_display().lower(), "trial": a.trial.code},
-                )
+                }
             )
     return {
         "template": "randomization/_participant_panel.html",

@@ -276,7 +276,13 @@ def test_panel_providers_are_optional_and_rendered(client_for, nurse_a, particip
         return {
             "template": "cohort/_not_informed_banner.html",
             "context": {},
-            "timeline": [(datetime(2024, 1, 2, 10, 0, tzinfo=UTC), "Screened for TESTTRIAL")],
+            "timeline": [
+                {
+                    "on": datetime(2024, 1, 2, 10, 0, tzinfo=UTC),
+                    "recorded_at": datetime(2024, 1, 2, 10, 0, tzinfo=UTC),
+                    "text": "Screened for TESTTRIAL",
+                }
+            ],
             "banner": None,
         }
 
@@ -477,7 +483,9 @@ def test_consent_form_suggests_the_version_in_effect_in_the_participants_languag
 
 def test_death_and_withdrawal_correction_screens(client_for, nurse_a, participant_a, consented):
     from cohort import services
+    from tests.cohort.conftest import registered_days_ago
 
+    registered_days_ago(participant_a, 30)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=30))
     w = services.withdrawal_record(
         by=nurse_a, participant=participant_a, scope="trial", effective_on=TODAY()
