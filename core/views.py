@@ -28,14 +28,22 @@ from core.tasks import HEARTBEAT_KEY
 
 
 def role_required(*roles: str):
-    """View decorator: logged in, and holding one of ``roles`` somewhere."""
+    """View decorator: logged in, and holding one of ``roles`` somewhere.
+
+    A refusal by 404 (another site's participant, a record the user may not see) answers
+    with the project's own 404 page in every mode: with DEBUG on, Django's technical 404
+    page would list the URL patterns and the view that refused.
+    """
 
     def decorator(view):
         @login_required
         def wrapped(request, *args, **kwargs):
             if not access_for(request.user).has_role(*roles):
                 raise PermissionDenied
-            return view(request, *args, **kwargs)
+            try:
+                return view(request, *args, **kwargs)
+            except Http404:
+                return error_404(request)
 
         wrapped.__name__ = view.__name__
         wrapped.__doc__ = view.__doc__
