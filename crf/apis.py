@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from core.access import CLINICAL_READERS, access_for
 from core.apis import HasRole
 from core.middleware import audit_user
+from core.schema import AutoSchema
 from crf import selectors
 
 ITEM_READERS = CLINICAL_READERS
@@ -51,7 +52,14 @@ class QuestionnaireOutput(serializers.Serializer):
     sent_at = serializers.DateTimeField(allow_null=True)
     reminders_sent = serializers.IntegerField()
     send_attempts_failed = serializers.IntegerField(source="attempts")
-    completed_at = serializers.DateTimeField(allow_null=True)
+    completed_on = serializers.DateField(allow_null=True, help_text="Date answered (local).")
+    completed_at = serializers.DateTimeField(
+        allow_null=True, help_text="Exact moment answered; null when only the date is known."
+    )
+    completion_recorded_at = serializers.DateTimeField(allow_null=True)
+    outside_window = serializers.BooleanField(
+        help_text="Answered outside the timepoint's window (confirmed at entry)."
+    )
     mode = serializers.CharField()
     scores = serializers.DictField()
 
@@ -79,6 +87,7 @@ class ParticipantQuestionnairesApi(APIView):
 
     permission_classes = [HasRole]
     allowed_roles = CLINICAL_READERS
+    schema = AutoSchema()
 
     @extend_schema(
         parameters=[OpenApiParameter("study_number", str, OpenApiParameter.PATH)],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
 from typing import Any
 
 from django import forms
@@ -37,6 +36,7 @@ class FieldView:
     choices: list[tuple[int, str, bool]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     show_if: str = ""  # "name:1,2" for the progressive-disclosure script
+    autofocus: bool = False  # the first field with an error: focused (and so scrolled to)
 
 
 def _analgesic_options(language: str):
@@ -49,6 +49,49 @@ def _analgesic_options(language: str):
     return drugs, routes, units
 
 
+def _posted_rows(data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    """The medication rows exactly as posted (also the invalid ones), blank rows left out."""
+    lists = [data.getlist(f"{name}__{part}") for part in ("drug", "route", "dose", "unit")]
+    rows = []
+    for index in range(max(map(len, lists), default=0)):
+        drug, route, dose, unit = (
+            (values[index] if index < len(values) else "").strip() for values in lists
+        )
+        if drug or route or dose:
+            rows.append({"drug": drug, "route": route, "daily_dose": dose, "unit": unit})
+    return rows
+
+
+def posted_values(code: str, data: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
+    """What was typed and chosen for instrument ``code`` in a POST, as it was sent (also
+    what failed validation), so a page with errors shows it again instead of blanks."""
+    from crf import instruments
+
+    values: dict[str, Any] = {}
+    for item in instruments.load(code).items:
+        name = f"{prefix}{item.code}"
+        if item.kind == "analgesics":
+            rows = _posted_rows(data, name)
+            if rows:
+                values[item.code] = rows
+        elif data.get(name, "") != "":
+            raw = data.get(name)
+            if item.kind == "choice" and str(raw).strip().lstrip("-").isdigit():
+                raw = int(raw)
+            values[item.code] = raw
+    return values
+
+
+def focus_first_error(*field_lists: list[FieldView]) -> str:
+    """Mark the first field with an error (in page order) to be focused; its element id."""
+    for views in field_lists:
+        for view in views:
+            if view.error:
+                view.autofocus = True
+                return f"item-{view.name}"
+    return ""
+
+
 def instrument_fields(
     code: str,
     *,
@@ -57,7 +100,8 @@ def instrument_fields(
     errors: Mapping[str, str] | None = None,
     prefix: str = "",
 ) -> list[FieldView]:
-    """The fields of instrument ``code`` for a template, filled with ``answers``."""
+    """The fields of instrument ``code`` for a template, filled with ``answers`` (typed
+    answers, or :func:`posted_values` to show a refused POST again as it was sent)."""
     from crf import instruments
 
     answers = answers or {}
@@ -143,7 +187,10 @@ def parse_instrument(
 
 
 class EntryMetaForm(forms.Form):
-    """How and when a paper or phone questionnaire was answered."""
+    """How and when a paper or phone questionnaire was answered. Only the date is required;
+    the time only when it is known (no time is invented). Which dates are possible is the
+    service's rule (crf.services.questionnaire_enter); the confirmations it asks for come
+    back in the hidden fields."""
 
     mode = forms.ChoiceField(
         label=_("Mode"), choices=[(Mode.PAPER, Mode.PAPER.label), (Mode.PHONE, Mode.PHONE.label)]
@@ -153,17 +200,22 @@ class EntryMetaForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The date the patient filled in the questionnaire (or answered by phone)."),
     )
+    completed_time = forms.TimeField(
+        label=_("Time answered (if known)"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        help_text=_("Leave empty when only the date is known."),
+    )
+    confirm_unanswered = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    confirm_outside_window = forms.DateField(required=False, widget=forms.HiddenInput)
 
     def clean_completed_on(self):
+        # Early feedback next to the field together with any item errors; the service
+        # checks this and the other impossible dates again (it is the rule's owner).
         day = self.cleaned_data["completed_on"]
         if day > timezone.localdate():
-            raise forms.ValidationError(_("The date cannot be in the future."))
+            raise forms.ValidationError(_("The date answered cannot be in the future."))
         return day
-
-    def completed_at(self) -> datetime:
-        day = self.cleaned_data["completed_on"]
-        moment = timezone.make_aware(datetime.combine(day, time(12, 0)))
-        return min(moment, timezone.now())
 
 
 class CorrectionReasonForm(forms.Form):

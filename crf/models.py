@@ -175,7 +175,27 @@ class Questionnaire(models.Model):
     last_reminder_at = models.DateTimeField(_("last reminder"), null=True, blank=True)
 
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    # When the patient answered: the local date is always known once completed; the exact
+    # moment only when it is known (online, or a time given with a paper/phone entry).
+    # Nothing is invented: a paper form dated "3 March" has completed_at empty.
+    completed_on = models.DateField(_("date answered"), null=True, blank=True)
+    completed_at = models.DateTimeField(
+        _("time answered"),
+        null=True,
+        blank=True,
+        help_text=_("Empty when only the date is known."),
+    )
+    completion_recorded_at = models.DateTimeField(
+        _("completion recorded"), null=True, blank=True, editable=False
+    )
+    outside_window = models.BooleanField(
+        _("outside window"),
+        default=False,
+        help_text=_(
+            "Answered outside the timepoint's window (confirmed at entry); not used where "
+            "an endpoint needs in-window answers."
+        ),
+    )
     mode = models.CharField(_("mode"), max_length=8, choices=Mode.choices, blank=True)
     entered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -203,8 +223,9 @@ class Questionnaire(models.Model):
                 condition=Q(opens_at__lt=models.F("closes_at")), name="questionnaire_window_order"
             ),
             models.CheckConstraint(
-                condition=~Q(status="completed") | Q(completed_at__isnull=False),
-                name="questionnaire_completed_has_time",
+                condition=~Q(status="completed")
+                | Q(completed_on__isnull=False, completion_recorded_at__isnull=False),
+                name="questionnaire_completed_has_date",
             ),
             models.CheckConstraint(
                 condition=~Q(status="sending") | Q(sending_attempt__isnull=False),

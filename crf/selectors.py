@@ -97,14 +97,49 @@ def questionnaire_get(*, user, pk: int, for_write: bool = False) -> Questionnair
     return q
 
 
-def headline_scores(q: Questionnaire) -> list[tuple[str, Any]]:
+def _decimals(code: str) -> dict[str, int]:
+    from crf import scoring
+
+    return {info.code: info.decimals for info in scoring.scale_info(code)}
+
+
+def headline_scores(q: Questionnaire) -> list[tuple[str, Any, int]]:
+    """``(key, value, decimals)`` of the panel's scores; each shown with its precision."""
     out = []
     for code in q.timepoint.instruments:
         values = (q.scores or {}).get(code) or {}
+        decimals = _decimals(code) if code in HEADLINE_SCORES else {}
         for key in HEADLINE_SCORES.get(code, []):
             if values.get(key) is not None:
-                out.append((key, values[key]))
+                out.append((key, values[key], decimals.get(key, 1)))
     return out
+
+
+def score_rows(code: str, scores: dict[str, Any] | None, language: str) -> list[dict[str, Any]]:
+    """The score table of one instrument: every scale in the instrument's order, with its
+    name, abbreviation, value (None = not scoreable) and display precision. A stored key
+    the current scale list does not know (an older version) follows at the end."""
+    from crf import scoring
+
+    scores = scores or {}
+    if not scores:
+        return []
+    rows = [
+        {
+            "key": info.code,
+            "label": info.label.in_language(language),
+            "value": scores.get(info.code),
+            "decimals": info.decimals,
+        }
+        for info in scoring.scale_info(code)
+    ]
+    known = {row["key"] for row in rows}
+    rows += [
+        {"key": key, "label": key, "value": value, "decimals": 1}
+        for key, value in scores.items()
+        if key not in known
+    ]
+    return rows
 
 
 def participant_panel(*, user, participant: Participant) -> dict | None:

@@ -25,12 +25,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from typing import Any
 
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
 
 from cohort.models import Participant
 from core.audit import reason as audit_reason
@@ -49,7 +51,7 @@ from crf.models import (
     SendKind,
     Timepoint,
 )
-from crf.windows import invitation_time, retry_time, window_for
+from crf.windows import completion_day_check, invitation_time, retry_time, window_for
 
 logger = logging.getLogger(__name__)
 S = QuestionnaireStatus
@@ -82,6 +84,44 @@ class InvalidAnswers(QuestionnaireError):
     def __init__(self, errors: dict[str, dict[str, str]]):
         super().__init__("invalid answers")
         self.errors = errors
+
+
+class EntryRefused(QuestionnaireError):
+    """The completion cannot be right as given: ``errors = {field: message}`` (``"__all__"``
+    for the entry as a whole, ``"completed_on"`` for an impossible date)."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+class NothingAnswered(EntryRefused):
+    """Not a single item is answered: that is no completed questionnaire."""
+
+
+class ConfirmationRequired(QuestionnaireError):
+    """The entry is possible but needs the nurse's explicit confirmation first: items are
+    left unanswered (how many), and/or the date answered lies outside the window.
+    Confirm by calling again with ``confirm_unanswered=unanswered`` and/or
+    ``confirm_outside_window=completed_on``; a confirmation of other values asks again."""
+
+    def __init__(
+        self,
+        *,
+        unanswered: int,
+        unanswered_by_instrument: dict[str, int],
+        outside_window: bool,
+        completed_on: date,
+        first_day: date,
+        last_day: date,
+    ):
+        super().__init__("confirmation required")
+        self.unanswered = unanswered
+        self.unanswered_by_instrument = unanswered_by_instrument
+        self.outside_window = outside_window
+        self.completed_on = completed_on
+        self.first_day = first_day
+        self.last_day = last_day
 
 
 # --- audit ----------------------------------------------------------------------------------
@@ -247,14 +287,16 @@ def patient_link(token: str) -> str:
 
 
 def render_message(
-    *, kind: str, language: str, link: str, closes_at: datetime
+    *, kind: str, language: str, link: str, closes_at: datetime, site_name: str
 ) -> tuple[str, str, str]:
-    """Subject, text and HTML of an invitation or reminder: PRESENT-branded, naming no trial."""
+    """Subject, text and HTML of an invitation or reminder: PRESENT-branded, naming no trial,
+    signed by the study team of the participant's own site (``site_name``)."""
     with translation.override(language):
         context = {
             "kind": kind,
             "link": link,
             "closes_on": timezone.localtime(closes_at - timedelta(seconds=1)).date(),
+            "site_name": site_name,
         }
         subject = render_to_string("crf/email/subject.txt", context).strip()
         text = render_to_string("crf/email/message.txt", context)
@@ -276,7 +318,7 @@ def _claim_one(now: datetime, result: SweepResult) -> tuple[bool, _Claim | None]
         q = (
             Questionnaire.objects.due(now)
             .select_for_update(skip_locked=True, of=("self",))
-            .select_related("participant")
+            .select_related("participant__site")
             .order_by("next_action_at", "pk")
             .first()
         )
@@ -372,7 +414,11 @@ def _apply_step(q: Questionnaire, now: datetime, result: SweepResult) -> _Claim 
     q.save()
     language = getattr(identity, "preferred_language", "nl") or "nl"
     subject, text, html = render_message(
-        kind=kind, language=language, link=patient_link(token), closes_at=q.closes_at
+        kind=kind,
+        language=language,
+        link=patient_link(token),
+        closes_at=q.closes_at,
+        site_name=q.participant.site.name,
     )
     message = OutgoingMessage(to=address, subject=subject, text=text, html=html)
     return _Claim(q.pk, attempt, kind, message, channel)
@@ -575,14 +621,15 @@ def questionnaire_start(*, questionnaire: Questionnaire) -> Questionnaire:
 def questionnaire_answers_save(
     *, questionnaire: Questionnaire, instrument: str, answers: Mapping[str, Any]
 ) -> InstrumentResponse:
-    """Save one screen (one instrument) of a patient's answers; may be incomplete."""
+    """Save one screen (one instrument) of a patient's answers. Any item may be left
+    unanswered (SPEC.md §3.6); given answers must be valid."""
     q = _lock(questionnaire)
     now = timezone.now()
     if q.status not in ANSWERABLE_STATUSES or now >= q.closes_at:
         raise NotAnswerable
     if instrument not in _instrument_codes(q):
         raise UnknownInstrument(instrument)
-    errors = _validate(instrument, answers, complete=True)
+    errors = _validate(instrument, answers, complete=False)
     if errors:
         raise InvalidAnswers({instrument: errors})
     if q.started_at is None:
@@ -608,10 +655,50 @@ def _score_all(q: Questionnaire) -> dict[str, dict[str, Any]]:
     return scores
 
 
+@dataclass(frozen=True)
+class Unanswered:
+    """What is left unanswered in a questionnaire's answers, per instrument in order."""
+
+    by_instrument: dict[str, int]
+    answered: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_instrument.values())
+
+
+def unanswered(codes: list[str], answers: Mapping[str, Mapping[str, Any]]) -> Unanswered:
+    """Count the applicable required items left unanswered, and the answered items."""
+    from crf import instruments
+
+    return Unanswered(
+        by_instrument={
+            code: len(instruments.unanswered_items(code, answers.get(code, {}))) for code in codes
+        },
+        answered=sum(instruments.answered_count(code, answers.get(code, {})) for code in codes),
+    )
+
+
+def questionnaire_unanswered(q: Questionnaire) -> Unanswered:
+    """The patient's saved answers of ``q``: what the final screen says before sending."""
+    saved = {r.instrument: r.answers for r in q.responses.all()}
+    return unanswered(_instrument_codes(q), saved)
+
+
+def _nothing_answered() -> NothingAnswered:
+    return NothingAnswered(
+        {"__all__": _("No question has been answered; there is nothing to save.")}
+    )
+
+
 @transaction.atomic
 def questionnaire_submit(*, questionnaire: Questionnaire) -> bool:
     """The patient's final submit. Returns False (and changes nothing) when it was already
-    submitted, so a double click or a resent form is harmless."""
+    submitted, so a double click or a resent form is harmless.
+
+    Unanswered items are allowed (the page told the patient how many before sending;
+    scoring applies the missing-item rules), but a questionnaire without a single answer is
+    refused (:class:`NothingAnswered`): it would complete nothing and kill the link."""
     q = _lock(questionnaire)
     if q.status == S.COMPLETED:
         return False
@@ -621,14 +708,19 @@ def questionnaire_submit(*, questionnaire: Questionnaire) -> bool:
     saved = {r.instrument: r.answers for r in InstrumentResponse.objects.filter(questionnaire=q)}
     errors = {}
     for code in _instrument_codes(q):
-        problems = _validate(code, saved.get(code, {}), complete=True)
+        problems = _validate(code, saved.get(code, {}), complete=False)
         if problems:
             errors[code] = problems
     if errors:
         raise InvalidAnswers(errors)
+    if unanswered(_instrument_codes(q), saved).answered == 0:
+        raise _nothing_answered()
     q.scores = _score_all(q)
     q.status = S.COMPLETED
+    q.completed_on = timezone.localdate(now)
     q.completed_at = now
+    q.completion_recorded_at = now
+    q.outside_window = not q.first_day <= q.completed_on <= q.last_day
     q.mode = Mode.EPRO
     q.next_action_at = None
     q.sending_attempt = None
@@ -648,18 +740,97 @@ ENTERABLE_STATUSES = (
 )
 
 
+def _day(day: date) -> str:
+    return formats.date_format(day, "j M Y")
+
+
+def _completion_refusal(q: Questionnaire, reason: str, *, stopped_on: date | None) -> str:
+    """The message for a refused completion date, naming the stored value it contradicts."""
+    from cohort.models import ConsentElement
+    from cohort.selectors import current_consents
+
+    participant = q.participant
+    if reason == "future":
+        return _("The date answered cannot be in the future.")
+    if reason == "before_registration":
+        return _("The date answered is before the registration in the cohort (%(date)s).") % {
+            "date": _day(timezone.localtime(participant.registered_at).date())
+        }
+    if reason == "before_consent":
+        consent = current_consents(participant).get(ConsentElement.PROMS)
+        if consent is not None and consent.answer:
+            return _(
+                "The date answered is before consent (b) for questionnaires was given (%(date)s)."
+            ) % {"date": _day(consent.given_on)}
+        return _("No consent (b) for questionnaires is recorded for that date.")
+    if reason == "after_death":
+        return _("The date answered is after the date of death (%(date)s).") % {
+            "date": _day(participant.death.died_on)
+        }
+    return _(
+        "The date answered is after the withdrawal from questionnaires (effective %(date)s)."
+    ) % {"date": _day(stopped_on)}
+
+
+def _check_completion_day(q: Questionnaire, day: date, clock: day_time | None):
+    """The pure rule (crf.windows.completion_day_check) over the participant's records."""
+    from cohort.models import ConsentElement, Death, Withdrawal
+    from cohort.selectors import STOPS_QUESTIONNAIRES, current_consents
+
+    participant = q.participant
+    consent = current_consents(participant, day).get(ConsentElement.PROMS)
+    death = Death.objects.filter(participant=participant).first()
+    stop = (
+        Withdrawal.objects.filter(participant=participant, scope__in=STOPS_QUESTIONNAIRES)
+        .order_by("effective_on")
+        .first()
+    )
+    stopped_on = stop.effective_on if stop else None
+    verdict = completion_day_check(
+        day,
+        clock=clock,
+        now=timezone.now(),
+        registered_on=timezone.localtime(participant.registered_at).date(),
+        consent_in_force=consent is not None and consent.answer,
+        died_on=death.died_on if death else None,
+        stopped_on=stopped_on,
+        first_day=q.first_day,
+        last_day=q.last_day,
+    )
+    if verdict.refusal:
+        raise EntryRefused(
+            {"completed_on": _completion_refusal(q, verdict.refusal, stopped_on=stopped_on)}
+        )
+    return verdict
+
+
 @transaction.atomic
 def questionnaire_enter(
     *,
     questionnaire: Questionnaire,
     user,
     mode: str,
-    completed_at: datetime,
+    completed_on: date,
+    completed_time: day_time | None = None,
     answers: Mapping[str, Mapping[str, Any]],
+    confirm_unanswered: int | None = None,
+    confirm_outside_window: date | None = None,
 ) -> Questionnaire:
     """A nurse enters a questionnaire answered on paper or by phone (mode recorded).
 
-    Items may be missing (the scoring rules handle missing items); values must be valid.
+    ``completed_on`` is the date the patient answered; ``completed_time`` only when it is
+    known (no time is invented). Refused, with nothing written:
+
+    - values that are not valid (:class:`InvalidAnswers`);
+    - an entry without a single answered item (:class:`NothingAnswered`);
+    - a date in the future, before registration, before consent (b), after death or after
+      a withdrawal from questionnaires (:class:`EntryRefused`, naming the stored date).
+
+    Items may be left unanswered (the scoring rules handle missing items), and the date may
+    lie outside the timepoint's window, but each only when confirmed: unless
+    ``confirm_unanswered`` equals the number of unanswered items and
+    ``confirm_outside_window`` equals ``completed_on``, :class:`ConfirmationRequired` says
+    what to confirm. A confirmed out-of-window date is flagged ``outside_window``.
     """
     if mode not in (Mode.PAPER, Mode.PHONE):
         raise InvalidAnswers({"__all__": {"mode": "paper or phone"}})
@@ -679,12 +850,34 @@ def questionnaire_enter(
             errors[code] = problems
     if errors:
         raise InvalidAnswers(errors)
+    missing = unanswered(codes, answers)
+    if missing.answered == 0:
+        raise _nothing_answered()
+    verdict = _check_completion_day(q, completed_on, completed_time)
+    if (missing.total and confirm_unanswered != missing.total) or (
+        verdict.outside_window and confirm_outside_window != completed_on
+    ):
+        raise ConfirmationRequired(
+            unanswered=missing.total,
+            unanswered_by_instrument={c: n for c, n in missing.by_instrument.items() if n},
+            outside_window=verdict.outside_window,
+            completed_on=completed_on,
+            first_day=q.first_day,
+            last_day=q.last_day,
+        )
     now = timezone.now()
     for code in codes:
         _upsert_response(q, code, answers.get(code, {}), now)
     q.scores = _score_all(q)
     q.status = S.COMPLETED
-    q.completed_at = completed_at
+    q.completed_on = completed_on
+    q.completed_at = (
+        timezone.make_aware(datetime.combine(completed_on, completed_time))
+        if completed_time is not None
+        else None
+    )
+    q.completion_recorded_at = now
+    q.outside_window = verdict.outside_window
     q.mode = mode
     q.entered_by = user
     q.next_action_at = None
@@ -716,6 +909,9 @@ def questionnaire_answers_correct(
     errors = _validate(instrument, answers, complete=False)
     if errors:
         raise InvalidAnswers({instrument: errors})
+    others = {r.instrument: r.answers for r in q.responses.all() if r.instrument != instrument}
+    if unanswered(_instrument_codes(q), others | {instrument: answers}).answered == 0:
+        raise _nothing_answered()
     with audit_reason(reason):
         _upsert_response(q, instrument, answers, timezone.now())
         q.scores = _score_all(q)

@@ -25,7 +25,14 @@ from core.access import DATA_ENTRY, SITE_STAFF, access_for
 from core.models import Role
 from core.views import role_required
 from crf import selectors, services
-from crf.forms import CorrectionReasonForm, EntryMetaForm, instrument_fields, parse_instrument
+from crf.forms import (
+    CorrectionReasonForm,
+    EntryMetaForm,
+    focus_first_error,
+    instrument_fields,
+    parse_instrument,
+    posted_values,
+)
 
 # --- patient pages -------------------------------------------------------------------------------
 NEUTRAL_STATUS = 404
@@ -82,6 +89,11 @@ def _steps(q) -> list[str]:
     return list(q.timepoint.instruments)
 
 
+def _site_name(q) -> str:
+    """The patient's own hospital, for the page footer (never a trial name)."""
+    return q.participant.site.name
+
+
 def _instrument_title(code: str, language: str) -> str:
     from crf import instruments
 
@@ -108,6 +120,7 @@ def patient_start(request: HttpRequest, q, token: str) -> HttpResponse:
             "closes_on": timezone.localtime(q.closes_at - timedelta(seconds=1)).date(),
             "screens": [_instrument_title(c, language) for c in _steps(q)],
             "resumed": q.started_at is not None,
+            "site_name": _site_name(q),
         },
     )
 
@@ -115,7 +128,9 @@ def patient_start(request: HttpRequest, q, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @patient_page
 def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse:
-    """One instrument per screen; POST saves it and moves on (answers kept if they leave)."""
+    """One instrument per screen; POST saves it and moves on (answers kept if they leave).
+    Any question may be skipped; a POST with an invalid answer shows the screen again as it
+    was sent, with the first error focused."""
     from crf import instruments
 
     codes = _steps(q)
@@ -143,7 +158,10 @@ def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse
             if step < len(codes):
                 return redirect("crf:patient_step", token=token, step=step + 1)
             return redirect("crf:patient_submit", token=token)
+        answers = posted_values(code, request.POST)
     instrument = instruments.load(code)
+    fields = instrument_fields(code, language=language, answers=answers, errors=errors)
+    first_error = focus_first_error(fields)
     response = render(
         request,
         "crf/patient/step.html",
@@ -155,8 +173,10 @@ def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse
             "title": instrument.title.in_language(language),
             "instructions": instrument.instructions.in_language(language),
             "recall": instrument.recall.in_language(language) if instrument.recall else "",
-            "fields": instrument_fields(code, language=language, answers=answers, errors=errors),
+            "fields": fields,
             "has_errors": bool(errors),
+            "first_error": first_error,
+            "site_name": _site_name(q),
         },
         status=400 if errors else 200,
     )
@@ -166,23 +186,45 @@ def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 @patient_page(resubmit_ok=True)
 def patient_submit(request: HttpRequest, q, token: str) -> HttpResponse:
-    """The final screen: one submit; a second submit changes nothing."""
+    """The final screen: says how many questions are unanswered (go back / send anyway)
+    before sending; one submit; a second submit changes nothing."""
     codes = _steps(q)
-    saved = {r.instrument for r in q.responses.all()}
-    missing = [i + 1 for i, code in enumerate(codes) if code not in saved]
+    language = translation.get_language()
+    status = 200
     if request.method == "POST":
         try:
             services.questionnaire_submit(questionnaire=q)
         except services.InvalidAnswers as exc:
             first = min(codes.index(code) for code in exc.errors if code in codes) + 1
             return redirect("crf:patient_step", token=token, step=first)
+        except services.NothingAnswered:
+            status = 400
         except services.NotAnswerable:
             return _neutral(request)
-        return redirect(reverse("crf:patient_done") + f"?lang={translation.get_language()}")
+        else:
+            return redirect(reverse("crf:patient_done") + f"?lang={translation.get_language()}")
+    missing = services.questionnaire_unanswered(q)
+    parts = [
+        {
+            "n": n,
+            "title": _instrument_title(code, language),
+            "unanswered": missing.by_instrument[code],
+        }
+        for n, code in enumerate(codes, start=1)
+    ]
     return render(
         request,
         "crf/patient/submit.html",
-        {"token": token, "steps": len(codes), "missing": missing},
+        {
+            "token": token,
+            "steps": len(codes),
+            "parts": parts,
+            "unanswered": missing.total,
+            "nothing_answered": missing.answered == 0,
+            "first_unanswered": next((p["n"] for p in parts if p["unanswered"]), len(codes)),
+            "site_name": _site_name(q),
+        },
+        status=status,
     )
 
 
@@ -236,7 +278,7 @@ def questionnaire_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "fields": instrument_fields(
                     code, language=language, answers=response.answers if response else {}
                 ),
-                "scores": (q.scores or {}).get(code) or {},
+                "scores": selectors.score_rows(code, (q.scores or {}).get(code), language),
                 "response": response,
             }
         )
@@ -255,7 +297,8 @@ def questionnaire_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 @require_http_methods(["GET", "POST"])
 def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
-    """Enter a questionnaire answered on paper or by phone."""
+    """Enter a questionnaire answered on paper or by phone. A partial entry, or a date
+    outside the window, is saved only after the nurse saw and confirmed it."""
     q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
     if q.status == "completed":
         messages.info(request, _("This questionnaire is already completed; correct it instead."))
@@ -266,31 +309,58 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
     codes = list(q.timepoint.instruments)
     meta = EntryMetaForm(request.POST or None, initial={"completed_on": timezone.localdate()})
     answers: dict[str, dict] = {code: {} for code in codes}
+    shown: dict[str, dict] = answers
     errors: dict[str, dict] = {}
+    confirm = None
+    entry_error = ""
     status = 200
     if request.method == "POST":
         for code in codes:
             answers[code], problems = parse_instrument(code, request.POST, prefix=f"{code}-")
             if problems:
                 errors[code] = problems
+        shown = {code: posted_values(code, request.POST, prefix=f"{code}-") for code in codes}
+        status = 400
         if meta.is_valid() and not errors:
+            data = meta.cleaned_data
             try:
                 services.questionnaire_enter(
                     questionnaire=q,
                     user=request.user,
-                    mode=meta.cleaned_data["mode"],
-                    completed_at=meta.completed_at(),
+                    mode=data["mode"],
+                    completed_on=data["completed_on"],
+                    completed_time=data["completed_time"],
                     answers=answers,
+                    confirm_unanswered=data["confirm_unanswered"],
+                    confirm_outside_window=data["confirm_outside_window"],
                 )
             except services.InvalidAnswers as exc:
                 errors = exc.errors
+            except services.EntryRefused as exc:
+                for field, message in exc.errors.items():
+                    if field in meta.fields:
+                        meta.add_error(field, message)
+                    else:
+                        entry_error = message
+            except services.ConfirmationRequired as exc:
+                confirm = {
+                    "unanswered": exc.unanswered,
+                    "by_instrument": [
+                        (_instrument_title(code, language), n)
+                        for code, n in exc.unanswered_by_instrument.items()
+                    ],
+                    "outside_window": exc.outside_window,
+                    "completed_on": exc.completed_on,
+                    "first_day": exc.first_day,
+                    "last_day": exc.last_day,
+                }
+                status = 200
             except (services.AlreadyCompleted, services.NotAnswerable):
                 messages.error(request, _("This questionnaire can no longer be entered."))
                 return redirect("crf:questionnaire_detail", pk=q.pk)
             else:
                 messages.success(request, _("Questionnaire saved and scored."))
                 return redirect("crf:questionnaire_detail", pk=q.pk)
-        status = 400
     blocks = [
         {
             "code": code,
@@ -298,17 +368,26 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
             "fields": instrument_fields(
                 code,
                 language=language,
-                answers=answers[code],
+                answers=shown[code],
                 errors=errors.get(code),
                 prefix=f"{code}-",
             ),
         }
         for code in codes
     ]
+    first_error = focus_first_error(*(block["fields"] for block in blocks))
     return render(
         request,
         "crf/questionnaire_entry.html",
-        {"q": q, "meta": meta, "blocks": blocks, "has_errors": bool(errors)},
+        {
+            "q": q,
+            "meta": meta,
+            "blocks": blocks,
+            "has_errors": bool(errors),
+            "first_error": first_error,
+            "entry_error": entry_error,
+            "confirm": confirm,
+        },
         status=status,
     )
 
@@ -327,6 +406,7 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
     reason_form = CorrectionReasonForm(request.POST or None)
     answers, errors = current, {}
     status = 200
+    entry_error = ""
     if request.method == "POST":
         answers, errors = parse_instrument(instrument, request.POST, prefix=f"{instrument}-")
         if reason_form.is_valid() and not errors:
@@ -340,10 +420,17 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
                 )
             except services.InvalidAnswers as exc:
                 errors = exc.errors.get(instrument, {})
+            except services.EntryRefused as exc:
+                entry_error = " ".join(exc.errors.values())
             else:
                 messages.success(request, _("Answers corrected; scores recomputed."))
                 return redirect("crf:questionnaire_detail", pk=q.pk)
+        answers = posted_values(instrument, request.POST, prefix=f"{instrument}-")
         status = 400
+    fields = instrument_fields(
+        instrument, language=language, answers=answers, errors=errors, prefix=f"{instrument}-"
+    )
+    first_error = focus_first_error(fields)
     return render(
         request,
         "crf/questionnaire_correct.html",
@@ -351,15 +438,11 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
             "q": q,
             "instrument": instrument,
             "title": _instrument_title(instrument, language),
-            "fields": instrument_fields(
-                instrument,
-                language=language,
-                answers=answers,
-                errors=errors,
-                prefix=f"{instrument}-",
-            ),
+            "fields": fields,
             "reason_form": reason_form,
             "has_errors": bool(errors),
+            "first_error": first_error,
+            "entry_error": entry_error,
         },
         status=status,
     )

@@ -1,5 +1,6 @@
-// PRESENT patient questionnaire: show follow-up questions only when they apply, and
-// keep a double tap on a submit button from sending the form twice. Works without it.
+// PRESENT patient questionnaire: show follow-up questions only when they apply, show the
+// first error after a refused save, and keep a double tap on a submit button from sending
+// the form twice. Works without it.
 (function () {
   "use strict";
   function applyShowIf(form) {
@@ -12,6 +13,16 @@
       el.hidden = !visible;
     });
   }
+  // After a refused POST the first field with an error carries ``autofocus`` (which works
+  // without this script); bring its whole question, not only the control, into view.
+  function showFirstError() {
+    var first = document.querySelector(".has-error");
+    if (first && typeof first.scrollIntoView === "function") {
+      first.scrollIntoView({ block: "start" });
+    }
+  }
+  if (document.readyState === "complete") { showFirstError(); }
+  else { window.addEventListener("load", showFirstError); }
   document.querySelectorAll("form").forEach(function (form) {
     if (form.querySelector("[data-show-if]")) {
       applyShowIf(form);

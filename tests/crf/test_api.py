@@ -28,7 +28,12 @@ def scheduled(blend, participant, nurse_a):
     answers = {code: full_answers(code) for code in q.timepoint.instruments}
     answers["imcq"] = answers["imcq"] | {"aids": 1, "aids_which": "a walker from Jan"}
     services.questionnaire_enter(
-        questionnaire=q, user=nurse_a, mode="phone", completed_at=timezone.now(), answers=answers
+        questionnaire=q,
+        user=nurse_a,
+        mode="phone",
+        completed_on=timezone.localdate(),
+        answers=answers,
+        confirm_outside_window=timezone.localdate(),  # week 4 opens in three weeks
     )
     return participant
 

@@ -127,16 +127,12 @@ def test_invalid_answers_get_field_messages_and_no_write(client, participant, op
     assert response.status_code == 400
     assert 'class="patient-error"' in response.content.decode()
     assert not InstrumentResponse.objects.filter(questionnaire=q).exists()
-    # a missing required answer too
-    data = post_data("pain", full_answers("pain"))
-    data.pop("worst")
-    assert client.post(step_url(token, 1), data).status_code == 400
-    assert not InstrumentResponse.objects.filter(questionnaire=q).exists()
-    # submitting before every screen is done goes back to the missing screen
+    # submitting with nothing answered at all is refused on the final screen
     response = client.post(submit_url(token))
-    assert response.status_code == 302 and response["Location"] == step_url(token, 1)
+    assert response.status_code == 400
     q.refresh_from_db()
-    assert q.status == "sent"
+    assert q.status == "sent" and q.completed_on is None
+    assert not InstrumentResponse.objects.filter(questionnaire=q).exists()
 
 
 def test_forged_expired_used_and_stopped_links_get_the_same_neutral_page(
@@ -251,3 +247,101 @@ def test_link_dies_when_the_window_closes(client, participant, open_questionnair
     assert_neutral(client.get(start_url(token)))
     assert_neutral(client.post(submit_url(token)))
     assert InstrumentResponse.objects.filter(questionnaire=q).count() == 1
+
+
+# --- a patient may skip any question (SPEC.md §3.6) -------------------------------------------
+def test_patient_may_skip_questions_is_told_how_many_and_may_send_anyway(
+    client, participant, open_questionnaire
+):
+    q, token = open_questionnaire(participant)  # week 2: pain (12 items apply), C15-PAL (15)
+    client.post(start_url(token))
+    page = client.get(step_url(token, 1)).content.decode()
+    assert " required" not in page and "Please answer" not in page
+    # pain: only the worst pain; nothing is forced
+    response = client.post(step_url(token, 1), {"worst": "6", "action": "next"})
+    assert response.status_code == 302 and response["Location"] == step_url(token, 2)
+    assert InstrumentResponse.objects.get(questionnaire=q, instrument="pain").answers == {
+        "worst": 6
+    }
+    # C15-PAL without items 14 and 15
+    c15 = {k: v for k, v in full_answers("c15pal").items() if k not in ("q14", "q15")}
+    response = client.post(step_url(token, 2), post_data("c15pal", c15))
+    assert response.status_code == 302 and response["Location"] == submit_url(token)
+
+    page = client.get(submit_url(token)).content.decode()
+    assert 'data-unanswered="13"' in page  # 11 pain + 2 C15-PAL
+    assert "13" in page
+    assert step_url(token, 1) in page and step_url(token, 2) in page  # go back
+    assert 'name="send_anyway"' in page
+    q.refresh_from_db()
+    assert q.status == "sent"
+
+    response = client.post(submit_url(token), {"send_anyway": "1"})
+    assert response.status_code == 302
+    q.refresh_from_db()
+    assert q.status == "completed" and q.mode == "epro"
+    assert q.completed_on == timezone.localdate() and q.completed_at is not None
+    assert q.outside_window is False
+    # the missing-item rules: PF2 needs all three items (given), EF both (q14 missing),
+    # QL its one item (missing); BPI severity needs all four severity items
+    assert q.scores["c15pal"]["PF2"] is not None
+    assert q.scores["c15pal"]["EF"] is None and q.scores["c15pal"]["QL"] is None
+    assert q.scores["pain"]["worst"] == 6.0 and q.scores["pain"]["severity"] is None
+
+
+def test_a_complete_questionnaire_has_no_skip_warning(client, participant, open_questionnaire):
+    q, token = open_questionnaire(participant)
+    client.post(start_url(token))
+    client.post(step_url(token, 1), post_data("pain", full_answers("pain")))
+    client.post(step_url(token, 2), post_data("c15pal", full_answers("c15pal")))
+    page = client.get(submit_url(token)).content.decode()
+    assert "data-unanswered" not in page
+    assert client.post(submit_url(token)).status_code == 302
+    q.refresh_from_db()
+    assert q.status == "completed"
+
+
+def test_pain_page_keeps_the_medication_rows_and_focuses_the_first_error(
+    client, participant, open_questionnaire
+):
+    q, token = open_questionnaire(participant)
+    client.post(start_url(token))
+    data = post_data("pain", full_answers("pain", choice_index=0))  # uses painkillers: yes
+    data |= {
+        "analgesics__drug": ["morphine", "paracetamol"],
+        "analgesics__route": ["oral", "oral"],
+        "analgesics__dose": ["abc", "3000"],
+        "analgesics__unit": ["mg/day", "mg/day"],
+    }
+    response = client.post(step_url(token, 1), data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'value="morphine" selected' in html and 'value="paracetamol" selected' in html
+    assert 'value="abc"' in html and 'value="3000"' in html
+    assert html.count('value="oral" selected') == 2
+    # the first error is focused on load (no script needed; CSP allows no inline script)
+    first = html.index("has-error")
+    assert "autofocus" in html[first:]
+    assert html.count("autofocus") == 1
+    assert 'href="#item-analgesics"' in html  # the alert links to the first error
+    assert not InstrumentResponse.objects.filter(questionnaire=q).exists()
+
+
+def test_mails_are_signed_with_the_participants_site(
+    make_participant, site_b, open_questionnaire, mailoutbox
+):
+    p = make_participant(site_b, email="partner@example.invalid")
+    open_questionnaire(p)
+    mail = [m for m in mailoutbox if "partner@example.invalid" in m.to][-1]
+    for text in [mail.body] + [alt[0] for alt in mail.alternatives]:
+        assert "UMC Utrecht" not in text
+        assert "Site B" in text
+
+
+def test_patient_pages_name_the_participants_site_not_umc_utrecht(
+    client, make_participant, site_b, open_questionnaire
+):
+    p = make_participant(site_b, email="partner2@example.invalid")
+    q, token = open_questionnaire(p)
+    html = client.get(start_url(token)).content.decode()
+    assert "UMC Utrecht" not in html and "Site B" in html

@@ -127,7 +127,10 @@ def test_withdrawal_cancels_pending_rows_at_once(blend, participant, nurse_a):
     )
     done = Questionnaire.objects.get(participant=participant, timepoint__code="baseline")
     Questionnaire.objects.filter(pk=done.pk).update(
-        status="completed", completed_at=timezone.now(), mode="paper"
+        status="completed",
+        completed_on=timezone.localdate(),
+        completion_recorded_at=timezone.now(),
+        mode="paper",
     )
     _withdraw(participant, "questionnaires", nurse_a)
     n = services.questionnaires_cancel_pending(

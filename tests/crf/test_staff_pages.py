@@ -53,7 +53,9 @@ def test_paper_entry_records_mode_user_and_scores(client, nurse_a, week2):
     assert last.user_id == nurse_a.pk and last.changes["status"][1] == "completed"
     # the page shows it
     page = client.get(reverse("crf:questionnaire_detail", args=[week2.pk])).content.decode()
-    assert "PF2: 93,3" in page or "PF2: 93.3" in page
+    row = page[page.index('<tr data-score="PF2"') :]
+    row = row[: row.index("</tr>")]
+    assert "93,3" in row or "93.3" in row
 
 
 def test_invalid_entry_shows_field_errors_and_writes_nothing(client, nurse_a, week2):
@@ -101,7 +103,7 @@ def test_correction_service_refuses_without_reason(nurse_a, week2):
         questionnaire=week2,
         user=nurse_a,
         mode="paper",
-        completed_at=timezone.now(),
+        completed_on=timezone.localdate(),
         answers={c: full_answers(c) for c in week2.timepoint.instruments},
     )
     with pytest.raises(services.ReasonRequired):
@@ -114,7 +116,11 @@ def test_correction_service_refuses_without_reason(nurse_a, week2):
         )
     with pytest.raises(services.AlreadyCompleted):
         services.questionnaire_enter(
-            questionnaire=week2, user=nurse_a, mode="paper", completed_at=timezone.now(), answers={}
+            questionnaire=week2,
+            user=nurse_a,
+            mode="paper",
+            completed_on=timezone.localdate(),
+            answers={},
         )
 
 
@@ -198,7 +204,7 @@ def test_participant_panel(client, nurse_a, nurse_b, statistician, week2, partic
         questionnaire=week2,
         user=nurse_a,
         mode="paper",
-        completed_at=timezone.now(),
+        completed_on=timezone.localdate(),
         answers={c: full_answers(c) for c in week2.timepoint.instruments},
     )
     panel = selectors.participant_panel(user=nurse_a, participant=participant)
@@ -206,8 +212,10 @@ def test_participant_panel(client, nurse_a, nurse_b, statistician, week2, partic
     rows = panel["context"]["questionnaire_rows"]
     assert len(rows) == 9
     row = next(r for r in rows if r["q"].timepoint.code == "week2")
-    assert row["q"].status == "completed" and dict(row["scores"])["PF2"] is not None
-    assert any("completed" in text or "ingevuld" in text for _, text in panel["timeline"])
+    assert row["q"].status == "completed"
+    assert {k: v for k, v, _decimals in row["scores"]}["PF2"] is not None
+    texts = [entry["text"] for entry in panel["timeline"]]
+    assert any("completed" in text or "ingevuld" in text for text in texts)
     assert selectors.participant_panel(user=nurse_b, participant=participant) is None
     assert selectors.participant_panel(user=statistician, participant=participant) is None
     from django.template.loader import render_to_string
@@ -262,7 +270,7 @@ def test_correction_is_refused_to_other_roles_and_sites(client, request, nurse_a
         questionnaire=week2,
         user=nurse_a,
         mode="paper",
-        completed_at=timezone.now(),
+        completed_on=timezone.localdate(),
         answers={c: full_answers(c) for c in week2.timepoint.instruments},
     )
     before = InstrumentResponse.objects.get(questionnaire=week2, instrument="c15pal").answers
@@ -306,3 +314,49 @@ def test_patient_pages_refuse_other_methods(client, participant, open_questionna
     q, token = open_questionnaire(participant)
     assert client.put(r("crf:patient_start", args=[token])).status_code == 405
     assert client.delete(r("crf:patient_submit", args=[token])).status_code == 405
+
+
+def test_score_table_in_instrument_order_with_names_precision_and_breadcrumb(
+    client, nurse_a, blend, participant
+):
+    """Scales in the instrument's order with their names (PF2 first), each value with its
+    scale's precision (EQ-5D-5L index to 3 decimals), and a way back to the participant."""
+    services.schedule_anchor(
+        participant=participant,
+        trial=blend,
+        day0=timezone.localdate() - timedelta(days=28),
+        is_actual=True,
+    )
+    week4 = Questionnaire.objects.get(participant=participant, timepoint__code="week4")
+    answers = {c: full_answers(c) for c in week4.timepoint.instruments}
+    answers["eq5d5l"] = answers["eq5d5l"] | {"mo": 2, "sc": 1, "ua": 3, "pd": 4, "ad": 5}
+    services.questionnaire_enter(
+        questionnaire=week4,
+        user=nurse_a,
+        mode="paper",
+        completed_on=timezone.localdate(),
+        answers=answers,
+    )
+    week4.refresh_from_db()
+    assert week4.scores["eq5d5l"]["index"] == 0.05
+    client.force_login(nurse_a)
+    response = client.get(
+        reverse("crf:questionnaire_detail", args=[week4.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    )
+    html = response.content.decode()
+    c15 = html[html.index('data-scores="c15pal"') :]
+    c15 = c15[: c15.index("</table>")]
+    order = [c15.index(f'data-score="{k}"') for k in ("PF2", "EF", "FA", "NV", "PA", "QL")]
+    assert order == sorted(order)
+    assert "Physical functioning" in c15
+    assert c15.index("Physical functioning") < c15.index("Global quality of life")
+    eq5d = html[html.index('data-scores="eq5d5l"') :]
+    eq5d = eq5d[: eq5d.index("</table>")]
+    assert "0.050" in eq5d
+    participant_url = reverse("cohort:participant_detail", args=[participant.study_number])
+    crumbs = html[html.index('class="breadcrumb') :]
+    assert f'href="{participant_url}"' in crumbs[: crumbs.index("</ol>")]
+    # the participant page's panel shows the index with three decimals too
+    page = client.get(participant_url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    row = page[page.index('data-timepoint="week4"') :]
+    assert "0.050" in row[: row.index("</tr>")]
