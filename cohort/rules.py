@@ -132,3 +132,18 @@ def free_text_mentions(text: str, identifiers: Iterable[str]) -> bool:
 
 def date_not_in_future(value: date, today: date) -> bool:
     return value <= today
+
+
+# --- day 0 ----------------------------------------------------------------------------------
+
+# A planned start of treatment further ahead than this is probably a typing error (a year
+# or a month off): the participant page flags it.
+DAY0_PLANNED_WARN_DAYS = 90
+
+
+def day0_planned_too_far(*, planned: date | None, actual: date | None, today: date) -> bool:
+    """True when only a planned day 0 is known and it lies more than
+    ``DAY0_PLANNED_WARN_DAYS`` days after ``today``."""
+    if planned is None or actual is not None:
+        return False
+    return (planned - today).days > DAY0_PLANNED_WARN_DAYS

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string, select_template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
@@ -33,6 +34,7 @@ from cohort.forms import (
     WithdrawalForm,
 )
 from cohort.models import IdentityAccess
+from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far
 from core.access import DATA_ENTRY, SITE_STAFF, access_for
 from core.views import role_required
 
@@ -235,6 +237,17 @@ def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
     withdrawals = selectors.participant_withdrawals(participant=participant)
     panels = _panels(user=request.user, participant=participant)
     extra = [item for panel in panels for item in panel.get("timeline") or []]
+    today = timezone.localdate()
+    day0 = [
+        {
+            **row,
+            "far_ahead": day0_planned_too_far(
+                planned=row.get("planned"), actual=row.get("actual"), today=today
+            ),
+        }
+        for panel in panels
+        for row in panel.get("day0") or []
+    ]
     ctx = _participant_context(request, participant, with_banner=False)
     if any(panel.get("banner") == "not_informed" for panel in panels) or _not_informed(participant):
         ctx["not_informed_banner"] = _banner_template()
@@ -258,6 +271,8 @@ def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
                 if p.get("template")
             ],
             "can_write": access.can_write_site(participant.site_id),
+            "day0": day0,
+            "day0_warn_days": DAY0_PLANNED_WARN_DAYS,
         }
     )
     return render(request, "cohort/participant_detail.html", ctx)

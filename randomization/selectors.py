@@ -291,6 +291,15 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
         },
         "timeline": timeline,
         "banner": "not_informed" if not_informed else None,
+        # Day 0 per allocation, for the cohort page's day-0 card.
+        "day0": [
+            {
+                "trial": a.trial.code,
+                "planned": a.treatment_start_planned,
+                "actual": a.treatment_start_actual,
+            }
+            for a in allocations
+        ],
     }
 
 
