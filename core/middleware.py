@@ -6,6 +6,7 @@ import pghistory
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from core.access import access_for
@@ -104,3 +105,25 @@ class SecurityHeadersMiddleware:
         if getattr(request, "user", None) is not None and request.user.is_authenticated:
             response.setdefault("Cache-Control", "no-store")
         return response
+
+
+class ApiLanguageMiddleware:
+    """API clients get English unless they ask otherwise (``Accept-Language``); the staff
+    screens keep the project's default, Dutch. Runs after ``LocaleMiddleware``, which already
+    honoured an ``Accept-Language`` header or a language cookie."""
+
+    API_PREFIX = "/api/"
+    API_DEFAULT_LANGUAGE = "en"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (
+            request.path.startswith(self.API_PREFIX)
+            and not request.META.get("HTTP_ACCEPT_LANGUAGE")
+            and settings.LANGUAGE_COOKIE_NAME not in request.COOKIES
+        ):
+            translation.activate(self.API_DEFAULT_LANGUAGE)
+            request.LANGUAGE_CODE = self.API_DEFAULT_LANGUAGE
+        return self.get_response(request)
