@@ -103,9 +103,10 @@ def test_timeline_shows_correction_withdrawal_and_death_in_english(
     from datetime import timedelta
 
     from cohort import services
+    from tests.cohort.conftest import registered_days_ago
 
     today = timezone.localdate()
-    p = register(nurse_a, site_a)
+    p = registered_days_ago(register(nurse_a, site_a), 30)
     records = consented(p, nurse_a, on=today - timedelta(days=30))
     services.consent_correct(
         record=records[3], by=nurse_a, reason="box (d) was ticked no on paper", answer=False
