@@ -205,22 +205,32 @@ def _site_pass(site, nurse, investigator, trial, form):
 
 
 @pytest.fixture
-def world(site_a, site_b, nurse_a, nurse_b, investigator_a, investigator_b, sequence_statistician):
+def world(
+    settings,
+    site_a,
+    site_b,
+    nurse_a,
+    nurse_b,
+    investigator_a,
+    investigator_b,
+    sequence_statistician,
+):
     """Returns {label: {"a": pks, "b": pks, None: pks}}: rows by the site they belong to."""
     from cohort.services import consent_form_version_create
     from randomization import services as rnd
 
+    settings.RANDOMISATION_ENVIRONMENT = "test"  # a test installation allocating from test lists
     trial = _blend()
     form = consent_form_version_create(
         code="present-icf", version="9", language="nl", effective_from=date(2020, 1, 1)
     )
-    # A minimisation sequence live in this environment (decisions at both sites) and a
-    # sealed permuted-block list for the other one (slots and strata).
+    # A live minimisation sequence (decisions at both sites) and a sealed permuted-block
+    # list of the other environment, not live (slots and strata).
     live = rnd.sequence_generate(
         by=sequence_statistician,
         trial=trial,
         method="minimisation",
-        environment=rnd.current_environment(),
+        environment="test",
         factors=["site", "sex"],
     )
     rnd.sequence_activate(by=sequence_statistician, sequence=live)
@@ -228,7 +238,7 @@ def world(site_a, site_b, nurse_a, nurse_b, investigator_a, investigator_b, sequ
         by=sequence_statistician,
         trial=trial,
         method="permuted_blocks",
-        environment="production" if rnd.current_environment() == "test" else "test",
+        environment="production",
         factors=["site"],
         block_sizes=[2, 4],
         slots_per_stratum=8,

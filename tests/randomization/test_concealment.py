@@ -62,7 +62,7 @@ def world(
     control = randomised(site_a, nurse_a, arm="control")
     intervention = randomised(site_a, nurse_a, arm="intervention")
     waiting = eligible_participant(site_a, nurse_a)
-    ineligible = make_participant(site_a)
+    ineligible = make_participant(site_a, primary_tumour="myeloma")
     screen(nurse_a, ineligible, multiple_myeloma="yes")
     correction_propose(by=investigator_a, allocation=intervention, reason="check")
     minimised, minimisation = _minimised_allocation(
