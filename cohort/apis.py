@@ -14,7 +14,12 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -46,11 +51,14 @@ from cohort.rules import (
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
 from core.models import Site
 from core.pagination import Pagination
+from core.schema import AutoSchema, ServerRule
 
 
 # --- input helpers --------------------------------------------------------------------------
 class StrictInput(serializers.Serializer):
     """Refuses keys it does not declare (e.g. ``site``, ``study_number``, ``recorded_by``)."""
+
+    strict_input = True  # the schema says additionalProperties: false
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -66,6 +74,10 @@ class StrictInput(serializers.Serializer):
 
 
 class NotFutureDate(serializers.DateField):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(ServerRule("not in the future"))
+
     def to_internal_value(self, value):
         from django.utils import timezone
 
@@ -82,7 +94,11 @@ def _reason_field(required: bool = True) -> serializers.CharField:
         max_length=2000,
         required=required,
         allow_blank=not required,
-        validators=[validate_no_markup],
+        validators=[
+            validate_no_markup,
+            ServerRule("no HTML, script or control characters"),
+            ServerRule("no identifier of the participant (name, hospital record number)"),
+        ],
     )
 
 
@@ -140,6 +156,8 @@ class ConsentRecordOutput(serializers.ModelSerializer):
 class PseudonymisedParticipantOutput(serializers.Serializer):
     """No identifying field at all: for statisticians and sponsor-wide readers."""
 
+    closed_output = True  # the schema says additionalProperties: false (no `identity`)
+
     study_number = serializers.CharField()
     site = serializers.CharField(source="site.code")
     sex = serializers.CharField()
@@ -182,15 +200,6 @@ class StaffParticipantOutput(PseudonymisedParticipantOutput):
         return IdentityOutput(identity).data if identity is not None else None
 
 
-class ParticipantPageOutput(serializers.Serializer):
-    """One page of participants (``page`` / ``page_size`` query parameters)."""
-
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = StaffParticipantOutput(many=True)
-
-
 class ParticipantDetailOutput(StaffParticipantOutput):
     consents = ConsentRecordOutput(many=True, source="consents_list")
     withdrawals = WithdrawalOutput(many=True, source="withdrawals_list")
@@ -199,6 +208,31 @@ class ParticipantDetailOutput(StaffParticipantOutput):
 class PseudonymisedParticipantDetailOutput(PseudonymisedParticipantOutput):
     consents = ConsentRecordOutput(many=True, source="consents_list")
     withdrawals = WithdrawalOutput(many=True, source="withdrawals_list")
+
+
+def participant_schema(*, detail: bool = False, many: bool = False) -> PolymorphicProxySerializer:
+    """What a participant response is, for the schema: site staff get the object with
+    ``identity``; statisticians and other readers without identifying rights get the
+    pseudonymised object, which has no ``identity`` key at all (exactly one matches)."""
+    return PolymorphicProxySerializer(
+        component_name="ParticipantDetail" if detail else "Participant",
+        serializers=(
+            [ParticipantDetailOutput, PseudonymisedParticipantDetailOutput]
+            if detail
+            else [StaffParticipantOutput, PseudonymisedParticipantOutput]
+        ),
+        resource_type_field_name=None,
+        many=many,
+    )
+
+
+class ParticipantPageOutput(serializers.Serializer):
+    """One page of participants (``page`` / ``page_size`` query parameters)."""
+
+    count = serializers.IntegerField(min_value=0)
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = participant_schema(many=True)
 
 
 def _output_class(user, *, detail: bool = False):
@@ -247,14 +281,35 @@ def _require_write(user, participant: Participant) -> None:
 
 
 # --- input ----------------------------------------------------------------------------------
+NAME_RULES = [
+    validate_person_name,
+    ServerRule("letters (any script), spaces, apostrophes, dots and hyphens only"),
+]
+FORM_VERSION_RULE = ServerRule("the id of an existing consent form version")
+
+
 class IdentityInput(StrictInput):
-    given_name = serializers.CharField(max_length=100, validators=[validate_person_name])
-    family_name = serializers.CharField(max_length=100, validators=[validate_person_name])
+    given_name = serializers.CharField(max_length=100, validators=NAME_RULES)
+    family_name = serializers.CharField(max_length=100, validators=NAME_RULES)
     date_of_birth = NotFutureDate()
-    hospital_number = serializers.CharField(max_length=20, validators=[validate_hospital_number])
+    hospital_number = serializers.CharField(
+        max_length=20,
+        validators=[
+            validate_hospital_number,
+            ServerRule("3 to 20 letters, digits or hyphens, starting with a letter or digit"),
+            ServerRule("not already registered at the site"),
+        ],
+    )
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     phone = serializers.CharField(
-        max_length=20, required=False, allow_blank=True, default="", validators=[validate_phone]
+        max_length=20,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[
+            validate_phone,
+            ServerRule("digits, spaces, brackets and hyphens, an optional leading +; 6 to 20"),
+        ],
     )
     preferred_language = serializers.ChoiceField(
         choices=Language.choices, required=False, default=Language.DUTCH
@@ -263,7 +318,9 @@ class IdentityInput(StrictInput):
 
 class ParticipantRegisterInput(StrictInput):
     site = serializers.SlugRelatedField(
-        slug_field="code", queryset=Site.objects.filter(is_active=True)
+        slug_field="code",
+        queryset=Site.objects.filter(is_active=True),
+        validators=[ServerRule("the code of an active site where you enter data")],
     )
     sex = serializers.ChoiceField(choices=Sex.choices)
     primary_tumour = serializers.ChoiceField(choices=PrimaryTumour.choices)
@@ -273,6 +330,8 @@ class ParticipantRegisterInput(StrictInput):
 
 
 class IdentityPatchInput(IdentityInput):
+    min_properties = 1  # an empty object changes nothing and is refused
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
@@ -280,6 +339,8 @@ class IdentityPatchInput(IdentityInput):
 
 
 class ParticipantPatchInput(StrictInput):
+    min_properties = 2  # the reason and at least one field to change
+
     reason = _reason_field()
     sex = serializers.ChoiceField(choices=Sex.choices, required=False)
     primary_tumour = serializers.ChoiceField(choices=PrimaryTumour.choices, required=False)
@@ -302,16 +363,21 @@ class ConsentInput(StrictInput):
     element = serializers.ChoiceField(choices=ConsentElement.choices)
     answer = serializers.BooleanField()
     given_on = NotFutureDate()
-    form_version = serializers.PrimaryKeyRelatedField(queryset=ConsentFormVersion.objects.all())
+    form_version = serializers.PrimaryKeyRelatedField(
+        queryset=ConsentFormVersion.objects.all(), validators=[FORM_VERSION_RULE]
+    )
     mode = serializers.ChoiceField(choices=ConsentMode.choices)
 
 
 class ConsentCorrectionInput(StrictInput):
+    min_properties = 2  # the reason and at least one value
+    server_rules = ("at least one value differs from the record corrected",)
+
     reason = _reason_field()
     answer = serializers.BooleanField(required=False)
     given_on = NotFutureDate(required=False)
     form_version = serializers.PrimaryKeyRelatedField(
-        queryset=ConsentFormVersion.objects.all(), required=False
+        queryset=ConsentFormVersion.objects.all(), required=False, validators=[FORM_VERSION_RULE]
     )
     mode = serializers.ChoiceField(choices=ConsentMode.choices, required=False)
 
@@ -329,6 +395,8 @@ class DeathInput(StrictInput):
 
 # --- views ----------------------------------------------------------------------------------
 class _CohortApi(APIView):
+    schema = AutoSchema()
+
     def check_roles(self, request, roles) -> None:
         if not access_for(request.user).has_role(*roles):
             raise PermissionDenied(_("Your role does not allow this."))
@@ -336,6 +404,8 @@ class _CohortApi(APIView):
 
 class ParticipantListApi(_CohortApi):
     """Participants of the sites you may read (statisticians: pseudonymised), and registration."""
+
+    pagination_class = Pagination  # the schema documents the page shape and its 404
 
     @extend_schema(
         operation_id="participants_list",
@@ -346,8 +416,10 @@ class ParticipantListApi(_CohortApi):
                 description="study number, or exact hospital record number (own site)",
             ),
             OpenApiParameter("status", str, enum=list(Status.ALL)),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int),
+            *(
+                OpenApiParameter(p["name"], p["schema"], description=p["description"])
+                for p in Pagination().get_schema_operation_parameters(None)
+            ),
         ],
         responses={200: ParticipantPageOutput},
         description="Site staff get `identity` for their own site's participants (null otherwise); "
@@ -376,7 +448,7 @@ class ParticipantListApi(_CohortApi):
     @extend_schema(
         operation_id="participants_register",
         request=ParticipantRegisterInput,
-        responses={201: ParticipantDetailOutput},
+        responses={201: participant_schema(detail=True)},
     )
     def post(self, request):
         self.check_roles(request, DATA_ENTRY)
@@ -394,7 +466,9 @@ class ParticipantListApi(_CohortApi):
 
 
 class ParticipantDetailApi(_CohortApi):
-    @extend_schema(operation_id="participants_retrieve", responses={200: ParticipantDetailOutput})
+    @extend_schema(
+        operation_id="participants_retrieve", responses={200: participant_schema(detail=True)}
+    )
     def get(self, request, study_number: str):
         self.check_roles(request, CLINICAL_READERS)
         participant = selectors.participant_get(user=request.user, study_number=study_number)
@@ -403,7 +477,7 @@ class ParticipantDetailApi(_CohortApi):
     @extend_schema(
         operation_id="participants_partial_update",
         request=ParticipantPatchInput,
-        responses={200: ParticipantDetailOutput},
+        responses={200: participant_schema(detail=True)},
         description="Change clinical attributes and/or identifying data, with a reason. "
         "`site`, `study_number` and audit fields are refused.",
     )

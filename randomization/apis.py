@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,30 +18,22 @@ from cohort.models import ConsentFormVersion
 from core.access import CLINICAL_READERS, DATA_ENTRY
 from core.apis import Conflict, HasRole
 from core.pagination import Pagination
+from core.schema import AutoSchema, ServerRule, error_response
 from randomization import selectors, services
 from randomization.models import Answer, Decision
 
 
 # --- errors ----------------------------------------------------------------------------------
-class ErrorOutput(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
 def _refusal(exc: services.RandomisationError) -> exceptions.APIException:
     if isinstance(exc, services.NotAllowed):
         return exceptions.PermissionDenied(str(exc.message))
     return Conflict({"detail": str(exc.message), "reasons": exc.reasons})
 
 
-REFUSALS = {
-    400: OpenApiResponse(ErrorOutput, description=_("Invalid input (field errors).")),
-    403: OpenApiResponse(ErrorOutput, description=_("Your role or site does not allow this.")),
-    404: OpenApiResponse(ErrorOutput, description=_("Not found (or not visible to you).")),
-    409: OpenApiResponse(
-        ErrorOutput, description=_("Refused; the reason codes are in errors.reasons.")
-    ),
-}
+# 400, 401, 403, 404, 415 and 429 are documented on every operation by core.schema.AutoSchema
+REFUSALS = {409: error_response(409)}
+PARTICIPANT_RULE = ServerRule("the study number of a participant at your sites")
+NOT_FUTURE = ServerRule("not in the future")
 
 
 def _participant(request, study_number: str):
@@ -74,7 +66,10 @@ class TrialOutput(serializers.Serializer):
 class TrialListApi(APIView):
     """The trials hosted on the cohort, with their arms."""
 
+    pagination_class = Pagination  # the schema documents the page shape
+
     permission_classes = [HasRole]
+    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     @extend_schema(responses={200: TrialOutput(many=True)})
@@ -88,11 +83,23 @@ class TrialListApi(APIView):
 
 # --- screenings -------------------------------------------------------------------------------
 class ScreeningInput(serializers.Serializer):
-    participant = serializers.CharField(max_length=20, help_text=_("Study number, e.g. PRE-00042"))
-    screened_on = serializers.DateField()
+    server_rules = (
+        "an answer for every current criterion the stored data do not decide, and none that "
+        "contradicts them (reported under the criterion's code)",
+    )
+
+    participant = serializers.CharField(
+        max_length=20,
+        help_text=_("Study number, e.g. PRE-00042"),
+        validators=[PARTICIPANT_RULE],
+    )
+    screened_on = serializers.DateField(
+        validators=[NOT_FUTURE, ServerRule("not after the participant's death")]
+    )
     answers = serializers.DictField(
         child=serializers.ChoiceField(choices=Answer.choices),
         help_text=_("Criterion code → yes / no / unknown, for every current criterion."),
+        validators=[ServerRule("only criteria of the trial's current protocol version")],
     )
 
 
@@ -111,7 +118,10 @@ class ScreeningOutput(serializers.Serializer):
 class ScreeningListCreateApi(APIView):
     """Screenings of a trial at your sites (GET); record a screening (POST)."""
 
+    pagination_class = Pagination  # GET: the schema documents the page shape
+
     permission_classes = [HasRole]
+    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     def get_permissions(self):
@@ -119,7 +129,10 @@ class ScreeningListCreateApi(APIView):
             self.allowed_roles = tuple(DATA_ENTRY)
         return super().get_permissions()
 
-    @extend_schema(responses={200: ScreeningOutput(many=True), 404: REFUSALS[404]})
+    @extend_schema(
+        parameters=[OpenApiParameter("participant", str, description=_("Study number"))],
+        responses={200: ScreeningOutput(many=True)},
+    )
     def get(self, request, code: str):
         trial = selectors.trial_get(user=request.user, code=code)
         qs = selectors.screening_list(user=request.user, trial=trial).select_related("trial")
@@ -151,7 +164,11 @@ class ScreeningListCreateApi(APIView):
 
 # --- randomisations ----------------------------------------------------------------------------
 class RandomiseInput(serializers.Serializer):
-    participant = serializers.CharField(max_length=20, help_text=_("Study number, e.g. PRE-00042"))
+    participant = serializers.CharField(
+        max_length=20,
+        help_text=_("Study number, e.g. PRE-00042"),
+        validators=[PARTICIPANT_RULE],
+    )
     request_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
@@ -197,7 +214,10 @@ class RandomisationListCreateApi(APIView):
     no active sequence) answer 409 with the reason codes.
     """
 
+    pagination_class = Pagination  # GET: the schema documents the page shape
+
     permission_classes = [HasRole]
+    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     def get_permissions(self):
@@ -205,7 +225,7 @@ class RandomisationListCreateApi(APIView):
             self.allowed_roles = tuple(DATA_ENTRY)
         return super().get_permissions()
 
-    @extend_schema(responses={200: AllocationDetailOutput(many=True), 404: REFUSALS[404]})
+    @extend_schema(responses={200: AllocationDetailOutput(many=True)})
     def get(self, request, code: str):
         trial = selectors.trial_get(user=request.user, code=code)
         qs = selectors.allocation_list(user=request.user, trial=trial).select_related(
@@ -244,9 +264,10 @@ class RandomisationDetailApi(APIView):
     """One allocation at your sites."""
 
     permission_classes = [HasRole]
+    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
-    @extend_schema(responses={200: AllocationDetailOutput, 404: REFUSALS[404]})
+    @extend_schema(responses={200: AllocationDetailOutput})
     def get(self, request, code: str, trial_number: str):
         trial = selectors.trial_get(user=request.user, code=code)
         allocation = selectors.allocation_get(
@@ -256,22 +277,47 @@ class RandomisationDetailApi(APIView):
 
 
 class DecisionInput(serializers.Serializer):
-    offered_on = serializers.DateField()
+    offered_on = serializers.DateField(
+        validators=[NOT_FUTURE, ServerRule("not before randomisation")]
+    )
     decision = serializers.ChoiceField(choices=Decision.choices)
-    decided_on = serializers.DateField(required=False, allow_null=True)
+    decided_on = serializers.DateField(
+        required=False,
+        allow_null=True,
+        validators=[
+            ServerRule("needed unless pending"),
+            ServerRule("not before the offer"),
+            NOT_FUTURE,
+        ],
+    )
     refusal_reason = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000, default=""
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        default="",
+        validators=[ServerRule("needed when refused")],
     )
     consent_form_version = serializers.PrimaryKeyRelatedField(
-        queryset=ConsentFormVersion.objects.all(), required=False, allow_null=True
+        queryset=ConsentFormVersion.objects.all(),
+        required=False,
+        allow_null=True,
+        validators=[
+            ServerRule("an existing consent form version"),
+            ServerRule("needed when accepted, and in effect on the consent date"),
+        ],
     )
-    consent_date = serializers.DateField(required=False, allow_null=True)
+    consent_date = serializers.DateField(
+        required=False,
+        allow_null=True,
+        validators=[ServerRule("needed when accepted"), NOT_FUTURE],
+    )
     reason = serializers.CharField(
         required=False,
         allow_blank=True,
         max_length=2000,
         default="",
         help_text=_("Reason for change, needed when a recorded decision changes."),
+        validators=[ServerRule("needed when a recorded decision changes")],
     )
 
 
@@ -279,6 +325,7 @@ class DecisionApi(APIView):
     """Intervention arm: record the offer and the patient's decision (accepted / refused)."""
 
     permission_classes = [HasRole]
+    schema = AutoSchema()
     allowed_roles = tuple(DATA_ENTRY)
 
     @extend_schema(request=DecisionInput, responses={200: OfferOutput, **REFUSALS})
@@ -308,9 +355,26 @@ class DecisionApi(APIView):
 
 
 class TreatmentStartInput(serializers.Serializer):
-    planned = serializers.DateField(required=False, allow_null=True)
-    actual = serializers.DateField(required=False, allow_null=True)
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    planned = serializers.DateField(
+        required=False,
+        allow_null=True,
+        validators=[
+            ServerRule("planned or actual is needed"),
+            ServerRule("not before randomisation"),
+        ],
+    )
+    actual = serializers.DateField(
+        required=False,
+        allow_null=True,
+        validators=[ServerRule("not before randomisation"), NOT_FUTURE],
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        default="",
+        validators=[ServerRule("needed when a recorded date changes")],
+    )
 
 
 class TreatmentStartApi(APIView):
@@ -318,6 +382,7 @@ class TreatmentStartApi(APIView):
     is (re-)anchored on it."""
 
     permission_classes = [HasRole]
+    schema = AutoSchema()
     allowed_roles = tuple(DATA_ENTRY)
 
     @extend_schema(request=TreatmentStartInput, responses={200: AllocationDetailOutput, **REFUSALS})
