@@ -181,6 +181,12 @@ def error_403(request, exception=None):
 
 
 def error_404(request, exception=None):
+    if request.path.startswith("/api/"):
+        # An API path no route matches (e.g. a negative id) answers in the API's one error
+        # format, as its schema documents, never with the HTML page.
+        from rest_framework.exceptions import NotFound
+
+        return JsonResponse({"detail": str(NotFound.default_detail), "errors": {}}, status=404)
     return render(request, "errors/404.html", status=404)
 
 
