@@ -4,6 +4,7 @@ from cohort import apis
 
 urlpatterns = [
     path("participants/", apis.ParticipantListApi.as_view(), name="participant-list"),
+    path("participants/search/", apis.ParticipantSearchApi.as_view(), name="participant-search"),
     path(
         "participants/<str:study_number>/",
         apis.ParticipantDetailApi.as_view(),

@@ -413,7 +413,9 @@ class ParticipantListApi(_CohortApi):
             OpenApiParameter(
                 "search",
                 str,
-                description="study number, or exact hospital record number (own site)",
+                description="a study number (PRE-00042) or up to five digits of one; "
+                "search by hospital record number with POST /api/v1/participants/search/ "
+                "(identifiers never go in a URL)",
             ),
             OpenApiParameter("status", str, enum=list(Status.ALL)),
             *(
@@ -430,20 +432,17 @@ class ParticipantListApi(_CohortApi):
         status_ = request.query_params.get("status") or None
         if status_ not in (None, *Status.ALL):
             raise serializers.ValidationError({"status": [_("Unknown status.")]})
-        qs = selectors.participant_list(
-            user=request.user, search=request.query_params.get("search"), status=status_
-        )
-        paginator = Pagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
-        access = access_for(request.user)
-        identifying = access.identifying_site_ids()
-        output = _output_class(request.user)
-        data = output(page, many=True, context={"identifying_sites": identifying}).data
-        shown = [p for p, row in zip(page, data, strict=True) if row.get("identity")]
-        services.identity_access_log(
-            user=request.user, participants=shown, context=IdentityAccess.Context.API
-        )
-        return paginator.get_paginated_response(data)
+        search = request.query_params.get("search") or ""
+        if not search_safe_in_url(search):
+            raise serializers.ValidationError(
+                {
+                    "search": [
+                        _("Search by hospital record number with POST %(url)s.")
+                        % {"url": SEARCH_URL}
+                    ]
+                }
+            )
+        return _participant_page(self, request, search=search, status=status_)
 
     @extend_schema(
         operation_id="participants_register",
@@ -463,6 +462,68 @@ class ParticipantListApi(_CohortApi):
             user=request.user, study_number=participant.study_number
         )
         return _render_participant(request, participant, code=status.HTTP_201_CREATED)
+
+
+# --- search: identifiers travel in the body, never in a URL (URLs reach access logs) ---------
+SEARCH_URL = "/api/v1/participants/search/"
+
+
+def search_safe_in_url(value: str) -> bool:
+    """A search that may appear in a URL: a study number (``PRE-00042``) or up to five
+    digits of one. Anything else may be a hospital record number."""
+    value = value.strip().upper()
+    return not value or value.startswith("PRE") or (value.isdigit() and len(value) <= 5)
+
+
+class ParticipantSearchInput(StrictInput):
+    search = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    status = serializers.ChoiceField(choices=list(Status.ALL), required=False, allow_null=True)
+
+
+def _participant_page(view, request, *, search: str, status: str | None) -> Response:
+    """One page of the participants ``request.user`` may read; identity accesses logged."""
+    qs = selectors.participant_list(user=request.user, search=search, status=status)
+    paginator = Pagination()
+    page = paginator.paginate_queryset(qs, request, view=view)
+    identifying = access_for(request.user).identifying_site_ids()
+    output = _output_class(request.user)
+    data = output(page, many=True, context={"identifying_sites": identifying}).data
+    shown = [p for p, row in zip(page, data, strict=True) if row.get("identity")]
+    services.identity_access_log(
+        user=request.user, participants=shown, context=IdentityAccess.Context.API
+    )
+    return paginator.get_paginated_response(data)
+
+
+class ParticipantSearchApi(_CohortApi):
+    """Search participants by study number or exact hospital record number (own sites).
+
+    POST, so that a hospital record number never appears in a URL or an access log.
+    ``page`` / ``page_size`` stay in the query string; the page links point here (POST
+    the same body again).
+    """
+
+    pagination_class = Pagination
+
+    @extend_schema(
+        operation_id="participants_search",
+        request=ParticipantSearchInput,
+        parameters=[
+            OpenApiParameter(p["name"], p["schema"], description=p["description"])
+            for p in Pagination().get_schema_operation_parameters(None)
+        ],
+        responses={200: ParticipantPageOutput},
+    )
+    def post(self, request):
+        self.check_roles(request, CLINICAL_READERS)
+        data = ParticipantSearchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _participant_page(
+            self,
+            request,
+            search=data.validated_data["search"],
+            status=data.validated_data.get("status") or None,
+        )
 
 
 class ParticipantDetailApi(_CohortApi):
