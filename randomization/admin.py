@@ -27,11 +27,14 @@ class ArmInline(admin.TabularInline):
 @admin.register(Trial)
 class TrialAdmin(NoDeleteAdmin):
     list_display = ("code", "name", "status", "protocol_version", "target_size")
+    # The status follows the lifecycle (sequence go-live; closing with a reason on the
+    # trial status screen), never a free edit here.
+    readonly_fields = ("status",)
     inlines = [ArmInline]
 
 
 @admin.register(Criterion)
 class CriterionAdmin(NoDeleteAdmin):
-    list_display = ("trial", "protocol_version", "order", "code")
+    list_display = ("trial", "protocol_version", "order", "code", "derived_from")
     list_filter = ("trial", "protocol_version", "kind")
     ordering = ("trial", "protocol_version", "order")

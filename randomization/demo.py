@@ -1,9 +1,11 @@
 """Demo data for the randomization app (called by ``manage.py seed_demo``; idempotent).
 
 BLEND and its criteria come from data migrations (production has them too). Here: the
-demo statistician gets the sequence permission, BLEND gets an active *test* sequence,
-and a few cohort demo participants are screened and randomised — only when the cohort
-demo participants exist; otherwise this quietly does nothing more.
+demo statistician gets the sequence permission, BLEND gets an active *test* sequence (the
+trial stays *in set-up*: only a production sequence opens recruitment; a test installation
+may randomise in set-up), and a few cohort demo participants are screened and randomised —
+only when the cohort demo participants exist; otherwise this quietly does nothing more.
+Criteria the stored data decide are not answered: the service derives them.
 """
 
 from __future__ import annotations
@@ -79,7 +81,11 @@ def seed(stdout) -> None:
     screened = randomised = 0
     for participant in candidates[:SCREEN]:
         nurse = by_site[participant.site.code]
-        answers = dict(eligible_answers)
+        # What the stored data decide (age, primary tumour, consent) is derived, not typed.
+        derived = services.screening_evaluate(
+            trial=trial, participant=participant, answers={}, on=today
+        ).derived
+        answers = {k: v for k, v in eligible_answers.items() if k not in derived}
         if screened == SCREEN - 1:
             answers["life_expectancy_under_3_months"] = "yes"  # one ineligible screening
         screening = services.screening_record(

@@ -13,6 +13,7 @@ from randomization.models import (
     Decision,
     Environment,
     Method,
+    TrialStatus,
 )
 
 
@@ -46,15 +47,17 @@ class ScreeningForm(forms.Form):
 
     screened_on = _date_field(_("Screening date"))
 
-    def __init__(self, *args, criteria, **kwargs):
+    def __init__(self, *args, criteria, derived=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.criteria = criteria
+        # code -> {"answer": ..., "label": ..., "basis": ...}: answered by the system, read-only.
+        self.derived = derived or {}
         for c in criteria:
             self.fields[f"c_{c.code}"] = forms.ChoiceField(
                 label=c.text,
                 choices=Answer.choices,
                 widget=forms.RadioSelect,
-                required=True,
+                required=c.code not in self.derived,
             )
 
     def criterion_rows(self):
@@ -63,9 +66,17 @@ class ScreeningForm(forms.Form):
                 "criterion": c,
                 "field": self[f"c_{c.code}"],
                 "is_inclusion": c.kind == CriterionKind.INCLUSION,
+                "derived": self.derived.get(c.code),
+                "undecided": bool(c.derived_from) and c.code not in self.derived,
             }
             for c in self.criteria
         ]
+
+    def add_service_errors(self, errors: dict) -> None:
+        """Errors keyed by criterion code (the service's) go next to that criterion."""
+        for key, messages in errors.items():
+            field = f"c_{key}" if f"c_{key}" in self.fields else key
+            self.add_error(field if field in self.fields else None, messages)
 
     def answers(self) -> dict[str, str]:
         """Answers so far (also from an incomplete, unvalidated form: for the live verdict)."""
@@ -230,3 +241,22 @@ class RetireForm(forms.Form):
         max_length=2000,
         widget=forms.TextInput(attrs={"class": "form-control"}),
     )
+
+
+class TrialStatusForm(forms.Form):
+    """The next lifecycle step chosen by a statistician or administrator, with a reason."""
+
+    status = forms.ChoiceField(
+        label=_("New status"), widget=forms.Select(attrs={"class": "form-select"})
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=2000,
+        widget=forms.TextInput(attrs={"class": "form-control"}),
+    )
+
+    def __init__(self, *args, current: str, **kwargs):
+        from randomization.lifecycle import manual_targets
+
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [(s, TrialStatus(s).label) for s in manual_targets(current)]

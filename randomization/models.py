@@ -21,9 +21,13 @@ NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
 
 
 class TrialStatus(models.TextChoices):
+    """The trial's lifecycle (``randomization.lifecycle``): set-up → recruiting (when a
+    production sequence goes live) → closed to recruitment → closed."""
+
     SETUP = "setup", _("In set-up")
     RECRUITING = "recruiting", _("Recruiting")
-    CLOSED = "closed", _("Closed to recruitment")
+    RECRUITMENT_CLOSED = "recruitment_closed", _("Closed to recruitment")
+    CLOSED = "closed", _("Closed")
 
 
 @track()
@@ -43,7 +47,14 @@ class Trial(models.Model):
     protocol_version = models.CharField(_("protocol version"), max_length=20)
     target_size = models.PositiveIntegerField(_("target size"))
     status = models.CharField(
-        _("status"), max_length=12, choices=TrialStatus.choices, default=TrialStatus.SETUP
+        _("status"),
+        max_length=20,
+        choices=TrialStatus.choices,
+        default=TrialStatus.SETUP,
+        editable=False,
+        help_text=_(
+            "Changed only through the lifecycle (sequence go-live, closing with a reason)."
+        ),
     )
 
     class Meta:
@@ -94,6 +105,15 @@ class CriterionKind(models.TextChoices):
     EXCLUSION = "exclusion", _("Exclusion")
 
 
+class CriterionDerivation(models.TextChoices):
+    """The derivations of ``randomization.eligibility.derive`` (SPEC.md §3.2)."""
+
+    AGE_AT_SCREENING = "age_at_screening", _("Age on the screening date (date of birth)")
+    PRIMARY_TUMOUR = "primary_tumour", _("Primary tumour (registration)")
+    RANDOMISATION_CONSENT = "randomisation_consent", _("Consent to randomisation (consent records)")
+    ALIVE_AT_SCREENING = "alive_at_screening", _("Alive on the screening date (death record)")
+
+
 @track()
 class Criterion(models.Model):
     """One eligibility criterion of a trial, versioned with the protocol (data, not code)."""
@@ -107,6 +127,22 @@ class Criterion(models.Model):
     text_nl = models.TextField(_("text (Dutch)"))
     text_en = models.TextField(_("text (English)"))
     order = models.PositiveSmallIntegerField(_("order"), default=0)
+    derived_from = models.CharField(
+        _("derived from"),
+        max_length=30,
+        choices=CriterionDerivation.choices,
+        blank=True,
+        help_text=_(
+            "Stored data the system answers this criterion from (nurses do not answer it, "
+            "unless the data cannot decide it). Empty: always asked."
+        ),
+    )
+    derivation_params = models.JSONField(
+        _("derivation parameters"),
+        default=dict,
+        blank=True,
+        help_text=_('E.g. {"min_years": 18} or {"values": ["myeloma"]}.'),
+    )
 
     class Meta:
         ordering = ["trial", "protocol_version", "order", "code"]
@@ -133,6 +169,11 @@ class Answer(models.TextChoices):
     YES = "yes", _("Yes")
     NO = "no", _("No")
     UNKNOWN = "unknown", _("Unknown")
+
+
+class AnswerSource(models.TextChoices):
+    ENTERED = "entered", _("Entered")
+    DERIVED = "derived", _("Derived from stored data")
 
 
 class Verdict(models.TextChoices):
@@ -191,6 +232,15 @@ class ScreeningAnswer(models.Model):
     screening = models.ForeignKey(Screening, on_delete=models.PROTECT, related_name="answers")
     criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
     answer = models.CharField(_("answer"), max_length=8, choices=Answer.choices)
+    source = models.CharField(
+        _("source"), max_length=8, choices=AnswerSource.choices, default=AnswerSource.ENTERED
+    )
+    basis = models.JSONField(
+        _("derived from"),
+        default=dict,
+        blank=True,
+        help_text=_("What a derived answer rests on (e.g. the age on the screening date)."),
+    )
 
     class Meta:
         ordering = ["screening", "criterion__order"]

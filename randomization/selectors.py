@@ -51,6 +51,16 @@ def trial_get(*, user, code: str) -> Trial:
     return trial
 
 
+def trial_for_status_change(*, user, code: str) -> Trial:
+    """A trial whose lifecycle ``user`` may change (statistician or administrator), or 404."""
+    if not access_for(user).has_role(Role.STATISTICIAN, Role.ADMINISTRATOR):
+        raise Http404
+    trial = Trial.objects.filter(code__iexact=code).first()
+    if trial is None:
+        raise Http404
+    return trial
+
+
 def participant_get(*, user, study_number: str) -> Participant:
     """A participant the user may read (site-scoped), or 404 (never 403: no existence leak)."""
     qs = access_for(user).scope(Participant.objects.select_related("site"), roles=CLINICAL_READERS)

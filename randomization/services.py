@@ -20,17 +20,18 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from cohort.models import ConsentFormVersion, Participant
+from cohort.models import ConsentFormVersion, Death, Identity, Participant
 from core.access import access_for
 from core.audit import reason as audit_reason
 from core.models import Role, Site
-from randomization import eligibility
+from randomization import eligibility, lifecycle
 from randomization import sequences as seq
 from randomization.models import (
     STRATIFICATION_FACTORS,
     Allocation,
     AllocationCorrection,
     AllocationStatus,
+    AnswerSource,
     Arm,
     ControlDisclosure,
     CorrectionStatus,
@@ -47,7 +48,6 @@ from randomization.models import (
     Slot,
     Stratum,
     Trial,
-    TrialStatus,
     Verdict,
 )
 
@@ -99,9 +99,30 @@ class RandomisationUnavailable(RandomisationError):
     code = "randomisation_unavailable"
 
 
-class TrialClosed(RandomisationError):
+class TrialNotRecruiting(RandomisationError):
+    """The trial's status does not allow screening or randomising (``lifecycle``)."""
+
     default_message = _("The trial is closed to recruitment.")
     code = "trial_closed"
+    messages = {
+        "trial_in_setup": _(
+            "The trial is in set-up: randomisation opens when the statistician activates the "
+            "production sequence."
+        ),
+        "trial_closed": _("The trial is closed to recruitment."),
+        "trial_ended": _("The trial is closed."),
+    }
+
+    @classmethod
+    def for_reason(cls, reason: str) -> TrialNotRecruiting:
+        return cls(cls.messages.get(reason), reasons=[reason])
+
+
+TrialClosed = TrialNotRecruiting  # the name earlier callers use
+
+
+class TrialStatusError(RandomisationError):
+    code = "trial_status_refused"
 
 
 class SequenceError(RandomisationError):
@@ -199,17 +220,115 @@ def current_criteria(trial: Trial) -> list[Criterion]:
 
 
 # --- screening -------------------------------------------------------------------------------
+def recruitment_refusal(trial: Trial) -> str | None:
+    """Why nobody can be screened or randomised in ``trial`` now (``lifecycle``), or None.
+
+    The status is read from the database, not from the caller's (possibly stale) object.
+    """
+    status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
+    return lifecycle.recruitment_refusal(status or trial.status, current_environment())
+
+
+def stored_facts(*, participant: Participant, on: date) -> eligibility.StoredFacts:
+    """What the system holds about ``participant`` that derived criteria are answered from.
+
+    The date of birth is read here only to compute the age on the screening date; it is never
+    stored with the screening nor shown by it (identifying data stay in the cohort's Identity).
+    """
+    from cohort.selectors import randomisation_consent
+
+    date_of_birth = (
+        Identity.objects.filter(participant=participant)
+        .values_list("date_of_birth", flat=True)
+        .first()
+    )
+    died_on = (
+        Death.objects.filter(participant=participant).values_list("died_on", flat=True).first()
+    )
+    consent = randomisation_consent(participant, on)
+    return eligibility.StoredFacts(
+        date_of_birth=date_of_birth,
+        primary_tumour=participant.primary_tumour or None,
+        consent_reasons=tuple(consent.reasons),
+        died_on=died_on,
+    )
+
+
+@dataclass(frozen=True)
+class ScreeningDraft:
+    """Typed answers combined with the derived ones, and the verdict they get (no write)."""
+
+    criteria: list[Criterion]
+    answers: dict[str, str]
+    derived: dict[str, eligibility.Derived]
+    contradictions: list[eligibility.Contradiction]
+    verdict: eligibility.EligibilityVerdict
+    facts: eligibility.StoredFacts
+
+
+def screening_evaluate(
+    *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
+) -> ScreeningDraft:
+    """Derive what the stored data decide, merge the typed answers, and judge (no write)."""
+    day = on or _today()
+    criteria = current_criteria(trial)
+    facts = stored_facts(participant=participant, on=day)
+    merged, derived, contradictions = eligibility.merge_answers(
+        [
+            eligibility.DerivableSpec(
+                code=c.code, derived_from=c.derived_from, params=c.derivation_params or {}
+            )
+            for c in criteria
+            if c.derived_from
+        ],
+        answers,
+        facts,
+        day,
+    )
+    result = eligibility.verdict(
+        [eligibility.CriterionSpec(code=c.code, kind=c.kind) for c in criteria],
+        merged,
+        facts.consent_reasons or (),
+    )
+    return ScreeningDraft(
+        criteria=criteria,
+        answers=merged,
+        derived=derived,
+        contradictions=contradictions,
+        verdict=result,
+        facts=facts,
+    )
+
+
 def screening_verdict(
     *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
 ) -> eligibility.EligibilityVerdict:
     """The verdict the given answers would get (no write): used for the live verdict."""
-    from cohort.selectors import randomisation_consent
+    return screening_evaluate(trial=trial, participant=participant, answers=answers, on=on).verdict
 
-    criteria = [
-        eligibility.CriterionSpec(code=c.code, kind=c.kind) for c in current_criteria(trial)
-    ]
-    consent = randomisation_consent(participant, on or _today())
-    return eligibility.verdict(criteria, answers, consent.reasons)
+
+def contradiction_message(
+    criterion: Criterion,
+    contradiction: eligibility.Contradiction,
+    *,
+    date_of_birth: date | None = None,
+) -> str:
+    """'Date of birth 2010-01-01: 16 years old on the screening date. The stored data answer
+    “No”, not “Yes”.' The date of birth is named only when ``date_of_birth`` is passed (site
+    staff of the participant's site)."""
+    from randomization.models import Answer
+    from randomization.reasons import basis_text
+
+    basis = basis_text(
+        criterion.derived_from, contradiction.derived.basis, date_of_birth=date_of_birth
+    )
+    return _("%(basis)s. The stored data answer “%(stored)s”, not “%(typed)s”.") % {
+        "basis": basis,
+        "stored": Answer(contradiction.derived.answer).label,
+        "typed": Answer(contradiction.typed).label
+        if contradiction.typed in Answer.values
+        else contradiction.typed,
+    }
 
 
 @transaction.atomic
@@ -223,16 +342,29 @@ def screening_record(
 ) -> Screening:
     """Record one screening of ``participant`` against the trial's current criteria.
 
-    Every criterion must be answered yes / no / unknown. The verdict and its reasons are
-    derived, never entered. Earlier screenings stay as they were.
+    Criteria the stored data decide (``Criterion.derived_from``: age from the date of birth,
+    multiple myeloma from the primary tumour, consent from the consent records, death) are
+    answered by the system and need no answer; a typed answer that contradicts them is refused,
+    naming the stored value. Every other criterion must be answered yes / no / unknown. The
+    verdict and its reasons are derived, never entered. Earlier screenings stay as they were.
     """
     _require_site_write(by, participant)
-    if trial.status == TrialStatus.CLOSED:
-        raise TrialClosed()
+    refusal = recruitment_refusal(trial)
+    if refusal:
+        raise TrialNotRecruiting.for_reason(refusal)
     _not_future(screened_on, "screened_on")
-    criteria = current_criteria(trial)
+    draft = screening_evaluate(
+        trial=trial, participant=participant, answers=answers, on=screened_on
+    )
+    criteria = draft.criteria
     codes = {c.code for c in criteria}
     errors: dict[str, list] = {}
+    died_on = draft.facts.died_on
+    if died_on is not None and screened_on > died_on:
+        errors["screened_on"] = [
+            _("The participant died on %(date)s; a screening cannot be dated after that.")
+            % {"date": died_on.isoformat()}
+        ]
     unknown_codes = sorted(set(answers) - codes)
     if unknown_codes:
         errors["answers"] = [
@@ -241,13 +373,32 @@ def screening_record(
         ]
     for c in criteria:
         value = answers.get(c.code)
+        if c.code in draft.derived and value in (None, ""):
+            continue
         if value not in eligibility.ANSWERS:
             errors.setdefault(c.code, []).append(_("Answer yes, no or unknown."))
+    date_of_birth = None
+    if draft.contradictions:
+        by_code = {c.code: c for c in criteria}
+        date_of_birth = (
+            draft.facts.date_of_birth
+            if access_for(by).can_see_identifying(participant.site_id)
+            else None
+        )
+        for contradiction in draft.contradictions:
+            if contradiction.typed not in eligibility.ANSWERS:
+                continue  # already refused as an invalid answer
+            errors.setdefault(contradiction.code, []).append(
+                contradiction_message(
+                    by_code[contradiction.code], contradiction, date_of_birth=date_of_birth
+                )
+            )
     if errors:
-        raise ValidationError(errors)
-    result = screening_verdict(
-        trial=trial, participant=participant, answers=answers, on=screened_on
-    )
+        refusal = ValidationError(errors)
+        # The message named the date of birth: the caller logs that display (IdentityAccess).
+        refusal.names_identifying = bool(draft.contradictions) and date_of_birth is not None
+        raise refusal
+    result = draft.verdict
     screening = Screening.objects.create(
         trial=trial,
         participant=participant,
@@ -260,7 +411,13 @@ def screening_record(
     )
     ScreeningAnswer.objects.bulk_create(
         [
-            ScreeningAnswer(screening=screening, criterion=c, answer=answers[c.code])
+            ScreeningAnswer(
+                screening=screening,
+                criterion=c,
+                answer=draft.answers[c.code],
+                source=AnswerSource.DERIVED if c.code in draft.derived else AnswerSource.ENTERED,
+                basis=draft.derived[c.code].basis if c.code in draft.derived else {},
+            )
             for c in criteria
         ]
     )
@@ -420,6 +577,13 @@ def sequence_activate(*, by, sequence: Sequence) -> Sequence:
     sequence.activated_at = timezone.now()
     with audit_reason("sequence go-live"):
         sequence.save(update_fields=["status", "activated_by", "activated_at"])
+    # A production list going live opens recruitment (set-up → recruiting).
+    trial = Trial.objects.select_for_update().get(pk=sequence.trial_id)
+    status = lifecycle.status_after_activation(trial.status, sequence.environment)
+    if status != trial.status:
+        trial.status = status
+        with audit_reason("recruitment opened: production sequence go-live"):
+            trial.save(update_fields=["status"])
     return sequence
 
 
@@ -438,6 +602,54 @@ def sequence_retire(*, by, sequence: Sequence, reason: str) -> Sequence:
     with audit_reason(reason):
         sequence.save(update_fields=["status", "retired_by", "retired_at"])
     return sequence
+
+
+# --- trial status (lifecycle) --------------------------------------------------------------------
+TRIAL_STATUS_ROLES = (Role.STATISTICIAN, Role.ADMINISTRATOR)
+
+TRIAL_STATUS_REFUSALS = {
+    "unknown_status": _("Choose a trial status."),
+    "same_status": _("The trial already has this status."),
+    "recruiting_needs_go_live": _(
+        "Recruitment opens when a production sequence is activated, not by hand."
+    ),
+    "transition_not_allowed": _("This status change does not follow the trial lifecycle."),
+    "no_active_production_sequence": _(
+        "Recruitment can reopen only while a production sequence is active."
+    ),
+}
+
+
+def can_change_trial_status(user) -> bool:
+    """Statisticians and administrators close (and reopen) recruitment."""
+    return bool(
+        getattr(user, "is_authenticated", False) and access_for(user).has_role(*TRIAL_STATUS_ROLES)
+    )
+
+
+@transaction.atomic
+def trial_status_change(*, by, trial: Trial, status: str, reason: str) -> Trial:
+    """Move the trial along its lifecycle by hand (closed to recruitment, reopened, closed),
+    with a reason that enters the audit trail. Set-up → recruiting happens only when a
+    production sequence is activated (:func:`sequence_activate`)."""
+    if not can_change_trial_status(by):
+        raise NotAllowed()
+    if not (reason or "").strip():
+        raise ValidationError({"reason": [_("Give the reason for the status change.")]})
+    trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    production_active = Sequence.objects.filter(
+        trial=trial, environment=Environment.PRODUCTION, status=SequenceStatus.ACTIVE
+    ).exists()
+    refusal = lifecycle.transition_refusal(
+        trial.status, status, production_sequence_active=production_active
+    )
+    if refusal:
+        raise TrialStatusError(TRIAL_STATUS_REFUSALS[refusal], reasons=[refusal])
+    previous = trial.status
+    trial.status = status
+    with audit_reason(f"trial status {previous} → {status}: {reason.strip()}"):
+        trial.save(update_fields=["status"])
+    return trial
 
 
 # --- randomisation ---------------------------------------------------------------------------------
@@ -468,11 +680,15 @@ class Readiness:
     screening: Screening | None
     screening_reasons: list[str]
     consent_reasons: list[str]
-    trial_closed: bool
+    trial_refusal: str | None = None
+
+    @property
+    def trial_closed(self) -> bool:
+        return self.trial_refusal is not None
 
     @property
     def reasons(self) -> list[str]:
-        out = ["trial_closed"] if self.trial_closed else []
+        out = [self.trial_refusal] if self.trial_refusal else []
         out += self.screening_reasons
         out += [r for r in self.consent_reasons if r not in out]
         return out
@@ -499,7 +715,7 @@ def randomisation_readiness(*, trial: Trial, participant: Participant) -> Readin
         screening=screening,
         screening_reasons=screening_reasons,
         consent_reasons=list(consent.reasons),
-        trial_closed=trial.status == TrialStatus.CLOSED,
+        trial_refusal=recruitment_refusal(trial),
     )
 
 
@@ -523,8 +739,8 @@ def allocation_randomise(
         return _return_existing(existing)
 
     readiness = randomisation_readiness(trial=trial, participant=participant)
-    if readiness.trial_closed:
-        raise TrialClosed()
+    if readiness.trial_refusal:
+        raise TrialNotRecruiting.for_reason(readiness.trial_refusal)
     if readiness.consent_reasons:
         raise NoRandomisationConsent(reasons=readiness.consent_reasons)
     if readiness.screening_reasons:
@@ -588,6 +804,9 @@ def allocation_randomise(
     # trial numbers. Re-check "already randomised" after both locks, in the same query
     # that counts the trial's allocations.
     locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    refusal = lifecycle.recruitment_refusal(locked_trial.status, current_environment())
+    if refusal:  # closed while this request waited for the locks
+        raise TrialNotRecruiting.for_reason(refusal)
     tally = Allocation.objects.filter(trial=locked_trial).aggregate(
         n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
     )

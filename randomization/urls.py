@@ -7,6 +7,7 @@ app_name = "randomization"
 urlpatterns = [
     path("", views.trial_list, name="trial_list"),
     path("<str:code>/", views.trial_overview, name="trial_overview"),
+    path("<str:code>/status/", views.trial_status, name="trial_status"),
     path("<str:code>/screen/", views.screening_lookup, name="screening_lookup"),
     path("<str:code>/screen/<str:study_number>/", views.screening_create, name="screening_create"),
     path(

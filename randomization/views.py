@@ -8,6 +8,8 @@ statistician holding the sequence permission; everyone else gets the same 403 pa
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -33,8 +35,16 @@ from randomization.forms import (
     ScreeningForm,
     SequenceForm,
     TreatmentStartForm,
+    TrialStatusForm,
 )
-from randomization.models import AllocationStatus, Decision, Environment, SequenceStatus
+from randomization.models import (
+    AllocationStatus,
+    Answer,
+    Decision,
+    Environment,
+    SequenceStatus,
+    TrialStatus,
+)
 
 
 def _apply(form, exc: Exception) -> None:
@@ -94,8 +104,58 @@ def trial_overview(request: HttpRequest, code: str) -> HttpResponse:
             "can_manage_sequences": services.can_manage_sequences(request.user),
             "can_correct": access.has_role(Role.INVESTIGATOR, Role.STATISTICIAN),
             "open_corrections": selectors.corrections_open_count(user=request.user, trial=trial),
+            "environment": services.current_environment(),
+            "recruitment_refusal": services.recruitment_refusal(trial),
+            "status_form": TrialStatusForm(current=trial.status)
+            if services.can_change_trial_status(request.user)
+            else None,
         },
     )
+
+
+@role_required(Role.STATISTICIAN, Role.ADMINISTRATOR)
+def trial_status(request: HttpRequest, code: str) -> HttpResponse:
+    """Close recruitment, reopen it, or close the trial (with a reason, audited)."""
+    trial = selectors.trial_for_status_change(user=request.user, code=code)
+    if request.method != "POST":
+        return render(
+            request,
+            "randomization/trial_status.html",
+            {
+                "trial": trial,
+                "status_form": TrialStatusForm(current=trial.status),
+                "environment": services.current_environment(),
+                "recruitment_refusal": services.recruitment_refusal(trial),
+            },
+        )
+    form = TrialStatusForm(request.POST, current=trial.status)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+    else:
+        try:
+            trial = services.trial_status_change(
+                by=request.user,
+                trial=trial,
+                status=form.cleaned_data["status"],
+                reason=form.cleaned_data["reason"],
+            )
+        except services.NotAllowed as exc:
+            raise PermissionDenied from exc
+        except (ValidationError, services.RandomisationError) as exc:
+            messages.error(
+                request,
+                str(exc.message)
+                if isinstance(exc, services.RandomisationError)
+                else " ".join(exc.messages),
+            )
+        else:
+            messages.success(
+                request,
+                _("Trial status: %(status)s.") % {"status": TrialStatus(trial.status).label},
+            )
+    if not access_for(request.user).has_role(*CLINICAL_READERS):
+        return redirect("randomization:trial_status", code=trial.code)
+    return redirect("randomization:trial_overview", code=trial.code)
 
 
 @role_required(*DATA_ENTRY)
@@ -135,14 +195,45 @@ def _require_write(request, participant) -> None:
         raise PermissionDenied
 
 
+def _screening_date(request) -> date:
+    raw = (request.POST.get("screened_on") or "").strip()
+    try:
+        return date.fromisoformat(raw) if raw else timezone.localdate()
+    except ValueError:
+        return timezone.localdate()
+
+
+def _derived(trial, participant, on: date) -> dict[str, dict]:
+    """The criteria the stored data answer on ``on``, for display: the answer and its basis
+    (the age, never the date of birth)."""
+    draft = services.screening_evaluate(trial=trial, participant=participant, answers={}, on=on)
+    by_code = {c.code: c for c in draft.criteria}
+    return {
+        code: {
+            "answer": d.answer,
+            "label": Answer(d.answer).label,
+            "basis": reason_text.basis_text(by_code[code].derived_from, d.basis),
+        }
+        for code, d in draft.derived.items()
+    }
+
+
+def _log_identifying(request, participant, exc: Exception, context: str) -> None:
+    if getattr(exc, "names_identifying", False):
+        from cohort.services import identity_access_log
+
+        identity_access_log(user=request.user, participants=[participant], context=context)
+
+
 @role_required(*DATA_ENTRY)
 def screening_create(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     trial = selectors.trial_get(user=request.user, code=code)
     participant = selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
     criteria = selectors.criteria_current(trial=trial)
+    derived = _derived(trial, participant, _screening_date(request))
     if request.method == "POST":
-        form = ScreeningForm(request.POST, criteria=criteria)
+        form = ScreeningForm(request.POST, criteria=criteria, derived=derived)
         if form.is_valid():
             try:
                 screening = services.screening_record(
@@ -152,7 +243,10 @@ def screening_create(request: HttpRequest, code: str, study_number: str) -> Http
                     screened_on=form.cleaned_data["screened_on"],
                     answers=form.answers(),
                 )
-            except (ValidationError, services.RandomisationError) as exc:
+            except ValidationError as exc:
+                _log_identifying(request, participant, exc, "form")
+                form.add_service_errors(exc.message_dict)
+            except services.RandomisationError as exc:
                 _apply(form, exc)
             else:
                 if screening.is_eligible:
@@ -166,16 +260,23 @@ def screening_create(request: HttpRequest, code: str, study_number: str) -> Http
                 return redirect("randomization:screening_detail", code=trial.code, pk=screening.pk)
     else:
         form = ScreeningForm(
-            criteria=criteria, initial={"screened_on": timezone.localdate().isoformat()}
+            criteria=criteria,
+            derived=derived,
+            initial={"screened_on": timezone.localdate().isoformat()},
         )
     ctx = _screening_context(request, trial, participant, form)
-    ctx["verdict"] = _live_verdict(trial, participant, form)
+    ctx["verdict"] = _live_verdict(trial, participant, form, _screening_date(request))
+    ctx["trial_refusal"] = reason_text.describe(
+        [r for r in [services.recruitment_refusal(trial)] if r]
+    )
     return render(request, "randomization/screening_form.html", ctx)
 
 
-def _live_verdict(trial, participant, form) -> dict:
-    answers = form.answers()
-    result = services.screening_verdict(trial=trial, participant=participant, answers=answers)
+def _live_verdict(trial, participant, form, on: date | None = None) -> dict:
+    answers = {k: v for k, v in form.answers().items() if k not in form.derived}
+    result = services.screening_verdict(
+        trial=trial, participant=participant, answers=answers, on=on
+    )
     text = _criteria_text(trial)
     unanswered = [r for r in result.reasons if r.startswith("unanswered:")]
     others = [r for r in result.reasons if not r.startswith("unanswered:")]
@@ -194,11 +295,16 @@ def screening_verdict(request: HttpRequest, code: str, study_number: str) -> Htt
     trial = selectors.trial_get(user=request.user, code=code)
     participant = selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
-    form = ScreeningForm(request.POST, criteria=selectors.criteria_current(trial=trial))
+    on = _screening_date(request)
+    form = ScreeningForm(
+        request.POST,
+        criteria=selectors.criteria_current(trial=trial),
+        derived=_derived(trial, participant, on),
+    )
     return render(
         request,
         "randomization/_verdict.html",
-        {"verdict": _live_verdict(trial, participant, form)},
+        {"verdict": _live_verdict(trial, participant, form, on)},
     )
 
 

@@ -34,6 +34,7 @@ def blend(db):
 
     _migration("0002_blend_trial").create_blend(django_apps, None)
     _migration("0004_blend_criteria").create_criteria(django_apps, None)
+    _migration("0007_blend_derived_criteria").set_derivations(django_apps, None)
     return Trial.objects.get(code="BLEND")
 
 
@@ -128,13 +129,32 @@ def make_participant(db, cohort_form, make_user) -> Callable:
     return _make
 
 
+# What a participant's stored data must hold for a derived criterion to be answered "yes".
+DERIVED_YES_DATA = {"multiple_myeloma": {"primary_tumour": "myeloma"}}
+
+
 @pytest.fixture
 def screen(blend, eligible_answers) -> Callable:
-    """screen(by, participant, **answer_overrides) -> Screening through the service."""
-    from randomization.services import screening_record
+    """screen(by, participant, **answer_overrides) -> Screening through the service.
+
+    Criteria the system derives from stored data are not typed (the service answers them);
+    an override of such a criterion (``multiple_myeloma="yes"``) records the stored data that
+    give that answer (the primary tumour) instead of typing a contradicting answer.
+    """
+    from cohort.models import Participant
+    from randomization.services import screening_evaluate, screening_record
 
     def _screen(by, participant, trial=None, **overrides):
-        answers = {**eligible_answers, **overrides}
+        for code, answer in list(overrides.items()):
+            if answer == "yes" and code in DERIVED_YES_DATA:
+                Participant.objects.filter(pk=participant.pk).update(**DERIVED_YES_DATA[code])
+                participant.refresh_from_db()
+                overrides.pop(code)
+        derived = screening_evaluate(
+            trial=trial or blend, participant=participant, answers={}, on=timezone.localdate()
+        ).derived
+        answers = {k: v for k, v in eligible_answers.items() if k not in derived}
+        answers.update(overrides)
         return screening_record(
             by=by,
             trial=trial or blend,

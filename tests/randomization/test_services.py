@@ -53,6 +53,7 @@ def test_ineligible_screening_keeps_machine_readable_reasons(
     screening = screen(nurse_a, participant, multiple_myeloma="yes", age_over_18="unknown")
     assert screening.verdict == "ineligible"
     assert screening.reasons == [
+        "inclusion_not_met:present_randomisation_consent",
         "inclusion_unknown:age_over_18",
         "exclusion_met:multiple_myeloma",
         "consent_control_uninformed_missing",
@@ -76,7 +77,7 @@ def test_incomplete_or_invalid_screening_writes_nothing(
 ):
     participant = make_participant(site_a)
     answers = dict(eligible_answers)
-    answers.pop("multiple_myeloma")
+    answers.pop("fit_for_radiosurgery")
     answers["no_such_criterion"] = "yes"
     with pytest.raises(ValidationError) as exc:
         services.screening_record(
@@ -86,7 +87,7 @@ def test_incomplete_or_invalid_screening_writes_nothing(
             screened_on=timezone.localdate(),
             answers=answers,
         )
-    assert set(exc.value.message_dict) == {"answers", "multiple_myeloma"}
+    assert set(exc.value.message_dict) == {"answers", "fit_for_radiosurgery"}
     with pytest.raises(ValidationError) as exc:
         services.screening_record(
             by=nurse_a,
@@ -764,8 +765,8 @@ def test_participant_panel_shows_the_banner_for_controls_only_to_readers(
     panel = participant_panel(user=nurse_a, participant=control.participant)
     assert panel["banner"] == "not_informed"
     assert panel["template"] == "randomization/_participant_panel.html"
-    assert any(control.trial_number in text for _at, text in panel["timeline"])
-    assert all(timezone.is_aware(at) for at, _t in panel["timeline"])
+    assert any(control.trial_number in entry["text"] for entry in panel["timeline"])
+    assert all(timezone.is_aware(entry["recorded_at"]) for entry in panel["timeline"])
     assert participant_panel(user=nurse_b, participant=control.participant) is None
 
 

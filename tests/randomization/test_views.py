@@ -34,11 +34,11 @@ def test_nurse_screens_randomises_and_records_the_decision(
     # Live verdict (htmx): writes nothing.
     verdict = client.post(
         reverse("randomization:screening_verdict", args=["BLEND", participant.study_number]),
-        _screening_post(eligible_answers, multiple_myeloma="yes"),
+        _screening_post(eligible_answers, interfering_medication="yes"),
         HTTP_HX_REQUEST="true",
     )
     assert verdict.status_code == 200
-    assert b"verdict-ineligible" in verdict.content and b"Multipel myeloom" in verdict.content
+    assert b"verdict-ineligible" in verdict.content and b"Bevacizumab" in verdict.content
     assert Screening.objects.count() == 0
     response = client.post(url, _screening_post(eligible_answers))
     randomise_url = reverse("randomization:randomise", args=["BLEND", participant.study_number])
@@ -91,7 +91,9 @@ def test_ineligible_screening_goes_to_its_detail_with_reasons(
     participant = make_participant(site_a, consents={"cohort": True})
     client.force_login(nurse_a)
     url = reverse("randomization:screening_create", args=["BLEND", participant.study_number])
-    response = client.post(url, _screening_post(eligible_answers), follow=True)
+    data = _screening_post(eligible_answers)
+    data.pop("c_present_randomisation_consent")  # derived from the consent records
+    response = client.post(url, data, follow=True)
     assert response.status_code == 200
     content = response.content.decode()
     assert "Consent (c)" in content or "Toestemming (c)" in content or "(c)" in content
@@ -105,7 +107,7 @@ def test_screening_form_with_a_missing_answer_shows_the_error_and_writes_nothing
     participant = make_participant(site_a)
     client.force_login(nurse_a)
     data = _screening_post(eligible_answers)
-    data.pop("c_multiple_myeloma")
+    data.pop("c_fit_for_radiosurgery")
     response = client.post(
         reverse("randomization:screening_create", args=["BLEND", participant.study_number]), data
     )
