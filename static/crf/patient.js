@@ -17,9 +17,11 @@
   // without this script); bring its whole question, not only the control, into view.
   function showFirstError() {
     var first = document.querySelector(".has-error");
-    if (first && typeof first.scrollIntoView === "function") {
-      first.scrollIntoView({ block: "start" });
-    }
+    if (!first) { return; }
+    var control = first.querySelector("[autofocus]");
+    if (control) { control.focus({ preventScroll: true }); }
+    // "instant": Bootstrap makes scrolling smooth, which would animate from the top.
+    first.scrollIntoView({ block: "start", behavior: "instant" });
   }
   if (document.readyState === "complete") { showFirstError(); }
   else { window.addEventListener("load", showFirstError); }
