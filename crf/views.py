@@ -467,9 +467,37 @@ def _mail_dir() -> Path:
     return Path(settings.EMAIL_FILE_PATH)
 
 
+def _mail_of_own_sites(user, files: list[Path]) -> list[Path]:
+    """The mail files whose every questionnaire link belongs to a participant at one of
+    ``user``'s sites; a file without a known link is shown to nobody."""
+    import email
+    import re
+
+    from crf.models import QuestionnaireLink
+
+    link_re = re.compile(r"/crf/q/([A-Za-z0-9_\-]{20,100})/")
+    hashes: dict[Path, set[str]] = {}
+    for path in files:
+        found: set[str] = set()
+        for chunk in path.read_text(encoding="utf-8", errors="replace").split("-" * 79):
+            for part in email.message_from_string(chunk.strip()).walk():
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    text = payload.decode(part.get_content_charset() or "utf-8", "replace")
+                    found |= {services.token_hash(t) for t in link_re.findall(text)}
+        hashes[path] = found
+    links = QuestionnaireLink.objects.filter(token_hash__in=set().union(*hashes.values()))
+    sites = access_for(user).site_ids(SITE_STAFF)
+    if sites is not None:
+        links = links.filter(questionnaire__participant__site_id__in=sites)
+    visible = set(links.values_list("token_hash", flat=True))
+    return [p for p in files if hashes[p] and hashes[p] <= visible]
+
+
 @role_required(*SITE_STAFF)
 def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
-    """Mail the demo wrote to EMAIL_FILE_PATH, so a person can read it. DEBUG only."""
+    """Mail the demo wrote to EMAIL_FILE_PATH, so a person can read it. DEBUG only.
+    Only mail to participants of the viewer's own sites is listed or shown."""
     if not settings.DEBUG:
         raise Http404
     folder = _mail_dir()
@@ -480,6 +508,7 @@ def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
             key=lambda p: p.stat().st_mtime,
             reverse=True,
         )[:200]
+    files = _mail_of_own_sites(request.user, files)
     content = None
     if name is not None:
         match = next((p for p in files if p.name == name), None)

@@ -225,9 +225,12 @@ def test_participant_panel(client, nurse_a, nurse_b, statistician, week2, partic
 
 
 def test_demo_mail_page_lists_files_for_staff_in_debug_only(
-    client, nurse_a, tmp_path, statistician
+    client, nurse_a, tmp_path, statistician, participant, open_questionnaire
 ):
-    (tmp_path / "20260101-000000-1.log").write_text("Subject: Uw PRESENT-vragenlijst\n\nhello")
+    _q, token = open_questionnaire(participant)  # a mail of nurse_a's site (test_demo_mail.py)
+    (tmp_path / "20260101-000000-1.log").write_text(
+        f"Subject: Uw PRESENT-vragenlijst\n\nhttp://testserver/crf/q/{token}/\n"
+    )
     with override_settings(EMAIL_FILE_PATH=str(tmp_path), DEBUG=True):
         client.force_login(nurse_a)
         page = client.get(reverse("crf:demo_mail")).content.decode()
