@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from randomization import services
-from randomization.models import Allocation, InterventionOffer, Slot, Stratum
+from randomization.models import Allocation, InterventionOffer, Screening, Slot, Stratum
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -149,3 +149,47 @@ def test_statistician_generates_checks_the_fingerprint_and_activates(
     sequence.refresh_from_db()
     assert sequence.status == "active" and sequence.activated_by == sequence_statistician
     screenshot(page, "randomization-sequence-active")
+
+
+def test_screening_screen_shows_derived_criteria(
+    page, browser_login, screenshot, blend, make_participant, nurse_a, site_a, criteria_codes
+):
+    """Age, multiple myeloma and consent are derived from stored data and shown read-only;
+    a 16-year-old (born 2010-01-01) is not eligible whatever the nurse answers."""
+    from datetime import date
+
+    from cohort.models import Identity
+
+    participant = make_participant(site_a, primary_tumour="prostate")
+    Identity.objects.create(
+        participant=participant,
+        site=site_a,
+        given_name="Anna",
+        family_name="Jansen",
+        date_of_birth=date(2010, 1, 1),
+        hospital_number="H7654321",
+    )
+    browser_login(page, page.base_url, "nurse_a")
+    page.goto(f"{page.base_url}/trials/BLEND/screen/{participant.study_number}/")
+    age = page.locator("[data-testid=derived-age_over_18]")
+    assert age.get_attribute("data-answer") == "no"
+    assert "16" in age.inner_text() and "2010-01-01" not in page.content()
+    assert page.locator("[data-testid=derived-multiple_myeloma]").get_attribute("data-answer") == (
+        "no"
+    )
+    consent = page.locator("[data-testid=derived-present_randomisation_consent]")
+    assert consent.get_attribute("data-answer") == "yes"
+    assert page.locator("input[name=c_age_over_18]").count() == 0
+    for code, kind in criteria_codes.items():
+        if page.locator(f"[data-testid=derived-{code}]").count():
+            continue
+        page.click(f"label[for=id_c_{code}_{0 if kind == 'inclusion' else 1}]")
+    page.wait_for_selector("[data-testid=verdict].verdict-ineligible")
+    page.locator("[data-testid=derived-age_over_18]").scroll_into_view_if_needed()
+    screenshot(page, "randomization-screening-derived")
+    page.click("[data-testid=save-screening]")
+    page.wait_for_load_state("networkidle")
+    screening = Screening.objects.get(participant=participant)
+    assert screening.verdict == "ineligible"
+    assert screening.reasons == ["inclusion_not_met:age_over_18"]
+    assert screening.answers.get(criterion__code="age_over_18").source == "derived"
