@@ -47,3 +47,21 @@ def test_demo_seed_skips_quietly_without_participants(blend, make_user):
     demo.seed(out)
     assert "no cohort demo participants" in out.getvalue()
     assert Allocation.objects.count() == 0
+
+
+def test_demo_answers_only_what_the_stored_data_cannot_decide(demo_world, settings):
+    """The demo goes through the same rules: derived criteria are derived (never typed), and
+    the trial stays in set-up (only a production sequence opens recruitment)."""
+    from randomization import demo
+    from randomization.models import ScreeningAnswer, Trial
+
+    settings.DEBUG = True
+    settings.RANDOMISATION_ENVIRONMENT = ""
+    demo.seed(io.StringIO())
+    derived = ScreeningAnswer.objects.filter(source="derived")
+    assert set(derived.values_list("criterion__code", flat=True)) == {
+        "multiple_myeloma",
+        "present_randomisation_consent",
+    }
+    assert derived.count() == 2 * Screening.objects.count()
+    assert Trial.objects.get(code="BLEND").status == "setup"
