@@ -7,6 +7,8 @@ No endpoint here reads a sequence or a slot: an unused allocation cannot leak th
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -20,7 +22,7 @@ from core.apis import Conflict, HasRole
 from core.pagination import Pagination
 from core.schema import AutoSchema, ServerRule, error_response
 from randomization import selectors, services
-from randomization.models import Answer, Decision
+from randomization.models import Answer, Decision, ScreeningAnswer
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -103,6 +105,17 @@ class ScreeningInput(serializers.Serializer):
     )
 
 
+class ScreeningAnswerOutput(serializers.Serializer):
+    criterion = serializers.CharField(source="criterion.code")
+    answer = serializers.CharField()
+    source = serializers.CharField(
+        help_text=_("entered, or derived (answered by the system from stored data)")
+    )
+    basis = serializers.DictField(
+        help_text=_("What a derived answer rests on, e.g. the age on the screening date.")
+    )
+
+
 class ScreeningOutput(serializers.Serializer):
     id = serializers.IntegerField()
     trial = serializers.CharField(source="trial.code")
@@ -113,6 +126,7 @@ class ScreeningOutput(serializers.Serializer):
     recorded_at = serializers.DateTimeField()
     verdict = serializers.CharField()
     reasons = serializers.ListField(child=serializers.CharField())
+    answers = ScreeningAnswerOutput(many=True, source="answers.all")
 
 
 class ScreeningListCreateApi(APIView):
@@ -135,7 +149,13 @@ class ScreeningListCreateApi(APIView):
     )
     def get(self, request, code: str):
         trial = selectors.trial_get(user=request.user, code=code)
-        qs = selectors.screening_list(user=request.user, trial=trial).select_related("trial")
+        qs = (
+            selectors.screening_list(user=request.user, trial=trial)
+            .select_related("trial")
+            .prefetch_related(
+                Prefetch("answers", queryset=ScreeningAnswer.objects.select_related("criterion"))
+            )
+        )
         participant = request.query_params.get("participant")
         if participant:
             qs = qs.filter(participant__study_number=participant.strip().upper())
@@ -159,6 +179,12 @@ class ScreeningListCreateApi(APIView):
             )
         except services.RandomisationError as exc:
             raise _refusal(exc) from exc
+        except DjangoValidationError as exc:
+            if getattr(exc, "names_identifying", False):  # the message named the date of birth
+                from cohort.services import identity_access_log
+
+                identity_access_log(user=request.user, participants=[participant], context="api")
+            raise
         return Response(ScreeningOutput(screening).data, status=status.HTTP_201_CREATED)
 
 

@@ -248,7 +248,7 @@ def test_list_query_count_does_not_grow_with_allocations(
     with django_assert_max_num_queries(8):
         large = client.get(f"{BASE}/randomisations/")
     assert large.json()["count"] >= 9 > small.json()["count"]
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(9):  # + one for the answers of the page
         client.get(f"{BASE}/screenings/")
 
 
@@ -294,3 +294,41 @@ def test_decision_and_treatment_start_refused_by_role_and_site(
     allocation.refresh_from_db()
     assert allocation.treatment_start_planned is None
     assert not InterventionOffer.objects.exists()
+
+
+def test_screening_api_marks_derived_answers_and_refuses_a_contradiction(
+    api_client_for, nurse_a, make_participant, site_a, eligible_answers
+):
+    from datetime import date
+
+    from cohort.models import Identity
+
+    participant = make_participant(site_a)
+    Identity.objects.create(
+        participant=participant,
+        site=site_a,
+        given_name="Anna",
+        family_name="Jansen",
+        date_of_birth=date(2010, 1, 1),
+        hospital_number="H1234567",
+    )
+    client = api_client_for(nurse_a)
+    body = {
+        "participant": participant.study_number,
+        "screened_on": timezone.localdate().isoformat(),
+        "answers": eligible_answers,  # "age over 18: yes" for a 16-year-old
+    }
+    response = client.post(f"{BASE}/screenings/", body, format="json", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400
+    assert "Date of birth 2010-01-01" in response.json()["errors"]["age_over_18"][0]
+    assert Screening.objects.count() == 0
+    body["answers"] = {k: v for k, v in eligible_answers.items() if k != "age_over_18"}
+    response = client.post(f"{BASE}/screenings/", body, format="json")
+    assert response.status_code == 201
+    answers = {a["criterion"]: a for a in response.json()["answers"]}
+    assert (
+        answers["age_over_18"]["answer"] == "no" and answers["age_over_18"]["source"] == "derived"
+    )
+    assert answers["age_over_18"]["basis"]["age"] == 16
+    assert answers["fit_for_radiosurgery"]["source"] == "entered"
+    assert response.json()["reasons"] == ["inclusion_not_met:age_over_18"]
