@@ -92,14 +92,16 @@ class AutoSchema(openapi.AutoSchema):
     def _error_codes(self) -> list[str]:
         codes = ["401", "403"]
         has_path_params = "{" in self.path
-        has_query = any(
-            p.get("in") == "query" for p in self._get_parameters() if isinstance(p, dict)
+        parameters = [p for p in self._get_parameters() if isinstance(p, dict)]
+        has_query = any(p.get("in") == "query" for p in parameters)
+        paginator = self._get_paginator()
+        paged = paginator is not None and any(
+            p.get("in") == "query" and p.get("name") == paginator.page_query_param
+            for p in parameters
         )
         if self._takes_body() or has_query or getattr(self.view, "server_rules_400", False):
             codes.append("400")
-        if has_path_params or (
-            self.method == "GET" and getattr(self.view, "pagination_class", None)
-        ):
+        if has_path_params or paged:  # a page past the end is 404
             codes.append("404")
         if self._takes_body():
             codes.append("415")
