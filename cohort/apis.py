@@ -412,7 +412,8 @@ class ParticipantListApi(_CohortApi):
         parameters=[
             OpenApiParameter(
                 "search",
-                str,
+                # what search_safe_in_url admits (anything else is refused, 400)
+                {"type": "string", "pattern": r"^\s*(|[Pp][Rr][Ee][\s\S]*|[0-9]{1,5})\s*$"},
                 description="a study number (PRE-00042) or up to five digits of one; "
                 "search by hospital record number with POST /api/v1/participants/search/ "
                 "(identifiers never go in a URL)",
