@@ -48,6 +48,19 @@ def test_every_handler_gets_scrubbed_records_not_only_the_console():
     assert "/crf/q/[redacted]/" in stream.getvalue()
 
 
+def test_runserver_request_lines_are_scrubbed(log_guard):
+    """django.server (runserver with DEBUG on) logs the request line with its query."""
+    logging.getLogger("django.server").info(
+        '"%s" %s %s', f"GET /crf/q/{TOKEN}/?lang=nl HTTP/1.1", "200", "512"
+    )
+    logging.getLogger("django.server").info('"%s" %s %s', "GET /cohort/?q=HN7 HTTP/1.1", 200, 9)
+    logged = [text for name, text in log_guard.lines if name == "django.server"]
+    assert logged == [
+        '"GET /crf/q/[redacted]/?lang=nl HTTP/1.1" 200 512',
+        '"GET /cohort/?q=[redacted] HTTP/1.1" 200 9',
+    ]
+
+
 def test_django_logger_has_no_unscrubbed_default_console_handler():
     """Django's DEFAULT_LOGGING console handler (DEBUG only) is replaced by ours."""
     handlers = [
