@@ -317,3 +317,29 @@ def test_a_time_later_today_is_in_the_future(nurse_a, week2):
             answers=all_answers(week2),
         )
     assert state(week2) == before
+
+
+def test_migration_drops_the_invented_noon_and_rounds_stored_indexes(nurse_a, week2):
+    """Rows entered before this change: the 12:00 of a paper entry was invented (only a
+    date was entered), and the EQ-5D-5L index was stored at full float precision."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module(
+        "crf.migrations.0006_completion_date_outside_window"
+    ).backfill
+    noon = timezone.make_aware(datetime.combine(timezone.localdate(), time(12, 0)))
+    Questionnaire.objects.filter(pk=week2.pk).update(
+        status="completed",
+        mode="paper",
+        completed_at=noon,
+        completed_on=timezone.localdate(),
+        completion_recorded_at=noon,
+        scores={"eq5d5l": {"index": 0.9179999999999999, "vas": 70.0}},
+    )
+    backfill(apps, None)
+    week2.refresh_from_db()
+    assert week2.completed_at is None and week2.completed_on == timezone.localdate()
+    assert week2.scores["eq5d5l"]["index"] == 0.918
+    assert week2.outside_window is False
