@@ -179,6 +179,23 @@ def _not_future(value: date | None, field: str) -> None:
         raise ValidationError({field: [_("This date is in the future.")]})
 
 
+def _died_on(participant_id: int) -> date | None:
+    return (
+        Death.objects.filter(participant_id=participant_id)
+        .values_list("died_on", flat=True)
+        .first()
+    )
+
+
+def _after_death(errors: dict, field: str, value: date | None, died_on: date | None) -> None:
+    """A date after the recorded death contradicts it: refused, naming the date of death."""
+    if value is not None and died_on is not None and value > died_on and field not in errors:
+        errors[field] = [
+            _("The participant died on %(date)s; this date lies after that.")
+            % {"date": died_on.isoformat()}
+        ]
+
+
 def arm_specs(trial: Trial) -> list[seq.ArmSpec]:
     return [
         seq.ArmSpec(code=a.code, ratio=a.ratio)
@@ -987,12 +1004,18 @@ def offer_decision_record(
             errors["consent_date"] = [_("Enter the date of trial consent.")]
         elif consent_date > _today():
             errors["consent_date"] = [_("This date is in the future.")]
+        elif consent_date < offered_on:
+            errors["consent_date"] = [_("Trial consent cannot precede the offer.")]
         elif consent_form_version is not None and not consent_form_version.is_effective_on(
             consent_date
         ):
             errors["consent_form_version"] = [
                 _("This form version was not in effect on the consent date.")
             ]
+    died_on = _died_on(allocation.participant_id)
+    _after_death(errors, "offered_on", offered_on, died_on)
+    _after_death(errors, "decided_on", decided_on, died_on)
+    _after_death(errors, "consent_date", consent_date, died_on)
     if errors:
         raise ValidationError(errors)
 
@@ -1047,6 +1070,9 @@ def disclosure_record(
     errors = {}
     if disclosed_on > _today():
         errors["disclosed_on"] = [_("This date is in the future.")]
+    elif disclosed_on < timezone.localdate(allocation.randomised_at):
+        errors["disclosed_on"] = [_("A disclosure of the allocation cannot precede randomisation.")]
+    _after_death(errors, "disclosed_on", disclosed_on, _died_on(allocation.participant_id))
     if not description.strip():
         errors["description"] = [_("Describe what happened.")]
     if errors:
@@ -1090,6 +1116,9 @@ def treatment_start_set(
             errors["actual"] = [_("Day 0 cannot precede randomisation.")]
         elif actual > _today():
             errors["actual"] = [_("The actual date cannot be in the future.")]
+    died_on = _died_on(allocation.participant_id)
+    _after_death(errors, "planned", planned, died_on)
+    _after_death(errors, "actual", actual, died_on)
     if errors:
         raise ValidationError(errors)
     new_planned = planned if planned is not None else allocation.treatment_start_planned

@@ -3,7 +3,7 @@ on the database and the audit trail."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pghistory
 import pgtrigger
@@ -835,3 +835,72 @@ def test_refused_when_the_trial_is_closed(
             answers=eligible_answers,
         )
     assert Allocation.objects.count() == 0
+
+
+def test_dates_that_contradict_the_stored_randomisation_or_death_are_refused(
+    active_sequence, randomised, nurse_a, site_a, trial_form
+):
+    """Offer, decision, trial consent, day 0 and disclosures dated after the recorded death,
+    a trial consent before the offer, a disclosure before randomisation: refused, nothing
+    written."""
+    from datetime import datetime
+
+    from cohort.models import Death
+    from randomization.models import ControlDisclosure
+
+    active_sequence()
+    intervention = randomised(site_a, nurse_a, arm="intervention")
+    control = randomised(site_a, nurse_a, arm="control")
+    today = timezone.localdate()
+    ten_days_ago = timezone.make_aware(datetime.combine(today - timedelta(days=10), time(9)))
+    Allocation.objects.filter(pk__in=[intervention.pk, control.pk]).update(
+        randomised_at=ten_days_ago
+    )
+    intervention.refresh_from_db()
+    control.refresh_from_db()
+    with pytest.raises(ValidationError) as exc:
+        services.offer_decision_record(
+            by=nurse_a,
+            allocation=intervention,
+            offered_on=today - timedelta(days=5),
+            decision="accepted",
+            decided_on=today - timedelta(days=5),
+            consent_form_version=trial_form,
+            consent_date=today - timedelta(days=6),
+        )
+    assert "consent_date" in exc.value.message_dict
+    with pytest.raises(ValidationError) as exc:
+        services.disclosure_record(
+            by=nurse_a,
+            allocation=control,
+            disclosed_on=today - timedelta(days=11),
+            description="letter",
+        )
+    assert "disclosed_on" in exc.value.message_dict
+    died = today - timedelta(days=7)
+    for allocation in (intervention, control):
+        Death.objects.create(
+            participant=allocation.participant,
+            died_on=died,
+            source="hospital_record",
+            recorded_by=nurse_a,
+        )
+    with pytest.raises(ValidationError) as exc:
+        services.offer_decision_record(
+            by=nurse_a,
+            allocation=intervention,
+            offered_on=today - timedelta(days=5),
+            decision="pending",
+        )
+    assert died.isoformat() in exc.value.message_dict["offered_on"][0]
+    with pytest.raises(ValidationError) as exc:
+        services.treatment_start_set(by=nurse_a, allocation=intervention, planned=today)
+    assert died.isoformat() in exc.value.message_dict["planned"][0]
+    with pytest.raises(ValidationError) as exc:
+        services.disclosure_record(
+            by=nurse_a, allocation=control, disclosed_on=today, description="letter"
+        )
+    assert died.isoformat() in exc.value.message_dict["disclosed_on"][0]
+    assert not InterventionOffer.objects.exists() and not ControlDisclosure.objects.exists()
+    intervention.refresh_from_db()
+    assert intervention.treatment_start_planned is None
