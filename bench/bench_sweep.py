@@ -119,6 +119,11 @@ def _seed() -> dict:
                         0,
                         0,
                         closes.isoformat() if status == "completed" else None,
+                        (closes - timedelta(days=1)).date().isoformat()
+                        if status == "completed"
+                        else None,
+                        closes.isoformat() if status == "completed" else None,
+                        "f",
                         "epro" if status == "completed" else "",
                         "{}",
                         "",
@@ -147,6 +152,9 @@ def _seed() -> dict:
                     "reminders_sent",
                     "reminders_failed",
                     "completed_at",
+                    "completed_on",
+                    "completion_recorded_at",
+                    "outside_window",
                     "mode",
                     "scores",
                     "cancel_reason",
