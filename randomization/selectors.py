@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from cohort.models import Participant
 from core.access import CLINICAL_READERS, access_for
 from core.models import Role
+from randomization.lifecycle import recruitment_refusal
 from randomization.models import (
     Allocation,
     AllocationCorrection,
@@ -32,7 +33,7 @@ from randomization.models import (
     Slot,
     Trial,
 )
-from randomization.services import can_manage_sequences
+from randomization.services import can_manage_sequences, current_environment
 
 SPONSOR_READERS = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER, Role.STATISTICIAN})
 
@@ -257,7 +258,17 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
         deceased = participant.death is not None
     except ObjectDoesNotExist:
         deceased = False
-    trials = [] if deceased else list(Trial.objects.order_by("code"))
+    # ... nor for a trial that is not recruiting (its status, on this installation).
+    environment = current_environment()
+    trials = (
+        []
+        if deceased
+        else [
+            t
+            for t in Trial.objects.order_by("code")
+            if recruitment_refusal(t.status, environment) is None
+        ]
+    )
     not_informed = any(not a.arm.is_intervention for a in allocations)
     # Timeline entries: {"on": moment or date, "recorded_at": when recorded, "text": ...}.
     timeline: list[dict] = []

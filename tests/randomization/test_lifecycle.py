@@ -192,3 +192,18 @@ def test_overview_shows_the_status_and_the_status_screen_changes_it(
     client.force_login(administrator)
     page = client.get(url)
     assert page.status_code == 200 and b'data-status="recruitment_closed"' in page.content
+
+
+def test_participant_page_offers_screening_only_while_the_trial_recruits(
+    recruiting, statistician, make_participant, nurse_a, site_a
+):
+    from randomization.selectors import participant_panel
+
+    participant = make_participant(site_a)
+    panel = participant_panel(user=nurse_a, participant=participant)
+    assert [t.code for t in panel["context"]["trials"]] == ["BLEND"]
+    services.trial_status_change(
+        by=statistician, trial=recruiting, status="recruitment_closed", reason="target reached"
+    )
+    panel = participant_panel(user=nurse_a, participant=participant)
+    assert panel["context"]["trials"] == []
