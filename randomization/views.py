@@ -296,15 +296,15 @@ def screening_verdict(request: HttpRequest, code: str, study_number: str) -> Htt
     participant = selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
     on = _screening_date(request)
+    derived = _derived(trial, participant, on)
     form = ScreeningForm(
-        request.POST,
-        criteria=selectors.criteria_current(trial=trial),
-        derived=_derived(trial, participant, on),
+        request.POST, criteria=selectors.criteria_current(trial=trial), derived=derived
     )
+    # The derived answers follow the screening date (out-of-band swaps of their rows).
     return render(
         request,
         "randomization/_verdict.html",
-        {"verdict": _live_verdict(trial, participant, form, on)},
+        {"verdict": _live_verdict(trial, participant, form, on), "derived_oob": derived},
     )
 
 

@@ -349,3 +349,20 @@ def test_screening_screen_shows_derived_answers_and_refuses_a_contradiction(
     assert Screening.objects.count() == 0
     # The refusal showed the date of birth: that display is attributable.
     assert IdentityAccess.objects.filter(user=nurse_a, participant=participant).count() == 1
+
+
+def test_live_verdict_follows_the_screening_date(client, blend, make_participant, nurse_a, site_a):
+    """18 today, 17 yesterday: the derived row is swapped in with the verdict."""
+    participant = make_participant(site_a)
+    today = timezone.localdate()
+    _identity(participant, today.replace(year=today.year - 18))
+    client.force_login(nurse_a)
+    url = reverse("randomization:screening_verdict", args=["BLEND", participant.study_number])
+    for on, answer in ((today, "yes"), (today - timedelta(days=1), "no")):
+        html = client.post(
+            url, {"screened_on": on.isoformat()}, HTTP_HX_REQUEST="true"
+        ).content.decode()
+        assert (
+            f'data-testid="derived-age_over_18" data-answer="{answer}" hx-swap-oob="true"' in html
+        )
+    assert Screening.objects.count() == 0
