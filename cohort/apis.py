@@ -51,7 +51,7 @@ from cohort.rules import (
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
 from core.models import Site
 from core.pagination import Pagination
-from core.schema import AutoSchema, ServerRule
+from core.schema import ServerRule
 
 
 # --- input helpers --------------------------------------------------------------------------
@@ -395,8 +395,6 @@ class DeathInput(StrictInput):
 
 # --- views ----------------------------------------------------------------------------------
 class _CohortApi(APIView):
-    schema = AutoSchema()
-
     def check_roles(self, request, roles) -> None:
         if not access_for(request.user).has_role(*roles):
             raise PermissionDenied(_("Your role does not allow this."))

@@ -22,7 +22,6 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.access import access_for
 from core.authentication import TokenAuthentication
-from core.schema import AutoSchema
 from core.throttling import LoginThrottle
 
 
@@ -130,7 +129,6 @@ class LoginApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
-    schema = AutoSchema()
     throttle_classes = [LoginThrottle]
 
     @extend_schema(
@@ -192,7 +190,6 @@ class LogoutApi(APIView):
     """Revoke the token used for this request."""
 
     authentication_classes = [TokenAuthentication]
-    schema = AutoSchema()
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request):
@@ -202,8 +199,6 @@ class LogoutApi(APIView):
 
 class MeApi(APIView):
     """The current user and the roles they hold."""
-
-    schema = AutoSchema()
 
     @extend_schema(
         responses=inline_serializer(

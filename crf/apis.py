@@ -18,7 +18,6 @@ from rest_framework.views import APIView
 from core.access import CLINICAL_READERS, access_for
 from core.apis import HasRole
 from core.middleware import audit_user
-from core.schema import AutoSchema
 from crf import selectors
 
 ITEM_READERS = CLINICAL_READERS
@@ -87,7 +86,6 @@ class ParticipantQuestionnairesApi(APIView):
 
     permission_classes = [HasRole]
     allowed_roles = CLINICAL_READERS
-    schema = AutoSchema()
 
     @extend_schema(
         parameters=[OpenApiParameter("study_number", str, OpenApiParameter.PATH)],

@@ -20,7 +20,7 @@ from cohort.models import ConsentFormVersion
 from core.access import CLINICAL_READERS, DATA_ENTRY
 from core.apis import Conflict, HasRole
 from core.pagination import Pagination
-from core.schema import AutoSchema, ServerRule, error_response
+from core.schema import ServerRule, error_response
 from randomization import selectors, services
 from randomization.models import Answer, Decision, ScreeningAnswer
 
@@ -71,7 +71,6 @@ class TrialListApi(APIView):
     pagination_class = Pagination  # the schema documents the page shape
 
     permission_classes = [HasRole]
-    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     @extend_schema(responses={200: TrialOutput(many=True)})
@@ -135,7 +134,6 @@ class ScreeningListCreateApi(APIView):
     pagination_class = Pagination  # GET: the schema documents the page shape
 
     permission_classes = [HasRole]
-    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     def get_permissions(self):
@@ -243,7 +241,6 @@ class RandomisationListCreateApi(APIView):
     pagination_class = Pagination  # GET: the schema documents the page shape
 
     permission_classes = [HasRole]
-    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     def get_permissions(self):
@@ -290,7 +287,6 @@ class RandomisationDetailApi(APIView):
     """One allocation at your sites."""
 
     permission_classes = [HasRole]
-    schema = AutoSchema()
     allowed_roles = tuple(CLINICAL_READERS)
 
     @extend_schema(responses={200: AllocationDetailOutput})
@@ -351,7 +347,6 @@ class DecisionApi(APIView):
     """Intervention arm: record the offer and the patient's decision (accepted / refused)."""
 
     permission_classes = [HasRole]
-    schema = AutoSchema()
     allowed_roles = tuple(DATA_ENTRY)
 
     @extend_schema(request=DecisionInput, responses={200: OfferOutput, **REFUSALS})
@@ -408,7 +403,6 @@ class TreatmentStartApi(APIView):
     is (re-)anchored on it."""
 
     permission_classes = [HasRole]
-    schema = AutoSchema()
     allowed_roles = tuple(DATA_ENTRY)
 
     @extend_schema(request=TreatmentStartInput, responses={200: AllocationDetailOutput, **REFUSALS})
