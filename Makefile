@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# the suite runs in parallel (pytest-xdist; a test database and Redis db per worker)
+PYTEST_ARGS ?= -n 2 --dist loadfile
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 

@@ -5,6 +5,26 @@ import os
 
 os.environ.setdefault("DEBUG", "1")
 
+
+def _redis_db_per_xdist_worker() -> None:
+    """Under pytest-xdist each worker gets a Redis database of its own (the test database
+    gets its own name from pytest-django): worker gwN uses the configured database + N + 1,
+    so flushing, queues and throttle counts never cross workers. Processes the tests start
+    (Celery workers, gunicorn) inherit the already-chosen URL and the marker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or os.environ.get("BLEND_TEST_REDIS_DB_CHOSEN"):
+        return
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    base = int(url.path.strip("/") or 0)
+    db = (base + int(worker[2:]) + 1) % 16
+    os.environ["REDIS_URL"] = urlunsplit(url._replace(path=f"/{db}"))
+    os.environ["BLEND_TEST_REDIS_DB_CHOSEN"] = "1"
+
+
+_redis_db_per_xdist_worker()
+
 from .settings import *  # noqa: E402,F403
 from .settings import PASSWORD_HASHERS  # noqa: E402
 

@@ -43,6 +43,7 @@ from cohort.models import (
 )
 from cohort.rules import (
     Status,
+    search_safe_in_url,
     validate_hospital_number,
     validate_no_markup,
     validate_person_name,
@@ -416,7 +417,9 @@ class ParticipantListApi(_CohortApi):
                 "search by hospital record number with POST /api/v1/participants/search/ "
                 "(identifiers never go in a URL)",
             ),
-            OpenApiParameter("status", str, enum=list(Status.ALL)),
+            OpenApiParameter(
+                "status", str, enum=["", *Status.ALL], description="empty: every status"
+            ),
             *(
                 OpenApiParameter(p["name"], p["schema"], description=p["description"])
                 for p in Pagination().get_schema_operation_parameters(None)
@@ -467,21 +470,21 @@ class ParticipantListApi(_CohortApi):
 SEARCH_URL = "/api/v1/participants/search/"
 
 
-def search_safe_in_url(value: str) -> bool:
-    """A search that may appear in a URL: a study number (``PRE-00042``) or up to five
-    digits of one. Anything else may be a hospital record number."""
-    value = value.strip().upper()
-    return not value or value.startswith("PRE") or (value.isdigit() and len(value) <= 5)
-
-
 class ParticipantSearchInput(StrictInput):
     search = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
     status = serializers.ChoiceField(choices=list(Status.ALL), required=False, allow_null=True)
 
 
-def _participant_page(view, request, *, search: str, status: str | None) -> Response:
+def _participant_page(
+    view, request, *, search: str, status: str | None, match_hospital_number: bool = False
+) -> Response:
     """One page of the participants ``request.user`` may read; identity accesses logged."""
-    qs = selectors.participant_list(user=request.user, search=search, status=status)
+    qs = selectors.participant_list(
+        user=request.user,
+        search=search,
+        status=status,
+        match_hospital_number=match_hospital_number,
+    )
     paginator = Pagination()
     page = paginator.paginate_queryset(qs, request, view=view)
     identifying = access_for(request.user).identifying_site_ids()
@@ -522,6 +525,7 @@ class ParticipantSearchApi(_CohortApi):
             request,
             search=data.validated_data["search"],
             status=data.validated_data.get("status") or None,
+            match_hospital_number=True,
         )
 
 

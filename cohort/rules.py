@@ -55,6 +55,14 @@ class ParticipantStatus:
     died_on: date | None = None
 
 
+def search_safe_in_url(value: str) -> bool:
+    """A participant search that may appear in a URL (and so in access logs): a study
+    number (``PRE-00042``) or up to five digits of one. Anything else may be a hospital
+    record number, and is only ever sent in a POST body."""
+    value = (value or "").strip().upper()
+    return not value or value.startswith("PRE") or (value.isdigit() and len(value) <= 5)
+
+
 def participant_status(
     *, died_on: date | None, withdrawn_scopes: Iterable[str] | None, on: date
 ) -> ParticipantStatus:

@@ -170,13 +170,18 @@ def _scoped_participants(user) -> QuerySet[Participant]:
 
 
 def participant_list(
-    *, user, search: str | None = None, status: str | None = None
+    *,
+    user,
+    search: str | None = None,
+    status: str | None = None,
+    match_hospital_number: bool = False,
 ) -> QuerySet[Participant]:
     """Participants the user may read, newest first, with their status computed in the
     same query (``died_on``, ``withdrawn_scopes``) so a page costs a fixed number of queries.
 
     ``search`` matches the study number (``PRE-00042``, ``42`` or a fragment) and, only
-    at sites where the user may see identifying data, the exact hospital record number.
+    with ``match_hospital_number`` (searches that came in a POST body, never in a URL) and
+    only at sites where the user may see identifying data, the exact hospital record number.
     ``status`` is one of :class:`cohort.rules.Status`.
     """
     access = access_for(user)
@@ -198,7 +203,7 @@ def participant_list(
         number = parse_study_number(search)
         if number is not None:
             cond |= Q(study_number=format_study_number(number))
-        if identifying_sites:
+        if match_hospital_number and identifying_sites:
             cond |= Q(
                 identity__site_id__in=identifying_sites,
                 identity__hospital_number=normalise_hospital_number(search),

@@ -34,7 +34,7 @@ from cohort.forms import (
     WithdrawalForm,
 )
 from cohort.models import IdentityAccess
-from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far
+from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far, search_safe_in_url
 from core.access import DATA_ENTRY, SITE_STAFF, access_for
 from core.views import role_required
 
@@ -127,13 +127,6 @@ def _require_write(request, participant) -> None:
 # --- list ------------------------------------------------------------------------------------
 
 
-def _safe_in_url(q: str) -> bool:
-    """A query that may appear in a URL (and so in access logs): a study number or a short
-    fragment of one. Anything else may be a hospital record number and is only POSTed."""
-    q = q.strip().upper()
-    return not q or q.startswith("PRE") or (q.isdigit() and len(q) <= 5)
-
-
 @role_required(*SITE_STAFF)
 def participant_list(request: HttpRequest) -> HttpResponse:
     """Own sites' participants: search, status filter, pagination.
@@ -147,11 +140,13 @@ def participant_list(request: HttpRequest) -> HttpResponse:
         if not form.is_valid():
             return _list_response(request, form, search=None, status=None)
         q, status = form.cleaned_data["q"].strip(), form.cleaned_data["status"]
-        if not _safe_in_url(q):
+        if not search_safe_in_url(q):
             match = selectors.participant_by_hospital_number(user=request.user, hospital_number=q)
             if match is not None:
                 return redirect("cohort:participant_detail", study_number=match.study_number)
-            return _list_response(request, form, search=q, status=status or None)
+            return _list_response(
+                request, form, search=q, status=status or None, match_hospital_number=True
+            )
         params = {key: value for key, value in (("q", q), ("status", status)) if value}
         url = reverse("cohort:participant_list")
         return redirect(f"{url}?{urlencode(params)}" if params else url)
@@ -160,11 +155,27 @@ def participant_list(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         search = form.cleaned_data["q"] or None
         status = form.cleaned_data["status"] or None
+        if search and not search_safe_in_url(search):
+            # a hospital record number typed into the address: never searched from a URL
+            form.add_error("q", _("Search by hospital record number with the search box."))
+            search = None
     return _list_response(request, form, search=search, status=status)
 
 
-def _list_response(request, form, *, search: str | None, status: str | None) -> HttpResponse:
-    qs = selectors.participant_list(user=request.user, search=search, status=status)
+def _list_response(
+    request,
+    form,
+    *,
+    search: str | None,
+    status: str | None,
+    match_hospital_number: bool = False,
+) -> HttpResponse:
+    qs = selectors.participant_list(
+        user=request.user,
+        search=search,
+        status=status,
+        match_hospital_number=match_hospital_number,
+    )
     paginator = Paginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     access = access_for(request.user)

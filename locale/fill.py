@@ -45,12 +45,12 @@ def main() -> int:
                 entry.msgstr_plural = {0: found, 1: glossary[entry.msgid_plural]}
         elif isinstance(found, str):
             entry.msgstr = found
-        if "fuzzy" in entry.flags and entry.msgstr:
+        filled = all(entry.msgstr_plural.values()) if entry.msgid_plural else entry.msgstr
+        if found is not None and filled and "fuzzy" in entry.flags:
+            # the glossary is the translation: msgmerge's fuzzy guess is replaced
             entry.flags.remove("fuzzy")
-        if entry.msgid_plural:
-            if not all(entry.msgstr_plural.values()):
-                missing.append(entry.msgid)
-        elif not entry.msgstr:
+            entry.previous_msgid = entry.previous_msgid_plural = None
+        if not filled or "fuzzy" in entry.flags:
             missing.append(entry.msgid)
     po.save(str(po_path))
     for msgid in missing:

@@ -30,6 +30,17 @@ def test_get_still_finds_study_numbers(api_client_for, nurse_a, participant_a):
         assert [r["study_number"] for r in listing["results"]] == [sn], value
 
 
+def test_get_digits_never_match_a_hospital_number(api_client_for, nurse_a, register, site_a):
+    """Five digits pass the URL rule as a study-number fragment, so in a GET they must
+    not match a hospital number that happens to be all digits; POST finds it."""
+    target = register(nurse_a, site_a, hospital_number="98765")
+    client = api_client_for(nurse_a)
+    listing = client.get(LIST, {"search": "98765"}).json()
+    assert target.study_number not in [r["study_number"] for r in listing["results"]]
+    found = client.post(SEARCH, {"search": "98765"}, format="json").json()
+    assert [r["study_number"] for r in found["results"]] == [target.study_number]
+
+
 def test_post_search_finds_a_hospital_number_at_own_site_only(
     api_client_for, nurse_a, investigator_b, statistician, participant_a, participant_b
 ):

@@ -54,12 +54,14 @@ def page_of(nurse_a):
 def test_same_day_consent_follows_the_registration_it_was_recorded_after(
     nurse_a, participant_a, consented, page_of
 ):
-    today = timezone.localdate()
-    _registered_at(participant_a, _at(today, 10))
-    consented(participant_a, nurse_a, on=today)  # date only, recorded now (after 10:00)
+    # registered earlier today (this very minute, so it holds at any hour of the day)
+    registered = timezone.localtime().replace(second=0, microsecond=0)
+    today = registered.date()
+    _registered_at(participant_a, registered)
+    consented(participant_a, nurse_a, on=today)  # date only, recorded now (after registering)
     items = page_of(participant_a)
     assert items[0][1].startswith("Registered")
-    assert items[0][0] == f"{today:%Y-%m-%d} 10:00"
+    assert items[0][0] == f"{registered:%Y-%m-%d %H:%M}"
     consent = [shown for shown, text in items if text.startswith("Consent")]
     assert consent == [today.isoformat()] * 4  # the date, no time
 

@@ -172,6 +172,29 @@ def test_search_by_study_number_and_hospital_number(
     assert one.study_number in html
 
 
+def test_a_hospital_number_typed_into_the_address_is_never_searched(
+    client_for, nurse_a, register, site_a
+):
+    """GET /cohort/?q=<hospital number> (issue: identifiers reached access logs) finds
+    nothing and says to use the search box; digits of a study number never match a
+    hospital number in a GET either. The POSTed search still finds it."""
+    from cohort.models import IdentityAccess
+
+    target = register(nurse_a, site_a, hospital_number="DEMO-1007")
+    digits = register(nurse_a, site_a, hospital_number="98765")
+    client = client_for(nurse_a)
+    accesses = IdentityAccess.objects.count()
+    html = client.get("/cohort/", {"q": "DEMO-1007"}).content.decode()
+    assert "Search by hospital record number with the search box." in html
+    # nothing was searched: the unfiltered list is shown (both participants)
+    assert target.study_number in html and digits.study_number in html
+    html = client.get("/cohort/", {"q": "98765"}).content.decode()
+    # five digits: a study-number fragment, never a hospital number
+    assert digits.study_number not in html
+    resp = client.post("/cohort/", {"q": "demo-1007"})
+    assert resp.status_code == 302 and resp["Location"] == f"/cohort/{target.study_number}/"
+
+
 def test_status_filter_and_pagination(client_for, nurse_a, register, site_a):
     made = [register(nurse_a, site_a) for _ in range(27)]
     from cohort import services
