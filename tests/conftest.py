@@ -364,7 +364,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
-    def start(self, timeout: float = 30.0) -> WorkerProcess:
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
         from core.tasks import HEARTBEAT_KEY
 
         client = redis_lib.Redis.from_url(self.redis_url)
@@ -407,6 +407,8 @@ class WorkerProcess:
             if client.get(HEARTBEAT_KEY):
                 return self
             time.sleep(0.1)
+        # never leave a half-started worker behind: it would take later tests' tasks
+        self.stop(sig=9)
         raise RuntimeError(f"celery worker not ready within {timeout}s; see {self.log_path}")
 
     def children(self) -> list[int]:
