@@ -35,6 +35,7 @@ from cohort.rules import (
     parse_study_number,
     participant_status,
 )
+from core import hooks
 from core.access import CLINICAL_READERS, access_for
 
 # Which withdrawal scopes end which activity. Withdrawing consent for data use or
@@ -194,9 +195,9 @@ def participant_list(
             Withdrawal.objects.filter(participant=OuterRef("pk")).order_by("scope").values("scope")
         ),
     )
-    control = _control_allocations()
-    if control is not None:
-        qs = qs.annotate(not_informed=Exists(control.filter(participant=OuterRef("pk"))))
+    not_informed = not_informed_q()
+    if not_informed is not None:
+        qs = qs.annotate(not_informed=not_informed)
     search = (search or "").strip()[:40]
     if search:
         cond = Q(study_number__icontains=search)
@@ -220,14 +221,23 @@ def participant_list(
     return qs.order_by("-registered_at", "-pk")
 
 
-def _control_allocations():
-    """Control-arm allocations (randomization app), when that app is installed: the list
-    flags "not informed" participants in the same query."""
-    try:
-        from randomization.models import Allocation
-    except ImportError:  # pragma: no cover - cohort without the trial app
-        return None
-    return Allocation.objects.filter(arm__is_intervention=False)
+def not_informed_q(outer: str = "pk") -> Q | None:
+    """ "Never told about a trial" as one condition over the participant ``outer`` refers
+    to (an ``OuterRef``), from the apps subscribed to ``core.hooks.not_informed_records``;
+    None when no app says so."""
+    found = None
+    for _name, call in hooks.not_informed_records.each():
+        cond = Exists(call().filter(participant=OuterRef(outer)))
+        found = cond if found is None else found | cond
+    return found
+
+
+def is_not_informed(participant: Participant) -> bool:
+    """True when any app holds a record that makes ``participant`` "not informed"."""
+    return any(
+        call().filter(participant=participant).exists()
+        for _name, call in hooks.not_informed_records.each()
+    )
 
 
 def participant_get(*, user, study_number: str) -> Participant:

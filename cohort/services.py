@@ -674,10 +674,9 @@ def consent_correct(
 # --- withdrawal and death --------------------------------------------------------------------
 
 
-def _cancel_questionnaires(*, participant: Participant, reason: str) -> int:
-    from crf.services import questionnaires_cancel_pending
-
-    return questionnaires_cancel_pending(participant=participant, reason=reason)
+def _cancel_questionnaires(*, participant: Participant, reason: str) -> None:
+    """Questionnaire contact stops now: the apps that send subscribe to the hook."""
+    hooks.contact_stopped.fire(participant=participant, reason=reason)
 
 
 @transaction.atomic

@@ -7,7 +7,6 @@ Django ``ValidationError``s carrying field names: they are shown next to the fie
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from django.contrib import messages
@@ -15,7 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string, select_template
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -35,51 +34,35 @@ from cohort.forms import (
 )
 from cohort.models import IdentityAccess
 from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far, search_safe_in_url
+from core import hooks
 from core.access import DATA_ENTRY, SITE_STAFF, access_for
 from core.views import role_required
 
 logger = logging.getLogger(__name__)
 
 # Other apps add a panel (and timeline entries, and the control-arm "not informed"
-# banner) to the participant page: ``participant_panel(*, user, participant) -> dict | None``
-# returning {"template": ..., "context": {...}, "timeline": [entry, ...], "banner": ...,
-# "day0": [...]} where a timeline entry is {"on": aware datetime, or a date when only the
-# date is known, "recorded_at": aware datetime the record was made, "text": str}
+# banner) to the participant page through the read hook ``core.hooks.participant_panels``:
+# a subscriber ``participant_panel(*, user, participant) -> dict | None`` returns
+# {"template": ..., "context": {...}, "timeline": [entry, ...], "banner": ..., "day0": [...]}
+# where a timeline entry is {"on": aware datetime, or a date when only the date is known,
+# "recorded_at": aware datetime the record was made, "text": str}
 # (see cohort.selectors.participant_timeline).
-PANEL_PROVIDERS = [
-    "randomization.selectors.participant_panel",
-    "crf.selectors.participant_panel",
-]
-NOT_INFORMED_BANNER = "randomization/_not_informed_banner.html"
+NOT_INFORMED_BANNER = "cohort/_not_informed_banner.html"
 PAGE_SIZE = 25
 
 
-def _provider(dotted: str):
-    module_name, _sep, func_name = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, func_name, None)
-
-
 def _panels(*, user, participant) -> list[dict]:
-    """Each provider's panel. A provider that fails is logged and shown as unavailable (the
+    """Each app's panel. A panel that fails is logged and shown as unavailable (the
     participant page stays up) and its failure counts as "not informed" (fail safe)."""
     panels = []
-    for dotted in PANEL_PROVIDERS:
-        provider = _provider(dotted)
-        if provider is None:
-            continue
+    for name, call in hooks.participant_panels.each(user=user, participant=participant):
         try:
-            panel = provider(user=user, participant=participant)
+            panel = call()
         except Exception:  # noqa: BLE001 - another app's bug must not take the page down
-            logger.exception("participant panel %s failed for %s", dotted, participant.study_number)
+            logger.exception("participant panel %s failed for %s", name, participant.study_number)
             panel = {
                 "template": "cohort/_panel_unavailable.html",
-                "context": {"provider": dotted.split(".")[0]},
+                "context": {"provider": name.split(".")[0]},
                 "banner": "not_informed",
             }
         if panel:
@@ -89,18 +72,15 @@ def _panels(*, user, participant) -> list[dict]:
 
 def _not_informed(participant) -> bool:
     """Control-arm participant? When the check itself fails, assume yes (never disclose)."""
-    check = _provider("randomization.selectors.is_not_informed")
-    if check is None:
-        return False
     try:
-        return bool(check(participant))
+        return selectors.is_not_informed(participant)
     except Exception:  # noqa: BLE001
-        logger.exception("is_not_informed failed for %s", participant.study_number)
+        logger.exception("not-informed check failed for %s", participant.study_number)
         return True
 
 
 def _banner_template() -> str:
-    return select_template([NOT_INFORMED_BANNER, "cohort/_not_informed_banner.html"]).template.name
+    return NOT_INFORMED_BANNER
 
 
 def _add_service_errors(form, exc: ValidationError) -> None:

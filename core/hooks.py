@@ -20,14 +20,17 @@ Unlike a Django signal:
 - subscribers run in registration order (``INSTALLED_APPS`` order), and
   ``tests/core/test_hooks.py`` pins each hook's subscriber list.
 
-Two kinds: an *action* hook (:meth:`Hook.fire`) asks subscribers to do their part of the
+Three kinds: an *action* hook (:meth:`Hook.fire`) asks subscribers to do their part of the
 write; a *query* hook (:meth:`Hook.collect`) asks them for findings (conflicts, reasons)
-that the firing service judges, e.g. to refuse with the conflicting record named.
+that the firing service judges, e.g. to refuse with the conflicting record named; a
+*read* hook (:meth:`Hook.each`) lets a screen of a lower app show what higher apps add
+(panels on the participant page), each subscriber called on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -36,6 +39,7 @@ from django.db import transaction
 
 ACTION = "action"
 QUERY = "query"
+READ = "read"
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Hook:
             raise TypeError(
                 f"hook {self.name!r} takes exactly {sorted(self.kwargs)}, got {sorted(kwargs)}"
             )
-        if not transaction.get_connection().in_atomic_block:
+        if self.kind != READ and not transaction.get_connection().in_atomic_block:
             raise RuntimeError(f"hook {self.name!r} must be fired inside the service's transaction")
 
     def fire(self, **kwargs: Any) -> None:
@@ -98,6 +102,16 @@ class Hook:
             found.extend(result or ())
         return found
 
+    def each(self, **kwargs: Any) -> Iterator[tuple[str, Callable[[], Any]]]:
+        """Read hook (a screen asks other apps for what they show): each subscriber's
+        dotted name and a call of it with ``kwargs``, so the reader sets its own error
+        policy (a participant page stays up when one panel fails). No transaction needed."""
+        if self.kind != READ:
+            raise TypeError(f"hook {self.name!r} is not a read hook")
+        self._check_call(kwargs)
+        for func in list(self._subscribers):
+            yield f"{func.__module__}.{func.__qualname__}", functools.partial(func, **kwargs)
+
 
 HOOKS: dict[str, Hook] = {}
 
@@ -106,7 +120,7 @@ def define(name: str, *, kind: str, kwargs: Iterable[str], doc: str) -> Hook:
     """Declare a hook (here, in this module, so every hook is in one place)."""
     if name in HOOKS:
         raise ValueError(f"hook {name!r} is already defined")
-    if kind not in (ACTION, QUERY):
+    if kind not in (ACTION, QUERY, READ):
         raise ValueError(f"unknown hook kind {kind!r}")
     hook = Hook(name=name, kind=kind, kwargs=tuple(kwargs), doc=doc)
     HOOKS[name] = hook
@@ -129,4 +143,51 @@ participant_records_after = define(
     Each subscriber returns a list of :class:`Finding`. Fired by cohort before it writes a
     death (every activity) or a withdrawal (the activities its scope stops): a finding means
     the new date contradicts a stored record, and the write is refused naming it.""",
+)
+
+contact_stopped = define(
+    "contact_stopped",
+    kind=ACTION,
+    kwargs=("participant", "reason"),
+    doc="""Questionnaire contact with ``participant`` (a cohort.Participant) stopped at once:
+    a withdrawal whose scope stops questionnaires, or a death. ``reason`` (a short code such
+    as ``death`` or ``withdrawal:questionnaires``) goes into the audit trail. Subscribers
+    stop everything they would send (crf cancels pending questionnaires and their links).""",
+)
+
+treatment_started = define(
+    "treatment_started",
+    kind=ACTION,
+    kwargs=("participant", "trial", "day0", "is_actual"),
+    doc="""Day 0 of ``participant`` in ``trial`` (a randomization.Trial) was recorded or
+    changed: ``day0`` is the date, ``is_actual`` False while it is only planned. Subscribers
+    anchor what follows day 0 (crf creates or re-anchors the follow-up schedule).""",
+)
+
+participant_panels = define(
+    "participant_panels",
+    kind=READ,
+    kwargs=("user", "participant"),
+    doc="""The cohort participant page asks each app for its panel, as seen by ``user``,
+    of ``participant``: a dict ``{"template", "context", "timeline", "banner", "day0"}`` or
+    None (see cohort.views). A failing subscriber is shown as unavailable and counts as
+    "not informed" (never disclose).""",
+)
+
+not_informed_records = define(
+    "not_informed_records",
+    kind=READ,
+    kwargs=(),
+    doc="""Querysets of records with a ``participant`` foreign key; a participant with any
+    such record is never to be told about a trial (TwiCs control arm). Used by cohort for
+    the list's flag (one query) and the banner on every cohort screen (no arguments).""",
+)
+
+demo_seed = define(
+    "demo_seed",
+    kind=ACTION,
+    kwargs=("stdout",),
+    doc="""``manage.py seed_demo`` (DEBUG only): each app adds its demo data after the
+    platform's users and sites, writing a line to ``stdout``; every app's ``demo.seed``
+    subscribes, in INSTALLED_APPS order, all in one transaction.""",
 )

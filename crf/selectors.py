@@ -143,7 +143,7 @@ def score_rows(code: str, scores: dict[str, Any] | None, language: str) -> list[
 
 
 def participant_panel(*, user, participant: Participant) -> dict | None:
-    """The questionnaire panel of the participant page (cohort's PANEL_PROVIDERS)."""
+    """The questionnaire panel of the participant page (``core.hooks.participant_panels``)."""
     access = access_for(user)
     if not access.can_read_site(participant.site_id, roles=SITE_STAFF):
         return None

@@ -233,13 +233,19 @@ def sequence_balance(*, user, sequence: Sequence) -> list[dict]:
 
 
 # --- participant page extension point and the not-informed flag ------------------------------
+def control_allocations() -> QuerySet[Allocation]:
+    """Control-arm allocations: their participants are never told about the trial
+    (subscribed to ``core.hooks.not_informed_records``)."""
+    return Allocation.objects.filter(arm__is_intervention=False)
+
+
 def is_not_informed(participant: Participant) -> bool:
     """True when the participant is a control in any trial: never tell them about it."""
-    return Allocation.objects.filter(participant=participant, arm__is_intervention=False).exists()
+    return control_allocations().filter(participant=participant).exists()
 
 
 def participant_panel(*, user, participant: Participant) -> dict | None:
-    """The randomization panel of the cohort participant page (``cohort.views.PANEL_PROVIDERS``)."""
+    """The randomization panel of the cohort participant page (``core.hooks.participant_panels``)."""
     access = access_for(user)
     if not access.can_read_site(participant.site_id):
         return None

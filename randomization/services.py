@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from cohort.models import ConsentFormVersion, Death, Identity, Participant
+from core import hooks
 from core.access import access_for
 from core.audit import reason as audit_reason
 from core.models import Role, Site
@@ -1138,9 +1139,7 @@ def treatment_start_set(
     allocation.treatment_start_actual = new_actual
     with audit_reason(reason.strip() or "start of treatment recorded"):
         allocation.save(update_fields=["treatment_start_planned", "treatment_start_actual"])
-        from crf.services import schedule_anchor
-
-        schedule_anchor(
+        hooks.treatment_started.fire(
             participant=allocation.participant,
             trial=allocation.trial,
             day0=new_actual or new_planned,

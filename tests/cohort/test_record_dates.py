@@ -12,7 +12,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from cohort import services
 from cohort.models import Death, Participant, Withdrawal
@@ -35,6 +35,13 @@ from tests.randomization.conftest import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.django_db
 
 TODAY = timezone.localdate
+
+
+@pytest.fixture(autouse=True)
+def _messages_in_english():
+    """The refusals are read in English here (the default language is Dutch)."""
+    with translation.override("en"):
+        yield
 
 
 def _days_ago(n: int):

@@ -322,17 +322,17 @@ def test_correction_that_changes_nothing_or_names_the_patient_is_refused(
 # --- withdrawal and death --------------------------------------------------------------------
 @pytest.fixture
 def cancel_calls(monkeypatch):
-    """Record the calls cohort makes to the crf contract (crf owns the real behaviour)."""
-    import crf.services
+    """Record what cohort fires on the contact_stopped hook (crf's subscriber still runs)."""
+    from core import hooks
 
     calls = []
-    original = crf.services.questionnaires_cancel_pending
 
     def spy(*, participant, reason):
         calls.append((participant.pk, reason))
-        return original(participant=participant, reason=reason)
 
-    monkeypatch.setattr(crf.services, "questionnaires_cancel_pending", spy)
+    monkeypatch.setattr(
+        hooks.contact_stopped, "_subscribers", [spy, *hooks.contact_stopped._subscribers]
+    )
     return calls
 
 
@@ -422,12 +422,12 @@ def test_death_stops_every_contact_and_cancels_questionnaires(
 def test_death_is_rolled_back_when_cancelling_questionnaires_fails(
     nurse_a, participant_a, monkeypatch
 ):
-    import crf.services
+    from core import hooks
 
     def broken(*, participant, reason):
         raise RuntimeError("crf down")
 
-    monkeypatch.setattr(crf.services, "questionnaires_cancel_pending", broken)
+    monkeypatch.setattr(hooks.contact_stopped, "_subscribers", [broken])
     with pytest.raises(RuntimeError):
         services.death_record(
             by=nurse_a, participant=participant_a, died_on=TODAY(), source="family"

@@ -4,16 +4,14 @@ invented time) and the timeline is ordered by date, then by the time the record 
 from __future__ import annotations
 
 import re
-import sys
-import types
 from datetime import datetime, time, timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
-from cohort import views
 from cohort.models import Participant
+from core import hooks
 from tests.randomization.conftest import blend  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +71,6 @@ def test_date_only_panel_entries_show_no_time_and_sort_by_when_they_were_recorde
     registration (recorded later), without an invented 12:00."""
     today = timezone.localdate()
     _registered_at(participant_a, _at(today, 13))
-    module = types.ModuleType("cohort_timeline_test_panel")
 
     def participant_panel(*, user, participant):
         return {
@@ -88,9 +85,7 @@ def test_date_only_panel_entries_show_no_time_and_sort_by_when_they_were_recorde
             ]
         }
 
-    module.participant_panel = participant_panel
-    monkeypatch.setitem(sys.modules, "cohort_timeline_test_panel", module)
-    monkeypatch.setattr(views, "PANEL_PROVIDERS", ["cohort_timeline_test_panel.participant_panel"])
+    monkeypatch.setattr(hooks.participant_panels, "_subscribers", [participant_panel])
     items = page_of(participant_a)
     assert [text for _shown, text in items] == [
         "Letter of yesterday",

@@ -283,17 +283,19 @@ def test_page_in_dutch_and_english(client_for, nurse_a, participant_a):
     assert nl["Content-Language"] == "nl"
 
 
-def test_panel_providers_are_optional_and_rendered(client_for, nurse_a, participant_a, monkeypatch):
-    import sys
-    import types
+def test_panels_come_from_the_hook_and_none_is_optional(
+    client_for, nurse_a, participant_a, monkeypatch
+):
+    """The participant page shows what the participant_panels subscribers return; a
+    subscriber with nothing to show returns None."""
+    from datetime import datetime
 
-    from cohort import views
+    from core import hooks
 
-    module = types.ModuleType("cohort_test_panel")
+    def no_panel(*, user, participant):
+        return None
 
     def participant_panel(*, user, participant):
-        from datetime import datetime
-
         return {
             "template": "cohort/_not_informed_banner.html",
             "context": {},
@@ -307,17 +309,7 @@ def test_panel_providers_are_optional_and_rendered(client_for, nurse_a, particip
             "banner": None,
         }
 
-    module.participant_panel = participant_panel
-    monkeypatch.setitem(sys.modules, "cohort_test_panel", module)
-    monkeypatch.setattr(
-        views,
-        "PANEL_PROVIDERS",
-        [
-            "does.not.exist.participant_panel",
-            "cohort_test_panel.missing",
-            "cohort_test_panel.participant_panel",
-        ],
-    )
+    monkeypatch.setattr(hooks.participant_panels, "_subscribers", [no_panel, participant_panel])
     html = client_for(nurse_a).get(f"/cohort/{participant_a.study_number}/").content.decode()
     assert "Screened for TESTTRIAL" in html
     assert "participant-panel" in html
@@ -466,12 +458,10 @@ def test_not_informed_banner_on_every_cohort_screen_of_a_control_participant(
     client_for, nurse_a, participant_a, consented, monkeypatch
 ):
     """Control-arm participants carry the banner on the page and on every form."""
-    import randomization.selectors
+    from cohort import selectors
 
     record = consented(participant_a, nurse_a)[0]
-    monkeypatch.setattr(
-        randomization.selectors, "is_not_informed", lambda p: p.pk == participant_a.pk
-    )
+    monkeypatch.setattr(selectors, "is_not_informed", lambda p: p.pk == participant_a.pk)
     client = client_for(nurse_a)
     sn = participant_a.study_number
     for path in (
@@ -540,19 +530,12 @@ def test_death_and_withdrawal_correction_screens(client_for, nurse_a, participan
 def test_a_failing_panel_provider_does_not_take_the_page_down_and_fails_safe(
     client_for, nurse_a, participant_a, monkeypatch
 ):
-    import sys
-    import types
-
-    from cohort import views
-
-    module = types.ModuleType("cohort_broken_panel")
+    from core import hooks
 
     def participant_panel(*, user, participant):
         raise RuntimeError("bug in another app")
 
-    module.participant_panel = participant_panel
-    monkeypatch.setitem(sys.modules, "cohort_broken_panel", module)
-    monkeypatch.setattr(views, "PANEL_PROVIDERS", ["cohort_broken_panel.participant_panel"])
+    monkeypatch.setattr(hooks.participant_panels, "_subscribers", [participant_panel])
     resp = client_for(nurse_a).get(f"/cohort/{participant_a.study_number}/")
     assert resp.status_code == 200
     html = resp.content.decode()

@@ -16,6 +16,14 @@ PINNED = {
         "randomization.selectors.participant_records_after",
         "crf.selectors.participant_records_after",
     ],
+    "contact_stopped": ["crf.services.questionnaires_cancel_pending"],
+    "treatment_started": ["crf.services.schedule_anchor"],
+    "participant_panels": [
+        "randomization.selectors.participant_panel",
+        "crf.selectors.participant_panel",
+    ],
+    "not_informed_records": ["randomization.selectors.control_allocations"],
+    "demo_seed": ["cohort.demo.seed", "randomization.demo.seed", "crf.demo.seed"],
 }
 
 

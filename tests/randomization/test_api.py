@@ -180,10 +180,10 @@ def test_administrator_reads_no_trial_data(api_client_for, administrator, blend)
 def test_detail_decision_and_treatment_start(
     api_client_for, active_sequence, randomised, nurse_a, nurse_b, site_a, trial_form, monkeypatch
 ):
-    import crf.services
+    from core import hooks
 
     anchored = []
-    monkeypatch.setattr(crf.services, "schedule_anchor", lambda **kw: anchored.append(kw))
+    monkeypatch.setattr(hooks.treatment_started, "_subscribers", [lambda **kw: anchored.append(kw)])
     active_sequence()
     allocation = randomised(site_a, nurse_a, arm="intervention")
     client = api_client_for(nurse_a)

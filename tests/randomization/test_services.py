@@ -698,10 +698,11 @@ def test_control_participants_are_not_offered_and_disclosure_is_a_deviation(
 def test_treatment_start_anchors_the_schedule_planned_then_actual(
     active_sequence, randomised, nurse_a, site_a, monkeypatch
 ):
-    import crf.services
+    from core import hooks
 
     calls = []
-    monkeypatch.setattr(crf.services, "schedule_anchor", lambda **kw: calls.append(kw))
+    # day 0 reaches the schedule through the treatment_started hook (crf subscribes)
+    monkeypatch.setattr(hooks.treatment_started, "_subscribers", [lambda **kw: calls.append(kw)])
     active_sequence()
     allocation = randomised(site_a, nurse_a)
     today = timezone.localdate()
@@ -739,12 +740,12 @@ def test_treatment_start_anchors_the_schedule_planned_then_actual(
 def test_treatment_start_rolls_back_when_the_schedule_fails(
     active_sequence, randomised, nurse_a, site_a, monkeypatch
 ):
-    import crf.services
+    from core import hooks
 
     def broken(**kw):
         raise RuntimeError("schedule down")
 
-    monkeypatch.setattr(crf.services, "schedule_anchor", broken)
+    monkeypatch.setattr(hooks.treatment_started, "_subscribers", [broken])
     active_sequence()
     allocation = randomised(site_a, nurse_a)
     with pytest.raises(RuntimeError):

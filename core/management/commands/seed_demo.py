@@ -4,12 +4,11 @@ Idempotent. Refuses to run when DEBUG is off unless --force is given, so demo
 passwords never reach a production database by accident.
 """
 
-import importlib
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from core import hooks
 from core.audit import system_actor
 from core.demo_accounts import DEMO_PASSWORD, SITES, USERS
 from core.models import Site, User
@@ -78,13 +77,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Demo data ready: {len(SITES)} sites, {len(USERS)} users.")
         )
-        # Each app may add its own demo data in `<app>/demo.py` with `seed(stdout)`.
-        for app in ("cohort", "randomization", "crf", "endpoints"):
-            try:
-                module = importlib.import_module(f"{app}.demo")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{app}.demo":
-                    raise
-                continue
-            with transaction.atomic(), system_actor("seed_demo"):
-                module.seed(self.stdout)
+        # Each app adds its own demo data: its `demo.seed` subscribes to the hook (in
+        # INSTALLED_APPS order); all of it or none.
+        with transaction.atomic(), system_actor("seed_demo"):
+            hooks.demo_seed.fire(stdout=self.stdout)
