@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from cohort import services
+from tests.randomization.conftest import blend  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +17,20 @@ TODAY = timezone.localdate
 
 
 @pytest.fixture
-def scheduled(nurse_a, participant_a, consented):
-    from crf.models import Questionnaire
-    from crf.services import schedule_anchor
-    from randomization.models import Trial
+def scheduled(nurse_a, participant_a, consented, blend):  # noqa: F811
+    """BLEND and its schedule as the data migrations make them (a transactional test that
+    ran earlier on this worker flushed them), and a planned day 0 in three days."""
+    import importlib
 
+    from django.apps import apps
+
+    from crf.models import Questionnaire, Timepoint
+    from crf.services import schedule_anchor
+
+    if not Timepoint.objects.filter(trial=blend).exists():
+        importlib.import_module("crf.migrations.0002_blend_schedule").create_schedule(apps, None)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=20))
-    trial = Trial.objects.get(code="BLEND")
+    trial = blend
     schedule_anchor(
         participant=participant_a, trial=trial, day0=TODAY() + timedelta(days=3), is_actual=False
     )
