@@ -241,11 +241,12 @@ def is_not_informed(participant: Participant) -> bool:
 
 
 def participant_get(*, user, study_number: str) -> Participant:
-    """One participant the user may read; another site's participant is a 404, never a 403."""
+    """One participant the user may read; another site's participant is a 404, never a 403.
+    The one door to a participant for every app's screens and APIs."""
     qs = _scoped_participants(user).select_related("site", "death", "registered_by")
     if access_for(user).identifying_site_ids():
         qs = qs.select_related("identity")
-    participant = qs.filter(study_number=(study_number or "").upper()[:12]).first()
+    participant = qs.filter(study_number=(study_number or "").strip().upper()[:12]).first()
     if participant is None:
         raise Http404
     return participant

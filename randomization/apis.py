@@ -16,6 +16,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cohort import selectors as cohort_selectors
 from cohort.models import ConsentFormVersion
 from core.access import CLINICAL_READERS, DATA_ENTRY
 from core.apis import Conflict, HasRole
@@ -40,7 +41,7 @@ NOT_FUTURE = ServerRule("not in the future")
 
 def _participant(request, study_number: str):
     try:
-        return selectors.participant_get(user=request.user, study_number=study_number)
+        return cohort_selectors.participant_get(user=request.user, study_number=study_number)
     except Http404 as exc:
         raise exceptions.ValidationError(
             {"participant": [_("No participant with this study number at your sites.")]}

@@ -62,15 +62,6 @@ def trial_for_status_change(*, user, code: str) -> Trial:
     return trial
 
 
-def participant_get(*, user, study_number: str) -> Participant:
-    """A participant the user may read (site-scoped), or 404 (never 403: no existence leak)."""
-    qs = access_for(user).scope(Participant.objects.select_related("site"), roles=CLINICAL_READERS)
-    participant = qs.filter(study_number=(study_number or "").strip().upper()).first()
-    if participant is None:
-        raise Http404
-    return participant
-
-
 # --- screenings -----------------------------------------------------------------------------
 def screening_list(*, user, trial: Trial) -> QuerySet[Screening]:
     return access_for(user).scope(

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from cohort import selectors as cohort_selectors
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
 from core.models import Role
 from core.views import role_required
@@ -164,7 +165,7 @@ def screening_lookup(request: HttpRequest, code: str) -> HttpResponse:
     form = LookupForm(request.GET or None)
     if form.is_valid():
         try:
-            participant = selectors.participant_get(
+            participant = cohort_selectors.participant_get(
                 user=request.user, study_number=form.cleaned_data["participant"]
             )
         except Http404:
@@ -228,7 +229,7 @@ def _log_identifying(request, participant, exc: Exception, context: str) -> None
 @role_required(*DATA_ENTRY)
 def screening_create(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     trial = selectors.trial_get(user=request.user, code=code)
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
     criteria = selectors.criteria_current(trial=trial)
     derived = _derived(trial, participant, _screening_date(request))
@@ -293,7 +294,7 @@ def _live_verdict(trial, participant, form, on: date | None = None) -> dict:
 def screening_verdict(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     """htmx: the verdict the answers so far would get (writes nothing)."""
     trial = selectors.trial_get(user=request.user, code=code)
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
     on = _screening_date(request)
     derived = _derived(trial, participant, on)
@@ -333,7 +334,7 @@ def screening_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
 def randomise(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     """Confirmation step with the eligibility summary; POST randomises (idempotent)."""
     trial = selectors.trial_get(user=request.user, code=code)
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
+    participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
     _require_write(request, participant)
     existing = selectors.allocation_for_participant(trial=trial, participant=participant)
     if existing is not None and existing.status == AllocationStatus.ACTIVE:
