@@ -156,7 +156,11 @@ def test_make_run_uses_given_servers(tmp_path):
     env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     proc = _serve(env)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/login/", proc)
+        try:
+            _wait_http(f"http://127.0.0.1:{port}/login/", proc)
+        except AssertionError as exc:  # show what serve said, not only that it was silent
+            said = _stop_with_ctrl_c(proc) if proc.poll() is None else proc.stdout.read()
+            raise AssertionError(f"{exc}\n--- serve output ---\n{said[-4000:]}") from None
         servers = [
             p
             for p in _processes_mentioning(str(tmp_path / "local"))
@@ -165,7 +169,10 @@ def test_make_run_uses_given_servers(tmp_path):
         assert not servers
         assert not [c for c in _tree(proc.pid) if c.name() in ("postgres", "redis-server")]
     finally:
-        output = _stop_with_ctrl_c(proc) if proc.poll() is None else proc.stdout.read()
+        if proc.poll() is None:
+            output = _stop_with_ctrl_c(proc)
+        else:
+            output = "" if proc.stdout.closed else proc.stdout.read()
         with connection.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     assert "using DATABASE_URL from the environment" in output
