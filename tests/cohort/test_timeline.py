@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from cohort.models import Participant
 from core import hooks
-from tests.randomization.conftest import blend  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
