@@ -99,7 +99,7 @@ def test_date_only_panel_entries_show_no_time_and_sort_by_when_they_were_recorde
 
 
 def test_questionnaire_completed_on_a_date_only_follows_its_invitation(
-    blend,  # noqa: F811
+    blend,
     participant_a,
     page_of,
 ):
