@@ -6,6 +6,7 @@ Everything is real: PostgreSQL from DATABASE_URL, Redis from REDIS_URL.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from blend.devstack import RedisProcess
+from tests import factories
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -214,43 +216,33 @@ def _fresh_cache():
     yield
 
 
-# --- users, sites, roles --------------------------------------------------------------------
+# --- users, sites, roles (thin wrappers over tests/factories.py) ----------------------------
 @pytest.fixture
 def site_a(db):
-    from core.models import Site
-
-    return Site.objects.create(code="site-a", name="Site A")
+    return factories.SiteFactory(code="site-a", name="Site A")
 
 
 @pytest.fixture
 def site_b(db):
-    from core.models import Site
-
-    return Site.objects.create(code="site-b", name="Site B")
+    return factories.SiteFactory(code="site-b", name="Site B")
 
 
 @pytest.fixture
 def make_user(db) -> Callable:
     """make_user(role, site=None, username=None, password="pw-...") -> User with that membership."""
-    from core.models import SiteMembership, User
-
-    counter = {"n": 0}
+    counter = itertools.count(1)
 
     def _make(
         role: str | None,
         site=None,
         *,
         username: str | None = None,
-        password: str = "correct-horse-battery-9",
+        password: str = factories.PASSWORD,
     ):
-        counter["n"] += 1
-        username = username or f"{role or 'user'}{counter['n']}"
-        user = User.objects.create_user(
-            username=username, password=password, email=f"{username}@example.invalid"
+        n = next(counter)
+        return factories.UserFactory(
+            username=username or f"{role or 'user'}{n}", role=role, site=site, password=password
         )
-        if role:
-            SiteMembership.objects.create(user=user, role=role, site=site)
-        return user
 
     return _make
 
@@ -289,6 +281,136 @@ def statistician(make_user):
 @pytest.fixture
 def administrator(make_user):
     return make_user("administrator", None, username="administrator")
+
+
+# --- trial data, through the services (thin wrappers over tests/factories.py) -------------
+@pytest.fixture
+def blend(db):
+    """BLEND with its arms, criteria and schedule, as the data migrations create them
+    (re-created here because transactional tests flush the database)."""
+    return factories.blend_trial()
+
+
+@pytest.fixture
+def criteria_codes(blend) -> dict[str, str]:
+    """criterion code -> kind, for the current protocol version."""
+    return dict(
+        blend.criteria.filter(protocol_version=blend.protocol_version).values_list("code", "kind")
+    )
+
+
+@pytest.fixture
+def eligible_answers(blend) -> dict[str, str]:
+    return factories.eligible_answers(blend)
+
+
+@pytest.fixture
+def form_version(db):
+    """The cohort consent form (present-icf 3, nl, effective from 2022)."""
+    return factories.ConsentFormVersionFactory()
+
+
+@pytest.fixture
+def register(db) -> Callable:
+    """register(by, site, **overrides) -> Participant, registered through cohort.services
+    (no consent recorded)."""
+
+    def _register(by, site, **overrides):
+        return factories.ParticipantFactory(by=by, site=site, consents=False, **overrides)
+
+    return _register
+
+
+@pytest.fixture
+def consented(form_version) -> Callable:
+    """consented(participant, by, on=...) records all four elements as yes."""
+
+    def _consent(participant, by, on=None):
+        return factories.consents_give(
+            participant=participant, by=by, on=on, form_version=form_version
+        )
+
+    return _consent
+
+
+@pytest.fixture
+def make_participant(db) -> Callable:
+    """make_participant(site, consents=True|dict, **fields) -> Participant registered by the
+    site's registrar, with consent records (10 days ago).
+
+    ``consents=True`` gives all four elements yes; a dict maps element -> bool;
+    ``False`` records none. ``fields`` go to ``participant_register``.
+    """
+
+    def _make(site, consents=True, **fields):
+        return factories.ParticipantFactory(site=site, consents=consents, **fields)
+
+    return _make
+
+
+@pytest.fixture
+def randomisation_test_environment(settings) -> None:
+    """Allocate from *test* sequences (production systems use production ones)."""
+    settings.RANDOMISATION_ENVIRONMENT = "test"
+
+
+@pytest.fixture
+def sequence_statistician(db):
+    """A statistician holding the sequence permission."""
+    return factories.sequence_keeper()
+
+
+@pytest.fixture
+def active_sequence(
+    blend, sequence_statistician, site_a, site_b, randomisation_test_environment
+) -> Callable:
+    """active_sequence(**overrides) -> an activated test-environment sequence (blocks 4/6 by site)."""
+
+    def _make(**overrides):
+        return factories.SequenceFactory(trial=blend, by=sequence_statistician, **overrides)
+
+    return _make
+
+
+@pytest.fixture
+def screen(blend) -> Callable:
+    """screen(by, participant, trial=None, **answer_overrides) -> Screening through the service
+    (eligible unless overridden; see factories.ScreeningFactory for derived criteria)."""
+
+    def _screen(by, participant, trial=None, **overrides):
+        return factories.ScreeningFactory(
+            by=by, participant=participant, trial=trial or blend, answers=overrides
+        )
+
+    return _screen
+
+
+@pytest.fixture
+def eligible_participant(blend) -> Callable:
+    """eligible_participant(site, by, **fields) -> a consenting participant with an eligible screening."""
+
+    def _make(site, by, **fields):
+        return factories.eligible_participant(site=site, by=by, trial=blend, **fields)
+
+    return _make
+
+
+@pytest.fixture
+def randomised(blend) -> Callable:
+    """randomised(site, by, arm="intervention"|"control"|None, **fields) -> Allocation of a
+    fresh eligible participant (needs an active sequence; see factories.AllocationFactory)."""
+
+    def _randomised(site, by, arm=None, **fields):
+        return factories.AllocationFactory(trial=blend, site=site, by=by, arm=arm, **fields)
+
+    return _randomised
+
+
+def events(model, **filters):
+    """The audit events of ``model`` (pghistory event model), filtered."""
+    from core.selectors import event_model_for
+
+    return event_model_for(model).objects.filter(**filters)
 
 
 @pytest.fixture

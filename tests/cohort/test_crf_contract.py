@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 
 from cohort import services
-from tests.randomization.conftest import blend  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -17,18 +16,12 @@ TODAY = timezone.localdate
 
 
 @pytest.fixture
-def scheduled(nurse_a, participant_a, consented, blend):  # noqa: F811
-    """BLEND and its schedule as the data migrations make them (a transactional test that
-    ran earlier on this worker flushed them), and a planned day 0 in three days."""
-    import importlib
-
-    from django.apps import apps
-
-    from crf.models import Questionnaire, Timepoint
+def scheduled(nurse_a, participant_a, consented, blend):
+    """BLEND and its schedule as the data migrations make them (the ``blend`` fixture
+    re-creates them after a flush), and a planned day 0 in three days."""
+    from crf.models import Questionnaire
     from crf.services import schedule_anchor
 
-    if not Timepoint.objects.filter(trial=blend).exists():
-        importlib.import_module("crf.migrations.0002_blend_schedule").create_schedule(apps, None)
     consented(participant_a, nurse_a, on=TODAY() - timedelta(days=20))
     trial = blend
     schedule_anchor(

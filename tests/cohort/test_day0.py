@@ -10,19 +10,6 @@ from django.test import Client
 from django.utils import timezone
 
 from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far
-from tests.randomization.conftest import (  # noqa: F401 - fixtures
-    _test_environment,
-    active_sequence,
-    blend,
-    cohort_form,
-    criteria_codes,
-    eligible_answers,
-    eligible_participant,
-    make_participant,
-    randomised,
-    screen,
-    sequence_statistician,
-)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +32,7 @@ def test_day0_planned_too_far(planned, actual, warn):
 
 
 @pytest.fixture
-def allocation(active_sequence, randomised, site_a, nurse_a):  # noqa: F811
+def allocation(active_sequence, randomised, site_a, nurse_a):
     active_sequence()
     return randomised(site_a, nurse_a)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.randomization.conftest import blend  # noqa: F401 - fixture
-
 pytestmark = pytest.mark.django_db
 
 OWN_PAGE = "This page does not exist, or you do not have access to it."

@@ -18,19 +18,6 @@ from cohort import services
 from cohort.models import Death, Participant, Withdrawal
 from core.selectors import audit_trail, event_model_for
 from tests.cohort.conftest import registered_days_ago
-from tests.randomization.conftest import (  # noqa: F401 - fixtures
-    _test_environment,
-    active_sequence,
-    blend,
-    cohort_form,
-    criteria_codes,
-    eligible_answers,
-    eligible_participant,
-    make_participant,
-    randomised,
-    screen,
-    sequence_statistician,
-)
 
 pytestmark = pytest.mark.django_db
 
@@ -146,7 +133,7 @@ def test_death_before_a_consent_is_refused_naming_it(nurse_a, participant_a, con
 
 
 @pytest.fixture
-def allocation(active_sequence, randomised, site_a, nurse_a):  # noqa: F811
+def allocation(active_sequence, randomised, site_a, nurse_a):
     """An allocation randomised 5 days ago, of a participant registered 30 days ago whose
     consents date from 10 days ago."""
     from randomization.models import Allocation

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from cohort.models import Participant
 from core import hooks
-from tests.randomization.conftest import blend  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +99,7 @@ def test_date_only_panel_entries_show_no_time_and_sort_by_when_they_were_recorde
 
 
 def test_questionnaire_completed_on_a_date_only_follows_its_invitation(
-    blend,  # noqa: F811
+    blend,
     participant_a,
     page_of,
 ):

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from core.models import Site, User
 from core.selectors import audit_trail, event_model_for
+from tests import factories
 
 
 def _event_table(model) -> str:
@@ -101,27 +102,13 @@ def test_api_write_is_attributed_to_token_user(api_client_for, nurse_a):
     assert not AuthToken.objects.filter(user=nurse_a).exists()
 
 
-def _participant(site, user):
-    from cohort.models import Participant
-
-    return Participant.objects.create(
-        study_number=f"PRE-{Participant.objects.count() + 90000:05d}",
-        site=site,
-        sex="female",
-        year_of_birth=1960,
-        primary_tumour="breast",
-        referring_department="radiation_oncology",
-        registered_by=user,
-    )
-
-
 @pytest.mark.django_db
 def test_audit_of_clinical_records_is_scoped_by_site_and_role(
     client, make_user, site_a, site_b, monitor, administrator
 ):
     """A site data manager reads only their site's clinical trail; administrators none."""
     dm_a = make_user("data_manager", site_a, username="dm_a")
-    other = _participant(site_b, dm_a)
+    other = factories.ParticipantFactory(site=site_b, consents=False)
     url = reverse("audit_record", args=["cohort.participant", other.pk])
     client.force_login(dm_a)
     assert client.get(url).status_code == 404

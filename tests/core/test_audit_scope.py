@@ -19,7 +19,7 @@ Nobody else sees anything of sequences, slots, strata or minimisation decisions.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from django.core import checks as django_checks
@@ -29,6 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.selectors import tracked_models
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -83,39 +84,6 @@ def dm_a(make_user, site_a):
     return make_user("data_manager", site_a, username="dm_a")
 
 
-@pytest.fixture
-def sequence_statistician(make_user):
-    from django.contrib.auth.models import Permission
-
-    user = make_user("statistician", None, username="seq_statistician")
-    user.user_permissions.add(Permission.objects.get(codename="manage_sequences"))
-    return user
-
-
-def _blend():
-    import importlib
-
-    from django.apps import apps
-
-    from randomization.models import Trial
-
-    if not Trial.objects.filter(code="BLEND").exists():
-        importlib.import_module("randomization.migrations.0002_blend_trial").create_blend(
-            apps, None
-        )
-    trial = Trial.objects.get(code="BLEND")
-    if not trial.criteria.exists():
-        importlib.import_module("randomization.migrations.0004_blend_criteria").create_criteria(
-            apps, None
-        )
-    if not trial.timepoints.exists():
-        importlib.import_module("crf.migrations.0002_blend_schedule").create_schedule(apps, None)
-    return trial
-
-
-_hn = iter(range(10_000, 99_999))
-
-
 def _site_pass(site, nurse, investigator, trial, form):
     """Every clinical record type at ``site``, through the services where they exist."""
     from cohort import services as cohort_services
@@ -124,47 +92,15 @@ def _site_pass(site, nurse, investigator, trial, form):
     from randomization import services as rnd
 
     def register():
-        p = cohort_services.participant_register(
-            by=nurse,
-            site=site,
-            sex="female",
-            primary_tumour="breast",
-            referring_department="radiation_oncology",
-            bone_metastases_diagnosed_on=timezone.localdate() - timedelta(days=30),
-            given_name="Anna",
-            family_name="Jansen",
-            date_of_birth=date(1960, 5, 17),
-            hospital_number=f"HN{next(_hn)}",
-            email="anna@example.invalid",
-        )
-        cohort_services.consents_record(
-            by=nurse,
-            participant=p,
-            answers=dict.fromkeys(
-                ("cohort", "proms", "randomisation_offer", "control_uninformed"), True
-            ),
-            given_on=timezone.localdate() - timedelta(days=10),
-            form_version=form,
-            mode="paper",
-        )
-        return p
+        return factories.ParticipantFactory(site=site, by=nurse, consent_form=form)
 
+    intervention = factories.AllocationFactory(
+        trial=trial, site=site, by=nurse, arm="intervention", consent_form=form
+    )
+    control = factories.AllocationFactory(
+        trial=trial, site=site, by=nurse, arm="control", consent_form=form
+    )
     today = timezone.localdate()
-    answers = {
-        c.code: ("yes" if c.kind == "inclusion" else "no") for c in rnd.current_criteria(trial)
-    }
-    arms: dict[bool, object] = {}
-    for _ in range(30):
-        p = register()
-        rnd.screening_record(
-            by=nurse, trial=trial, participant=p, screened_on=today, answers=answers
-        )
-        allocation = rnd.allocation_randomise(by=nurse, trial=trial, participant=p).allocation
-        arms.setdefault(allocation.arm.is_intervention, allocation)
-        if len(arms) == 2:
-            break
-    assert len(arms) == 2, "both arms at every site"
-    intervention, control = arms[True], arms[False]
     rnd.offer_decision_record(
         by=nurse,
         allocation=intervention,
@@ -214,16 +150,14 @@ def world(
     investigator_a,
     investigator_b,
     sequence_statistician,
+    blend,
 ):
     """Returns {label: {"a": pks, "b": pks, None: pks}}: rows by the site they belong to."""
-    from cohort.services import consent_form_version_create
     from randomization import services as rnd
 
     settings.RANDOMISATION_ENVIRONMENT = "test"  # a test installation allocating from test lists
-    trial = _blend()
-    form = consent_form_version_create(
-        code="present-icf", version="9", language="nl", effective_from=date(2020, 1, 1)
-    )
+    trial = blend
+    form = factories.ConsentFormVersionFactory(version="9", effective_from=date(2020, 1, 1))
     # A live minimisation sequence (decisions at both sites) and a sealed permuted-block
     # list of the other environment, not live (slots and strata).
     live = rnd.sequence_generate(

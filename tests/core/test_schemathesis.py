@@ -15,7 +15,7 @@ minutes on two cores.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 import schemathesis
@@ -37,6 +37,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from tests import factories
 
 ROLES = ["nurse", "investigator", "monitor", "statistician"]
 EXAMPLES = {GenerationMode.POSITIVE: 6, GenerationMode.NEGATIVE: 3}
@@ -116,102 +118,37 @@ CHECKS = [
 
 
 # --- the world the requests meet -------------------------------------------------------------
-def _migration_function(app: str, module: str, name: str):
-    import importlib
-
-    return getattr(importlib.import_module(f"{app}.migrations.{module}"), name)
-
-
 @pytest.fixture
 def world(settings, make_user, site_a, site_b):
     """Two sites; at each a registered participant with all consents; the one at site A
     screened eligible, randomised and with a planned start of treatment."""
-    from cohort.models import ConsentElement
-    from cohort.services import consent_form_version_create, consents_record, participant_register
-    from randomization.models import Trial
-    from randomization.services import (
-        allocation_randomise,
-        screening_record,
-        sequence_activate,
-        sequence_generate,
-        treatment_start_set,
-    )
+    from randomization.services import treatment_start_set
 
     settings.RANDOMISATION_ENVIRONMENT = "test"
-    _migration_function("randomization", "0002_blend_trial", "create_blend")(apps, None)
-    _migration_function("randomization", "0004_blend_criteria", "create_criteria")(apps, None)
-    trial = Trial.objects.get(code="BLEND")
+    trial = factories.blend_trial()
     users = {
         "nurse": make_user("nurse", site_a, username="st_nurse"),
         "investigator": make_user("investigator", site_a, username="st_investigator"),
         "monitor": make_user("data_manager", None, username="st_monitor"),
         "statistician": make_user("statistician", None, username="st_statistician"),
     }
-    from django.contrib.auth.models import Permission
-
-    keeper = make_user("statistician", None, username="st_sequence_keeper")
-    keeper.user_permissions.add(Permission.objects.get(codename="manage_sequences"))
-    sequence_activate(
-        by=keeper,
-        sequence=sequence_generate(
-            by=keeper,
-            trial=trial,
-            method="permuted_blocks",
-            environment="test",
-            factors=["site"],
-            block_sizes=[4, 6],
-            slots_per_stratum=60,
-        ),
-    )
-    form = consent_form_version_create(
-        code="present-icf", version="3", language="nl", effective_from=date(2022, 1, 1)
-    )
+    factories.SequenceFactory(trial=trial)
     today = timezone.localdate()
-    participants = {}
-    for n, site in enumerate((site_a, site_b), start=1):
-        registrar = make_user("nurse", site, username=f"st_registrar_{site.code}")
-        participant = participant_register(
-            by=registrar,
-            site=site,
-            sex="female",
-            primary_tumour="breast",
-            referring_department="radiation_oncology",
-            bone_metastases_diagnosed_on=today - timedelta(days=30),
-            given_name="Anna",
-            family_name="Jansen",
-            date_of_birth=date(1960, 5, 17),
-            hospital_number=f"HN90000{n}",
-            email="anna@example.invalid",
-            phone="+31 6 1234 5678",
-            preferred_language="nl",
-        )
-        consents_record(
-            by=registrar,
-            participant=participant,
-            answers={e.value: True for e in ConsentElement},
-            given_on=today - timedelta(days=10),
-            form_version=form,
-            mode="paper",
-        )
-        participants[site.code] = (participant, registrar)
-    participant, registrar = participants[site_a.code]
-    criteria = trial.criteria.filter(protocol_version=trial.protocol_version)
-    screening_record(
-        by=registrar,
-        trial=trial,
-        participant=participant,
-        screened_on=today,
-        answers={c.code: ("yes" if c.kind == "inclusion" else "no") for c in criteria},
-    )
-    allocation = allocation_randomise(by=registrar, trial=trial, participant=participant).allocation
+    participants = {site.code: factories.ParticipantFactory(site=site) for site in (site_a, site_b)}
+    participant = participants[site_a.code]
+    factories.ScreeningFactory(trial=trial, participant=participant)
+    allocation = factories.AllocationFactory(trial=trial, participant=participant)
     treatment_start_set(
-        by=registrar, allocation=allocation, planned=today + timedelta(days=7), actual=None
+        by=factories.registrar(site_a),
+        allocation=allocation,
+        planned=today + timedelta(days=7),
+        actual=None,
     )
     consent = participant.consents.order_by("pk").first()
     return {
         "users": users,
         "path_values": {
-            "study_number": [participant.study_number, participants[site_b.code][0].study_number],
+            "study_number": [participant.study_number, participants[site_b.code].study_number],
             "code": [trial.code],
             "trial_number": [allocation.trial_number],
             "id": [consent.pk],

@@ -15,6 +15,7 @@ from django.utils import timezone
 from core.selectors import audit_trail
 from crf import services
 from crf.models import InstrumentResponse, Questionnaire
+from tests import factories
 from tests.crf.conftest import full_answers, post_data
 
 pytestmark = pytest.mark.django_db
@@ -25,25 +26,13 @@ REGISTERED_ON = date(2024, 1, 5)  # consent (a) and (b) follow on 10 Jan 2024 (c
 @pytest.fixture
 def participant(make_participant, site_a):
     """Registered on 5 Jan 2024 (consent on 10 Jan 2024), so earlier dates can be tried."""
-    from cohort.models import Participant
-
-    p = make_participant(site_a)
-    registered = timezone.make_aware(datetime.combine(REGISTERED_ON, time(9, 0)))
-    Participant.objects.filter(pk=p.pk).update(registered_at=registered)
-    p.refresh_from_db()
-    return p
+    return factories.backdate_registration(make_participant(site_a), REGISTERED_ON, time(9, 0))
 
 
 @pytest.fixture
 def week2(blend, participant):
     """Week 2 (pain + C15-PAL); its window is today - 3 .. today + 3."""
-    services.schedule_anchor(
-        participant=participant,
-        trial=blend,
-        day0=timezone.localdate() - timedelta(days=14),
-        is_actual=True,
-    )
-    return Questionnaire.objects.get(participant=participant, timepoint__code="week2")
+    return factories.QuestionnaireFactory(trial=blend, participant=participant, timepoint="week2")
 
 
 def entry_url(q):

@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.selectors import audit_trail
 from crf import selectors, services
 from crf.models import InstrumentResponse, Questionnaire
+from tests import factories
 from tests.crf.conftest import full_answers, local_noon, post_data
 
 pytestmark = pytest.mark.django_db
@@ -22,13 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def week2(blend, participant):
     """Week 2 (pain + C15-PAL) of a participant, window open now, not answered."""
-    services.schedule_anchor(
-        participant=participant,
-        trial=blend,
-        day0=timezone.localdate() - timedelta(days=14),
-        is_actual=True,
-    )
-    return Questionnaire.objects.get(participant=participant, timepoint__code="week2")
+    return factories.QuestionnaireFactory(trial=blend, participant=participant, timepoint="week2")
 
 
 def entry_data(q, mode="paper", **overrides):

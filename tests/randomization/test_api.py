@@ -301,17 +301,7 @@ def test_screening_api_marks_derived_answers_and_refuses_a_contradiction(
 ):
     from datetime import date
 
-    from cohort.models import Identity
-
-    participant = make_participant(site_a)
-    Identity.objects.create(
-        participant=participant,
-        site=site_a,
-        given_name="Anna",
-        family_name="Jansen",
-        date_of_birth=date(2010, 1, 1),
-        hospital_number="H1234567",
-    )
+    participant = make_participant(site_a, date_of_birth=date(2010, 1, 1))
     client = api_client_for(nurse_a)
     body = {
         "participant": participant.study_number,

@@ -158,16 +158,8 @@ def test_screening_screen_shows_derived_criteria(
     a 16-year-old (born 2010-01-01) is not eligible whatever the nurse answers."""
     from datetime import date
 
-    from cohort.models import Identity
-
-    participant = make_participant(site_a, primary_tumour="prostate")
-    Identity.objects.create(
-        participant=participant,
-        site=site_a,
-        given_name="Anna",
-        family_name="Jansen",
-        date_of_birth=date(2010, 1, 1),
-        hospital_number="H7654321",
+    participant = make_participant(
+        site_a, primary_tumour="prostate", date_of_birth=date(2010, 1, 1)
     )
     browser_login(page, page.base_url, "nurse_a")
     page.goto(f"{page.base_url}/trials/BLEND/screen/{participant.study_number}/")

@@ -7,20 +7,23 @@ import io
 import pytest
 
 from randomization.models import Allocation, Screening, Sequence
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def demo_world(blend, make_user, make_participant):
-    from core.models import Site
-
-    umcu = Site.objects.create(code="umcu", name="UMC Utrecht")
-    partner = Site.objects.create(code="partner", name="Partner")
+def demo_world(blend, make_user):
+    """Seven consenting participants without a recorded date of birth (so the demo must
+    type the age criterion) at two demo sites."""
+    umcu = factories.SiteFactory(code="umcu", name="UMC Utrecht")
+    partner = factories.SiteFactory(code="partner", name="Partner")
     make_user("statistician", None, username="statistician")
     make_user("nurse", umcu, username="nurse")
     make_user("nurse", partner, username="nurse2")
-    return [make_participant(umcu if i % 2 else partner) for i in range(7)]
+    return [
+        factories.participant_without_identity(site=umcu if i % 2 else partner) for i in range(7)
+    ]
 
 
 def test_demo_seed_is_idempotent(demo_world, settings):

@@ -25,6 +25,7 @@ from randomization.eligibility import (
     merge_answers,
 )
 from randomization.models import Criterion, Screening, ScreeningAnswer
+from tests import factories
 from tests.randomization.conftest import events
 
 AGE = ("age_at_screening", {"min_years": 18})
@@ -143,19 +144,6 @@ def test_age_on_birthdays_property(born, years):
 
 
 # --- the service ---------------------------------------------------------------------------------
-def _identity(participant, born):
-    from cohort.models import Identity
-
-    return Identity.objects.create(
-        participant=participant,
-        site=participant.site,
-        given_name="Anna",
-        family_name="Jansen",
-        date_of_birth=born,
-        hospital_number=f"H{participant.pk:07d}",
-    )
-
-
 def _snapshot():
     from cohort.models import IdentityAccess
 
@@ -204,8 +192,7 @@ def test_under_18_answered_yes_is_refused_naming_the_date_of_birth(
     blend, make_participant, nurse_a, site_a, eligible_answers
 ):
     """The issue's case: born 2010-01-01, answered "age over 18: yes"."""
-    participant = make_participant(site_a)
-    _identity(participant, date(2010, 1, 1))
+    participant = make_participant(site_a, date_of_birth=date(2010, 1, 1))
     before = _snapshot()
     age = age_on(date(2010, 1, 1), timezone.localdate())
     with translation.override("en"), pytest.raises(ValidationError) as exc:
@@ -243,9 +230,8 @@ def test_consent_answered_yes_without_consent_is_refused(
 def test_derived_answers_are_stored_as_derived_without_identifying_data(
     blend, make_participant, nurse_a, site_a, eligible_answers
 ):
-    participant = make_participant(site_a)
     born = timezone.localdate().replace(year=timezone.localdate().year - 18)
-    _identity(participant, born)
+    participant = make_participant(site_a, date_of_birth=born)
     answers = _typed(
         eligible_answers, "age_over_18", "multiple_myeloma", "present_randomisation_consent"
     )
@@ -266,9 +252,10 @@ def test_derived_answers_are_stored_as_derived_without_identifying_data(
 def test_17_years_364_days_is_not_eligible(
     blend, make_participant, nurse_a, site_a, eligible_answers
 ):
-    participant = make_participant(site_a)
     today = timezone.localdate()
-    _identity(participant, today.replace(year=today.year - 18) + timedelta(days=1))
+    participant = make_participant(
+        site_a, date_of_birth=today.replace(year=today.year - 18) + timedelta(days=1)
+    )
     screening = _record(nurse_a, participant, blend, _typed(eligible_answers, "age_over_18"))
     assert screening.verdict == "ineligible"
     assert screening.reasons == ["inclusion_not_met:age_over_18"]
@@ -277,7 +264,7 @@ def test_17_years_364_days_is_not_eligible(
 def test_unknown_date_of_birth_the_nurse_must_answer(
     blend, make_participant, nurse_a, site_a, eligible_answers
 ):
-    participant = make_participant(site_a)  # no identifying data recorded: no date of birth
+    participant = factories.participant_without_identity(site=site_a)  # no date of birth
     before = _snapshot()
     with pytest.raises(ValidationError) as exc:
         _record(nurse_a, participant, blend, _typed(eligible_answers, "age_over_18"))
@@ -293,8 +280,7 @@ def test_the_date_of_birth_is_named_only_to_staff_of_the_site(
 ):
     """A sponsor-wide nurse may screen but must not see identifying data: only the age."""
     roaming = make_user("nurse", None, username="roaming_nurse")
-    participant = make_participant(site_a)
-    _identity(participant, date(2010, 1, 1))
+    participant = make_participant(site_a, date_of_birth=date(2010, 1, 1))
     with translation.override("en"), pytest.raises(ValidationError) as exc:
         _record(roaming, participant, blend, _typed(eligible_answers, age_over_18="yes"))
     (message,) = exc.value.message_dict["age_over_18"]
@@ -330,8 +316,7 @@ def test_screening_screen_shows_derived_answers_and_refuses_a_contradiction(
 ):
     from cohort.models import IdentityAccess
 
-    participant = make_participant(site_a, primary_tumour="myeloma")
-    _identity(participant, date(2010, 1, 1))
+    participant = make_participant(site_a, primary_tumour="myeloma", date_of_birth=date(2010, 1, 1))
     client.force_login(nurse_a)
     url = reverse("randomization:screening_create", args=["BLEND", participant.study_number])
     html = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -353,9 +338,8 @@ def test_screening_screen_shows_derived_answers_and_refuses_a_contradiction(
 
 def test_live_verdict_follows_the_screening_date(client, blend, make_participant, nurse_a, site_a):
     """18 today, 17 yesterday: the derived row is swapped in with the verdict."""
-    participant = make_participant(site_a)
     today = timezone.localdate()
-    _identity(participant, today.replace(year=today.year - 18))
+    participant = make_participant(site_a, date_of_birth=today.replace(year=today.year - 18))
     client.force_login(nurse_a)
     url = reverse("randomization:screening_verdict", args=["BLEND", participant.study_number])
     for on, answer in ((today, "yes"), (today - timedelta(days=1), "no")):

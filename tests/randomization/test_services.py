@@ -25,6 +25,7 @@ from randomization.models import (
     Slot,
     Stratum,
 )
+from tests import factories
 from tests.randomization.conftest import events
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +50,9 @@ def test_eligible_screening_records_every_answer_and_the_verdict(
 def test_ineligible_screening_keeps_machine_readable_reasons(
     blend, make_participant, screen, nurse_a, site_a
 ):
-    participant = make_participant(site_a, consents={"cohort": True, "randomisation_offer": True})
+    participant = factories.participant_without_identity(  # age unknown: answered "unknown"
+        site=site_a, consents={"cohort": True, "randomisation_offer": True}
+    )
     screening = screen(nurse_a, participant, multiple_myeloma="yes", age_over_18="unknown")
     assert screening.verdict == "ineligible"
     assert screening.reasons == [

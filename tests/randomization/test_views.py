@@ -13,6 +13,7 @@ from randomization.models import (
     Screening,
     Sequence,
 )
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -252,14 +253,8 @@ def test_no_screening_offer_for_a_deceased_participant(nurse_a, site_a):
     from cohort.models import Death, Participant
     from randomization.selectors import participant_panel
 
-    participant = Participant.objects.create(
-        study_number="PRE-77001",
-        site=site_a,
-        sex="male",
-        year_of_birth=1950,
-        primary_tumour="lung",
-        referring_department="radiation_oncology",
-        registered_by=nurse_a,
+    participant = factories.ParticipantFactory(
+        site=site_a, by=nurse_a, consents=False, sex="male", primary_tumour="lung"
     )
     assert participant_panel(user=nurse_a, participant=participant)["context"]["trials"]
     Death.objects.create(
