@@ -51,6 +51,15 @@ def _messages(value: Any) -> Any:
     return [str(value)]
 
 
+def flat_messages(errors: Any) -> list[str]:
+    """The messages of field errors (a list, or nested objects of lists) in one list."""
+    if isinstance(errors, Mapping):
+        return [m for value in errors.values() for m in flat_messages(value)]
+    if isinstance(errors, (list, tuple)):
+        return [str(m) for m in errors]
+    return [str(errors)]
+
+
 class Refusal(Exception):
     """A service refused; nothing was written."""
 
@@ -87,6 +96,11 @@ class Refusal(Exception):
 
     def __str__(self) -> str:
         return str(self.message)
+
+    @property
+    def messages(self) -> list[str]:
+        """Every message, those about the whole input first (for a one-line notice)."""
+        return [*self.non_field_errors, *flat_messages(self.field_errors)]
 
     @classmethod
     def from_validation_error(cls, exc: ValidationError, **kwargs: Any) -> Refusal:
@@ -129,7 +143,18 @@ class DateInFuture(Invalid):
     default_message = _("This date is in the future.")
 
 
-def not_future(value: date | None, *, field: str, today: date | None = None) -> None:
-    """Refuse a date after today (Europe/Amsterdam): :class:`DateInFuture` under ``field``."""
+def date_in_future(
+    value: date | None, *, field: str, today: date | None = None
+) -> DateInFuture | None:
+    """The refusal of a date after today (Europe/Amsterdam) under ``field``, or None: for
+    checks that collect refusals before they write."""
     if value is not None and value > (today or timezone.localdate()):
-        raise DateInFuture(field=field)
+        return DateInFuture(field=field)
+    return None
+
+
+def not_future(value: date | None, *, field: str, today: date | None = None) -> None:
+    """Refuse a date after today: raises :func:`date_in_future`'s refusal."""
+    refusal = date_in_future(value, field=field, today=today)
+    if refusal is not None:
+        raise refusal
