@@ -54,6 +54,14 @@ def add_refusal(form: forms.BaseForm, exc: Refusal | ValidationError) -> None:
         form.add_error(None, message)
 
 
+def refusal_notice(exc: Refusal | ValidationError) -> str:
+    """A service's refusal as one line, for a screen without a form to show it on (a
+    ``messages`` notice). An access refusal is raised again (403), as in :func:`add_refusal`."""
+    if isinstance(exc, PermissionDenied):
+        raise exc
+    return " ".join(str(m) for m in exc.messages)
+
+
 # --- fields ----------------------------------------------------------------------------------
 class NotFutureDateField(forms.DateField):
     """A date field that applies the one "not in the future" rule (``core.refusals``) and

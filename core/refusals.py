@@ -24,7 +24,6 @@ DuplicateHospitalNumber``, ``randomization.services.NotEligible``,
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
@@ -115,7 +114,9 @@ class Refusal(Exception):
         moved = {k: v for k, v in self.field_errors.items() if k in names}
         if not moved:
             return self
-        clone = copy.copy(self)
+        clone = type(self).__new__(type(self))  # same class and attributes, not re-initialised
+        clone.__dict__.update(self.__dict__)
+        clone.args = self.args
         clone.field_errors = {k: v for k, v in self.field_errors.items() if k not in names}
         clone.field_errors[under] = moved
         return clone
