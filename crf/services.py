@@ -68,7 +68,8 @@ S = QuestionnaireStatus
 # --- errors ---------------------------------------------------------------------------------
 class QuestionnaireError(Refusal):
     """Base of the named questionnaire refusals (:class:`core.refusals.Refusal`): a conflict
-    with the questionnaire's state (409) unless named otherwise."""
+    with the questionnaire's state (409); those about the input are also
+    :class:`~core.refusals.Invalid` (400)."""
 
 
 class NotAnswerable(QuestionnaireError):
@@ -85,42 +86,38 @@ class AlreadyCompleted(QuestionnaireError):
     default_message = _("This questionnaire is already completed; correct it instead.")
 
 
-class UnknownInstrument(QuestionnaireError):
+class UnknownInstrument(QuestionnaireError, Invalid):
     """The instrument is not part of this questionnaire's timepoint."""
 
     code = "unknown_instrument"
-    status_code = Invalid.status_code
 
 
-class ReasonRequired(QuestionnaireError):
+class ReasonRequired(QuestionnaireError, Invalid):
     """A change of completed data needs a reason for change."""
 
     code = "reason_required"
     field = "reason"
-    status_code = Invalid.status_code
     default_message = _("Give a reason for the change.")
 
 
-class InvalidAnswers(QuestionnaireError):
+class InvalidAnswers(QuestionnaireError, Invalid):
     """Answers failed validation: ``errors = {instrument: {item: message}}`` (the same as
     nested field errors)."""
 
     code = "invalid_answers"
-    status_code = Invalid.status_code
 
     def __init__(self, errors: dict[str, dict[str, str]]):
-        super().__init__(Invalid.default_message)
+        super().__init__()
         self.errors = errors
         self.field_errors = {code: {k: [v] for k, v in e.items()} for code, e in errors.items()}
         self.non_field_errors = []
 
 
-class EntryRefused(QuestionnaireError):
+class EntryRefused(QuestionnaireError, Invalid):
     """The completion cannot be right as given: ``errors = {field: message}`` (``"__all__"``
     for the entry as a whole, ``"completed_on"`` for an impossible date)."""
 
     code = "entry_refused"
-    status_code = Invalid.status_code
 
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(errors.values()), errors=errors)
