@@ -3,7 +3,6 @@ clinical records are read-only and visible only to users holding a clinical role
 Identifying data is not in the admin at all. Nothing can be deleted here."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 
 from cohort import services
 from cohort.models import (
@@ -16,6 +15,7 @@ from cohort.models import (
 )
 from core.access import CLINICAL_READERS, access_for
 from core.models import Role
+from core.refusals import Refusal
 
 
 class ReadOnlyClinicalAdmin(admin.ModelAdmin):
@@ -64,14 +64,15 @@ class ConsentFormVersionAdmin(admin.ModelAdmin):
         if change:
             return
         try:
-            created = services.consent_form_version_create(
+            # The admin's change view already runs in a transaction: join it.
+            created = services.consent_form_version_create.nested(
                 code=obj.code,
                 version=obj.version,
                 language=obj.language,
                 effective_from=obj.effective_from,
                 effective_to=obj.effective_to,
             )
-        except ValidationError as exc:
+        except Refusal as exc:
             messages.error(request, "; ".join(exc.messages))
             return
         obj.pk = created.pk

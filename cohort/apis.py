@@ -12,7 +12,6 @@ output serializers, scoped reads through cohort.selectors, writes through cohort
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -49,9 +48,11 @@ from cohort.rules import (
     validate_person_name,
     validate_phone,
 )
-from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
+from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, require_write
+from core.apis import NotFutureDate
 from core.models import Site
 from core.pagination import Pagination
+from core.refusals import Refusal
 from core.schema import ServerRule
 
 
@@ -72,22 +73,6 @@ class StrictInput(serializers.Serializer):
                 {key: [_("This field cannot be set.")] for key in unknown}, code="read_only"
             )
         return super().to_internal_value(data)
-
-
-class NotFutureDate(serializers.DateField):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.validators.append(ServerRule("not in the future"))
-
-    def to_internal_value(self, value):
-        from django.utils import timezone
-
-        day = super().to_internal_value(value)
-        if day > timezone.localdate():
-            raise serializers.ValidationError(
-                _("This date is in the future."), code="date_in_future"
-            )
-        return day
 
 
 def _reason_field(required: bool = True) -> serializers.CharField:
@@ -261,24 +246,14 @@ def _render_participant(request, participant: Participant, *, code: int = 200) -
 
 def _identity_errors_nested(call):
     """Run a service call; refusals about identifying fields are reported under ``identity``,
-    as the input nests them there."""
+    as the input nests them there (``core.apis.exception_handler`` answers)."""
     try:
         return call()
-    except DjangoValidationError as exc:
-        if not hasattr(exc, "error_dict"):
+    except Refusal as exc:
+        nested = exc.nested(fields=services.IDENTITY_FIELDS, under="identity")
+        if nested is exc:
             raise
-        errors = exc.message_dict
-        nested = {k: v for k, v in errors.items() if k in services.IDENTITY_FIELDS}
-        if not nested:
-            raise
-        rest = {k: v for k, v in errors.items() if k not in nested}
-        rest["identity"] = nested
-        raise serializers.ValidationError(rest) from exc
-
-
-def _require_write(user, participant: Participant) -> None:
-    if not access_for(user).can_write_site(participant.site_id):
-        raise PermissionDenied(_("Your role does not allow data entry at this site."))
+        raise nested from exc
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -548,7 +523,7 @@ class ParticipantDetailApi(_CohortApi):
     def patch(self, request, study_number: str):
         self.check_roles(request, CLINICAL_READERS)
         participant = selectors.participant_get(user=request.user, study_number=study_number)
-        _require_write(request.user, participant)
+        require_write(request.user, participant.site_id)
         data = ParticipantPatchInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -585,7 +560,7 @@ class ConsentListApi(_CohortApi):
     def post(self, request, study_number: str):
         self.check_roles(request, CLINICAL_READERS)
         participant = selectors.participant_get(user=request.user, study_number=study_number)
-        _require_write(request.user, participant)
+        require_write(request.user, participant.site_id)
         data = ConsentInput(data=request.data)
         data.is_valid(raise_exception=True)
         record = services.consent_record(
@@ -606,7 +581,7 @@ class ConsentCorrectionApi(_CohortApi):
         self.check_roles(request, CLINICAL_READERS)
         participant = selectors.participant_get(user=request.user, study_number=study_number)
         record = selectors.consent_record_get(participant=participant, pk=pk)
-        _require_write(request.user, participant)
+        require_write(request.user, participant.site_id)
         data = ConsentCorrectionInput(data=request.data)
         data.is_valid(raise_exception=True)
         corrected = services.consent_correct(record=record, by=request.user, **data.validated_data)
@@ -622,7 +597,7 @@ class WithdrawalCreateApi(_CohortApi):
     def post(self, request, study_number: str):
         self.check_roles(request, CLINICAL_READERS)
         participant = selectors.participant_get(user=request.user, study_number=study_number)
-        _require_write(request.user, participant)
+        require_write(request.user, participant.site_id)
         data = WithdrawalInput(data=request.data)
         data.is_valid(raise_exception=True)
         withdrawal = services.withdrawal_record(
@@ -640,7 +615,7 @@ class DeathCreateApi(_CohortApi):
     def post(self, request, study_number: str):
         self.check_roles(request, CLINICAL_READERS)
         participant = selectors.participant_get(user=request.user, study_number=study_number)
-        _require_write(request.user, participant)
+        require_write(request.user, participant.site_id)
         data = DeathInput(data=request.data)
         data.is_valid(raise_exception=True)
         death = services.death_record(

@@ -161,12 +161,14 @@ def _form_versions() -> dict[str, ConsentFormVersion]:
             code=FORM["code"], version=FORM["version"], language=language
         ).first()
         if form is None:
-            form = services.consent_form_version_create(language=language, **FORM)
+            form = services.consent_form_version_create.nested(language=language, **FORM)
         out[language] = form
     return out
 
 
 def seed(stdout) -> None:
+    # seed_demo runs every app's seed in one transaction (all or nothing): the services
+    # join it (``.nested``) instead of opening their own durable one.
     forms = _form_versions()
     sites = {s.code: s for s in Site.objects.filter(code__in=["umcu", "partner"])}
     users = {u.username: u for u in User.objects.filter(username__in=["nurse", "nurse2"])}
@@ -180,7 +182,7 @@ def seed(stdout) -> None:
         if Identity.objects.filter(site=site, hospital_number=hn).exists():
             continue
         language = Language.ENGLISH if i % 5 == 4 else Language.DUTCH
-        participant = services.participant_register(
+        participant = services.participant_register.nested(
             by=by,
             site=site,
             sex=sex,
@@ -198,7 +200,7 @@ def seed(stdout) -> None:
         # Paper consent signed at the visit, before the registration was entered; a death or
         # withdrawal can only be dated from the registration day (today) on.
         consent_day = today - timedelta(days=40 - 2 * i)
-        services.consents_record(
+        services.consents_record.nested(
             by=by,
             participant=participant,
             answers={e.value: True for e in ConsentElement},
@@ -207,7 +209,7 @@ def seed(stdout) -> None:
             mode="paper" if i % 2 else "electronic",
         )
         if hn == "DEMO-1006":
-            services.withdrawal_record(
+            services.withdrawal_record.nested(
                 by=by,
                 participant=participant,
                 scope="questionnaires",
@@ -215,14 +217,14 @@ def seed(stdout) -> None:
                 reason="Questionnaires too burdensome",
             )
         if hn == "DEMO-2003":
-            services.withdrawal_record(
+            services.withdrawal_record.nested(
                 by=by,
                 participant=participant,
                 scope="trial",
                 effective_on=today,
             )
         if hn == "DEMO-2005":
-            services.death_record(
+            services.death_record.nested(
                 by=by,
                 participant=participant,
                 died_on=today,

@@ -4,7 +4,6 @@ whose refusals are attached to the same fields (see cohort.views)."""
 from __future__ import annotations
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from cohort.models import (
@@ -25,6 +24,7 @@ from cohort.rules import (
     validate_person_name,
     validate_phone,
 )
+from core import forms as core_forms
 
 MAX_REASON = 2000
 
@@ -44,18 +44,8 @@ def _select(**attrs):
     return forms.Select(attrs={"class": "form-select", **attrs})
 
 
-class NotFutureDateField(forms.DateField):
+class NotFutureDateField(core_forms.NotFutureDateField):
     widget = DateInput
-
-    def validate(self, value):
-        super().validate(value)
-        if value and value > timezone.localdate():
-            raise forms.ValidationError(_("This date is in the future."), code="date_in_future")
-
-    def widget_attrs(self, widget):
-        attrs = super().widget_attrs(widget)
-        attrs["max"] = timezone.localdate().isoformat()
-        return attrs
 
 
 class ReasonField(forms.CharField):

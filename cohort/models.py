@@ -21,9 +21,7 @@ from cohort.rules import (
     validate_phone,
 )
 from core.audit import track
-from core.models import Site
-
-NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
+from core.models import NO_DELETE, Site
 
 
 class Sex(models.TextChoices):

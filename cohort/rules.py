@@ -8,9 +8,10 @@ forms, serializers and ``full_clean`` report them next to the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any, Protocol, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -75,6 +76,57 @@ def participant_status(
     return ParticipantStatus(Status.ACTIVE, (), None)
 
 
+# --- consent ----------------------------------------------------------------------------------
+
+
+class ConsentedRecord(Protocol):
+    element: str
+    answer: bool
+    given_on: date
+    recorded_at: datetime
+    pk: Any
+
+
+R = TypeVar("R", bound=ConsentedRecord)
+
+
+def latest_by_element(records: Iterable[R]) -> dict[str, R]:
+    """The answer in force per consent element: of the (not superseded) records given, the
+    latest by date given, then by when it was recorded."""
+    latest: dict[str, R] = {}
+    for record in records:
+        current = latest.get(record.element)
+        if current is None or (record.given_on, record.recorded_at, record.pk) > (
+            current.given_on,
+            current.recorded_at,
+            current.pk,
+        ):
+            latest[record.element] = record
+    return latest
+
+
+@dataclass(frozen=True)
+class ConsentRule:
+    """What an activity needs: these consent elements answered yes, no withdrawal of one of
+    the ``stopped_by`` scopes, and the participant alive."""
+
+    elements: tuple[str, ...]
+    stopped_by: frozenset[str]
+    withdrawn_reason: str
+
+
+def consent_reasons(
+    rule: ConsentRule, *, answers: Mapping[str, bool], withdrawn_scopes: Iterable[str], dead: bool
+) -> list[str]:
+    """Why (not) the activity of ``rule`` is allowed: reason codes, empty when it is."""
+    reasons = [f"consent_{e}_missing" for e in rule.elements if not answers.get(e)]
+    if set(withdrawn_scopes) & rule.stopped_by:
+        reasons.append(rule.withdrawn_reason)
+    if dead:
+        reasons.append("deceased")
+    return reasons
+
+
 # --- free-text validators ---------------------------------------------------------------------
 
 _MARKUP_RE = re.compile(r"<[a-zA-Z/!?]|&[a-zA-Z#][a-zA-Z0-9]*;|javascript:", re.IGNORECASE)
@@ -136,10 +188,6 @@ def free_text_mentions(text: str, identifiers: Iterable[str]) -> bool:
         if re.search(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", haystack):
             return True
     return False
-
-
-def date_not_in_future(value: date, today: date) -> bool:
-    return value <= today
 
 
 # --- day 0 ----------------------------------------------------------------------------------

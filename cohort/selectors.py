@@ -28,9 +28,12 @@ from cohort.models import (
     WithdrawalScope,
 )
 from cohort.rules import (
+    ConsentRule,
     ParticipantStatus,
     Status,
+    consent_reasons,
     format_study_number,
+    latest_by_element,
     normalise_hospital_number,
     parse_study_number,
     participant_status,
@@ -59,17 +62,12 @@ def _as_date(at: date | datetime | None) -> date:
 def current_consents(
     participant: Participant, at: date | datetime | None = None
 ) -> dict[str, ConsentRecord]:
-    """The latest non-superseded answer per element given on or before ``at``."""
+    """The latest non-superseded answer per element given on or before ``at``
+    (:func:`cohort.rules.latest_by_element`)."""
     day = _as_date(at)
-    latest: dict[str, ConsentRecord] = {}
-    records = (
-        ConsentRecord.objects.current()
-        .filter(participant=participant, given_on__lte=day)
-        .order_by("element", "-given_on", "-recorded_at", "-pk")
+    return latest_by_element(
+        ConsentRecord.objects.current().filter(participant=participant, given_on__lte=day)
     )
-    for record in records:
-        latest.setdefault(record.element, record)
-    return latest
 
 
 def _withdrawn_scopes(participant: Participant, day: date) -> set[str]:
@@ -108,23 +106,42 @@ class ContactDecision:
         return self.allowed
 
 
+# The two consent rules later apps use (the reasons come from cohort.rules.consent_reasons).
+QUESTIONNAIRE_CONTACT = ConsentRule(
+    elements=(ConsentElement.COHORT, ConsentElement.PROMS),
+    stopped_by=frozenset(STOPS_QUESTIONNAIRES),
+    withdrawn_reason="withdrawn_questionnaires",
+)
+TWICS_RANDOMISATION = ConsentRule(
+    elements=(
+        ConsentElement.COHORT,
+        ConsentElement.RANDOMISATION_OFFER,
+        ConsentElement.CONTROL_UNINFORMED,
+    ),
+    stopped_by=frozenset(STOPS_TRIAL),
+    withdrawn_reason="withdrawn_trial",
+)
+
+
+def _consent_decision(
+    rule: ConsentRule, participant: Participant, at: date | datetime | None
+) -> ContactDecision:
+    day = _as_date(at)
+    reasons = consent_reasons(
+        rule,
+        answers={e: r.answer for e, r in current_consents(participant, day).items()},
+        withdrawn_scopes=_withdrawn_scopes(participant, day),
+        dead=_dead_on(participant, day),
+    )
+    return ContactDecision(allowed=not reasons, reasons=reasons)
+
+
 def questionnaire_contact(
     participant: Participant, at: date | datetime | None = None
 ) -> ContactDecision:
     """Why (not) a questionnaire may be sent: consent (a)+(b) yes, no questionnaire-stopping
     withdrawal, not dead — all judged on the date of ``at`` (Europe/Amsterdam)."""
-    day = _as_date(at)
-    reasons = []
-    consents = current_consents(participant, day)
-    for element in (ConsentElement.COHORT, ConsentElement.PROMS):
-        record = consents.get(element)
-        if record is None or not record.answer:
-            reasons.append(f"consent_{element}_missing")
-    if _withdrawn_scopes(participant, day) & STOPS_QUESTIONNAIRES:
-        reasons.append("withdrawn_questionnaires")
-    if _dead_on(participant, day):
-        reasons.append("deceased")
-    return ContactDecision(allowed=not reasons, reasons=reasons)
+    return _consent_decision(QUESTIONNAIRE_CONTACT, participant, at)
 
 
 def may_contact_for_questionnaires(
@@ -139,22 +156,7 @@ def randomisation_consent(
     """Why (not) the participant may be randomised in a TwiCs trial: cohort consent (a),
     and both (c) being offered interventions and (d) serving as an uninformed control,
     given and not withdrawn; not dead."""
-    day = _as_date(at)
-    reasons = []
-    consents = current_consents(participant, day)
-    for element in (
-        ConsentElement.COHORT,
-        ConsentElement.RANDOMISATION_OFFER,
-        ConsentElement.CONTROL_UNINFORMED,
-    ):
-        record = consents.get(element)
-        if record is None or not record.answer:
-            reasons.append(f"consent_{element}_missing")
-    if _withdrawn_scopes(participant, day) & STOPS_TRIAL:
-        reasons.append("withdrawn_trial")
-    if _dead_on(participant, day):
-        reasons.append("deceased")
-    return ContactDecision(allowed=not reasons, reasons=reasons)
+    return _consent_decision(TWICS_RANDOMISATION, participant, at)
 
 
 def twics_randomisation_consent(
@@ -325,12 +327,7 @@ class ConsentSummary:
 
 def consent_summary(records: list[ConsentRecord]) -> list[ConsentSummary]:
     """The current answer per element (latest non-superseded record), in element order."""
-    latest: dict[str, ConsentRecord] = {}
-    for record in sorted(
-        (r for r in records if r.superseded_by_id is None),
-        key=lambda r: (r.given_on, r.recorded_at, r.pk),
-    ):
-        latest[record.element] = record
+    latest = latest_by_element(r for r in records if r.superseded_by_id is None)
     return [
         ConsentSummary(element=e.value, label=e.label, record=latest.get(e.value))
         for e in ConsentElement

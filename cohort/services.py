@@ -1,19 +1,22 @@
 """Writes for the PRESENT cohort: registration, identifying data, consent, withdrawal, death.
 
-Every function is keyword-only, runs in one transaction, writes through audited
-(``track``ed) models and refuses bad input with a named exception. The exceptions
-are Django ``ValidationError`` subclasses carrying field errors, so a form shows
-them next to the field and the API answers 400 ``{"errors": {field: [...]}}``.
-Nothing is ever deleted: a consent correction supersedes the original record.
+Every function is keyword-only, runs in one transaction (top-level services in their own
+durable one, :func:`core.services.top_level`), checks write access with
+:func:`core.access.require_write`, writes through audited (``track``ed) models and refuses
+with a named :class:`core.refusals.Refusal` (nothing written). Cohort refusals are
+:class:`~core.refusals.Invalid` (400) and name the field they belong to, so a form shows
+them next to the field (``core.forms.add_refusal``) and the API answers 400
+``{"errors": {field: [...]}}``. Nothing is ever deleted: a consent correction supersedes
+the original record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -35,25 +38,20 @@ from cohort.models import (
 from cohort.rules import format_study_number, free_text_mentions, normalise_hospital_number
 from cohort.selectors import STOPS_QUESTIONNAIRES, STOPS_TRIAL
 from core import hooks
-from core.access import access_for
+from core.access import access_for, require_write
 from core.audit import reason as audit_reason
 from core.models import Site, User
+from core.refusals import DateInFuture as DateInFuture  # the one rule's refusal, re-exported
+from core.refusals import Invalid, NotAllowed, Refusal, date_in_future, not_future
+from core.services import top_level
 
 # --- named refusals --------------------------------------------------------------------------
 
 
-class CohortError(ValidationError):
-    """A refused cohort write. ``field`` names the input the message belongs to."""
+class CohortError(Invalid):
+    """A refused cohort write (400). ``field`` names the input the message belongs to."""
 
-    field = "non_field_errors"
     code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None):
-        self.refusal = message
-        super().__init__({field or self.field: [ValidationError(message, code=self.code)]})
-
-    def __str__(self) -> str:
-        return str(self.refusal)
 
 
 class SiteNotWritable(CohortError):
@@ -70,10 +68,6 @@ class DuplicateHospitalNumber(CohortError):
         super().__init__(message)
 
 
-class DateInFuture(CohortError):
-    code = "date_in_future"
-
-
 class DateBeforeRegistration(CohortError):
     code = "date_before_registration"
 
@@ -85,9 +79,8 @@ class DateContradictsRecords(CohortError):
     code = "date_contradicts_records"
 
     def __init__(self, message: str, *, field: str, findings: list[hooks.Finding]):
-        self.reasons = sorted({f.kind for f in findings})
         self.records = [f.text for f in findings]
-        super().__init__(message, field=field)
+        super().__init__(message, field=field, reasons=sorted({f.kind for f in findings}))
 
 
 class ConsentFormNotEffective(CohortError):
@@ -135,16 +128,6 @@ class IdentifyingDataInFreeText(CohortError):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _require_write(*, by: User, site_id: int) -> None:
-    if not access_for(by).can_write_site(site_id):
-        raise PermissionDenied(_("You may not enter data for this site."))
-
-
-def _not_future(value: date | None, *, field: str) -> None:
-    if value is not None and value > timezone.localdate():
-        raise DateInFuture(_("This date is in the future."), field=field)
 
 
 def _registration_day(participant: Participant) -> date:
@@ -230,8 +213,12 @@ def _refuse_contradicted(
 
 
 def _full_clean(instance, *, exclude: list[str] | None = None) -> None:
-    # validate_unique/constraints are checked by the services themselves and the database.
-    instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    """The model's own rules, refused as :class:`CohortError` by field. (validate_unique and
+    constraints are checked by the services themselves and the database.)"""
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise CohortError.from_validation_error(exc) from exc
 
 
 def _check_life_dates(
@@ -299,7 +286,60 @@ def _next_study_number() -> str:
 # --- registration and identifying data ----------------------------------------------------------
 
 
-@transaction.atomic
+def registration_refusals(
+    *,
+    by: User,
+    site: Site | None,
+    participant: Participant,
+    identity: Identity,
+    year_of_birth: int | None = None,
+) -> Iterator[Refusal]:
+    """Why registering ``participant`` / ``identity`` (unsaved) is refused, in the order a
+    person fixes them; lazily, so the first costs only its own reads (access, a duplicate
+    hospital record number). Writes nothing."""
+    if site is None or not site.is_active:
+        yield SiteNotWritable(_("Choose an active site."))
+        return
+    try:
+        require_write(by, site.pk)
+    except NotAllowed:
+        yield SiteNotWritable(_("You may not register participants at this site."))
+        return
+    born, diagnosed = identity.date_of_birth, participant.bone_metastases_diagnosed_on
+    for refusal in (
+        date_in_future(born, field="date_of_birth"),
+        date_in_future(diagnosed, field="bone_metastases_diagnosed_on"),
+    ):
+        if refusal is not None:
+            yield refusal
+    if year_of_birth is not None and born and year_of_birth != born.year:
+        yield CohortError(
+            _("The year of birth does not match the date of birth."), field="year_of_birth"
+        )
+    if born and born.year < 1900:
+        yield CohortError(_("Enter a date of birth after 1900."), field="date_of_birth")
+    if diagnosed and born and diagnosed < born:
+        yield CohortError(
+            _("The diagnosis cannot precede the date of birth."),
+            field="bone_metastases_diagnosed_on",
+        )
+    errors: dict[str, list] = {}
+    for obj, exclude in ((participant, ["registered_by"]), (identity, ["participant", "site"])):
+        try:
+            _full_clean(obj, exclude=exclude)
+        except Refusal as refusal:
+            for key, msgs in refusal.field_errors.items():
+                errors.setdefault(key, []).extend(msgs)
+            if refusal.non_field_errors:
+                errors.setdefault("__all__", []).extend(refusal.non_field_errors)
+    if errors:
+        yield CohortError(errors=errors)
+    duplicate = _duplicate(site=site, hospital_number=identity.hospital_number)
+    if duplicate is not None:
+        yield duplicate
+
+
+@top_level
 def participant_register(
     *,
     by: User,
@@ -320,43 +360,21 @@ def participant_register(
     """Register a cohort participant at ``site``; the study number comes from the sequence.
 
     ``year_of_birth`` (clinical) is derived from the date of birth (identifying) so
-    the two can never disagree; when given it must match.
+    the two can never disagree; when given it must match. Refused with the first of
+    :func:`registration_refusals`; nothing is written then.
     """
-    if site is None or not site.is_active:
-        raise SiteNotWritable(_("Choose an active site."))
-    if not access_for(by).can_write_site(site.pk):
-        raise SiteNotWritable(_("You may not register participants at this site."))
-    _not_future(date_of_birth, field="date_of_birth")
-    _not_future(bone_metastases_diagnosed_on, field="bone_metastases_diagnosed_on")
-    if year_of_birth is not None and date_of_birth and year_of_birth != date_of_birth.year:
-        raise CohortError(
-            _("The year of birth does not match the date of birth."), field="year_of_birth"
-        )
-    if date_of_birth and date_of_birth.year < 1900:
-        raise CohortError(_("Enter a date of birth after 1900."), field="date_of_birth")
-    if (
-        bone_metastases_diagnosed_on
-        and date_of_birth
-        and bone_metastases_diagnosed_on < date_of_birth
-    ):
-        raise CohortError(
-            _("The diagnosis cannot precede the date of birth."),
-            field="bone_metastases_diagnosed_on",
-        )
-    hospital_number = normalise_hospital_number(hospital_number)
-
     identity = Identity(
         site=site,
         given_name=(given_name or "").strip(),
         family_name=(family_name or "").strip(),
         date_of_birth=date_of_birth,
-        hospital_number=hospital_number,
+        hospital_number=normalise_hospital_number(hospital_number),
         email=(email or "").strip(),
         phone=(phone or "").strip(),
         preferred_language=preferred_language,
     )
     participant = Participant(
-        study_number="PRE-00000",  # placeholder for validation; replaced below
+        study_number="PRE-00000",  # placeholder for validation; the sequence gives the number
         site=site,
         sex=sex,
         year_of_birth=date_of_birth.year if date_of_birth else year_of_birth,
@@ -365,17 +383,12 @@ def participant_register(
         referring_department=referring_department,
         registered_by=by,
     )
-    errors: dict[str, list] = {}
-    for obj, exclude in ((participant, ["registered_by"]), (identity, ["participant", "site"])):
-        try:
-            _full_clean(obj, exclude=exclude)
-        except ValidationError as exc:
-            for key, msgs in exc.message_dict.items():
-                errors.setdefault(key, []).extend(msgs)
-    if errors:
-        raise ValidationError(errors)
-
-    _refuse_duplicate(site=site, hospital_number=hospital_number)
+    refusals = registration_refusals(
+        by=by, site=site, participant=participant, identity=identity, year_of_birth=year_of_birth
+    )
+    refusal = next(refusals, None)
+    if refusal is not None:
+        raise refusal
     participant.study_number = _next_study_number()
     participant.save()
     identity.participant = participant
@@ -384,21 +397,30 @@ def participant_register(
             identity.save()
     except IntegrityError:
         # Two registrations of the same hospital number raced; the unique constraint won.
-        _refuse_duplicate(site=site, hospital_number=hospital_number)
+        _refuse_duplicate(site=site, hospital_number=identity.hospital_number)
         raise
     return participant
 
 
-def _refuse_duplicate(*, site: Site, hospital_number: str, exclude_pk: int | None = None) -> None:
+def _duplicate(
+    *, site: Site, hospital_number: str, exclude_pk: int | None = None
+) -> DuplicateHospitalNumber | None:
     existing = Identity.objects.filter(site=site, hospital_number=hospital_number)
     if exclude_pk is not None:
         existing = existing.exclude(pk=exclude_pk)
     found = existing.select_related("participant").first()
-    if found is not None:
-        raise DuplicateHospitalNumber(
-            _duplicate_message(found.participant.study_number),
-            existing_study_number=found.participant.study_number,
-        )
+    if found is None:
+        return None
+    return DuplicateHospitalNumber(
+        _duplicate_message(found.participant.study_number),
+        existing_study_number=found.participant.study_number,
+    )
+
+
+def _refuse_duplicate(*, site: Site, hospital_number: str, exclude_pk: int | None = None) -> None:
+    refusal = _duplicate(site=site, hospital_number=hospital_number, exclude_pk=exclude_pk)
+    if refusal is not None:
+        raise refusal
 
 
 IDENTITY_FIELDS = (
@@ -418,16 +440,14 @@ CLINICAL_FIELDS = (
 )
 
 
-@transaction.atomic
+@top_level
 def identity_update(
     *, by: User, identity: Identity, reason: str, changes: Mapping[str, Any]
 ) -> Identity:
     """Change identifying data (own site's staff only), with a reason for change."""
-    access = access_for(by)
-    if not (
-        access.can_see_identifying(identity.site_id) and access.can_write_site(identity.site_id)
-    ):
-        raise PermissionDenied(_("You may not change this participant's identifying data."))
+    require_write(by, identity.site_id)
+    if not access_for(by).can_see_identifying(identity.site_id):
+        raise NotAllowed(_("You may not change this participant's identifying data."))
     if not (reason or "").strip():
         raise ReasonRequired(_("A reason for change is required."))
     unknown = set(changes) - set(IDENTITY_FIELDS)
@@ -440,7 +460,7 @@ def identity_update(
         elif isinstance(value, str):
             value = value.strip()
         setattr(identity, key, value)
-    _not_future(identity.date_of_birth, field="date_of_birth")
+    not_future(identity.date_of_birth, field="date_of_birth")
     _check_life_dates(participant_id=identity.participant_id, born=identity.date_of_birth)
     _full_clean(identity, exclude=["participant", "site"])
     _refuse_duplicate(
@@ -455,7 +475,7 @@ def identity_update(
     return identity
 
 
-@transaction.atomic
+@top_level
 def participant_update(
     *,
     by: User,
@@ -466,7 +486,7 @@ def participant_update(
 ) -> Participant:
     """Change clinical attributes (and, for the participant's own site staff, identifying
     data) with a reason. Site, study number and registration data can never be changed."""
-    _require_write(by=by, site_id=participant.site_id)
+    require_write(by, participant.site_id)
     if not (reason or "").strip():
         raise ReasonRequired(_("A reason for change is required."))
     unknown = set(changes) - set(CLINICAL_FIELDS)
@@ -476,7 +496,7 @@ def participant_update(
     if changes:
         for key, value in changes.items():
             setattr(participant, key, value)
-        _not_future(participant.bone_metastases_diagnosed_on, field="bone_metastases_diagnosed_on")
+        not_future(participant.bone_metastases_diagnosed_on, field="bone_metastases_diagnosed_on")
         born = _date_of_birth(participant)
         diagnosed = participant.bone_metastases_diagnosed_on
         if born is not None and diagnosed is not None and diagnosed < born:
@@ -490,13 +510,13 @@ def participant_update(
     if identity_changes:
         identity = Identity.objects.filter(participant=participant).first()
         if identity is None:
-            raise PermissionDenied(_("You may not change this participant's identifying data."))
-        identity_update(by=by, identity=identity, reason=reason, changes=identity_changes)
+            raise NotAllowed(_("You may not change this participant's identifying data."))
+        identity_update.nested(by=by, identity=identity, reason=reason, changes=identity_changes)
         participant.refresh_from_db()
     return participant
 
 
-@transaction.atomic
+@top_level
 def identity_access_log(
     *, user: User, participants: list[Participant], context: str
 ) -> list[IdentityAccess]:
@@ -521,7 +541,7 @@ def _check_consent_inputs(
 ) -> None:
     if given_on is None:
         raise CohortError(_("This field is required."), field="given_on")
-    _not_future(given_on, field="given_on")
+    not_future(given_on, field="given_on")
     if form_version is None:
         raise ConsentFormNotEffective(_("This field is required."))
     if not form_version.is_effective_on(given_on):
@@ -542,7 +562,7 @@ def _check_consent_inputs(
         )
 
 
-@transaction.atomic
+@top_level
 def consent_record(
     *,
     by: User,
@@ -554,7 +574,7 @@ def consent_record(
     mode: str,
 ) -> ConsentRecord:
     """Record one answer to one consent element, taken by ``by``."""
-    records = consents_record(
+    records = consents_record.nested(
         by=by,
         participant=participant,
         answers={element: answer},
@@ -565,7 +585,7 @@ def consent_record(
     return records[0]
 
 
-@transaction.atomic
+@top_level
 def consents_record(
     *,
     by: User,
@@ -577,7 +597,7 @@ def consents_record(
 ) -> list[ConsentRecord]:
     """Record the answers of one consent conversation (one form version, date and mode);
     elements answered ``None`` were not asked. At least one answer is required."""
-    _require_write(by=by, site_id=participant.site_id)
+    require_write(by, participant.site_id)
     unknown = set(answers) - set(ConsentElement.values)
     if unknown:
         raise CohortError(_("Unknown consent element."), field="element")
@@ -619,7 +639,7 @@ def consents_record(
     return records
 
 
-@transaction.atomic
+@top_level
 def consent_correct(
     *,
     record: ConsentRecord,
@@ -637,7 +657,7 @@ def consent_correct(
     if not reason:
         raise ReasonRequired(_("A reason for the correction is required."))
     participant = record.participant
-    _require_write(by=by, site_id=participant.site_id)
+    require_write(by, participant.site_id)
     original = ConsentRecord.objects.select_for_update().get(pk=record.pk)
     if original.superseded_by_id is not None:
         raise AlreadySuperseded(_("This record has already been corrected."))
@@ -679,7 +699,7 @@ def _cancel_questionnaires(*, participant: Participant, reason: str) -> None:
     hooks.contact_stopped.fire(participant=participant, reason=reason)
 
 
-@transaction.atomic
+@top_level
 def withdrawal_record(
     *,
     by: User,
@@ -690,12 +710,12 @@ def withdrawal_record(
 ) -> Withdrawal:
     """Record a scoped withdrawal. A scope that stops questionnaires cancels every
     pending questionnaire in the same transaction."""
-    _require_write(by=by, site_id=participant.site_id)
+    require_write(by, participant.site_id)
     if scope not in WithdrawalScope.values:
         raise CohortError(_("Choose a withdrawal scope."), field="scope")
     if effective_on is None:
         raise CohortError(_("This field is required."), field="effective_on")
-    _not_future(effective_on, field="effective_on")
+    not_future(effective_on, field="effective_on")
     _not_before_registration(effective_on, participant=participant, field="effective_on")
     reason = (reason or "").strip()
     _check_free_text(reason, participant=participant)
@@ -741,14 +761,14 @@ def _refuse_death_contradicted(*, participant: Participant, died_on: date) -> No
     )
 
 
-@transaction.atomic
+@top_level
 def death_record(*, by: User, participant: Participant, died_on: date, source: str) -> Death:
     """Record a death: every patient contact stops at once (pending questionnaires are
     cancelled in the same transaction)."""
-    _require_write(by=by, site_id=participant.site_id)
+    require_write(by, participant.site_id)
     if died_on is None:
         raise CohortError(_("This field is required."), field="died_on")
-    _not_future(died_on, field="died_on")
+    not_future(died_on, field="died_on")
     if source not in DeathSource.values:
         raise CohortError(_("Choose the source of this information."), field="source")
     identity = Identity.objects.filter(participant=participant).only("date_of_birth").first()
@@ -766,7 +786,7 @@ def death_record(*, by: User, participant: Participant, died_on: date, source: s
     return death
 
 
-@transaction.atomic
+@top_level
 def withdrawal_correct(
     *, withdrawal: Withdrawal, by: User, reason: str, effective_on: date
 ) -> Withdrawal:
@@ -776,8 +796,8 @@ def withdrawal_correct(
     if not reason:
         raise ReasonRequired(_("A reason for change is required."))
     participant = withdrawal.participant
-    _require_write(by=by, site_id=participant.site_id)
-    _not_future(effective_on, field="effective_on")
+    require_write(by, participant.site_id)
+    not_future(effective_on, field="effective_on")
     _not_before_registration(effective_on, participant=participant, field="effective_on")
     _check_free_text(reason, participant=participant)
     current = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
@@ -793,7 +813,7 @@ def withdrawal_correct(
     return current
 
 
-@transaction.atomic
+@top_level
 def death_correct(
     *,
     death: Death,
@@ -808,13 +828,13 @@ def death_correct(
     if not reason:
         raise ReasonRequired(_("A reason for change is required."))
     participant = death.participant
-    _require_write(by=by, site_id=participant.site_id)
+    require_write(by, participant.site_id)
     current = Death.objects.select_for_update().get(pk=death.pk)
     new_died_on = died_on or current.died_on
     new_source = source or current.source
     if (new_died_on, new_source) == (current.died_on, current.source):
         raise NothingToCorrect(_("The correction changes nothing."))
-    _not_future(new_died_on, field="died_on")
+    not_future(new_died_on, field="died_on")
     if new_source not in DeathSource.values:
         raise CohortError(_("Choose the source of this information."), field="source")
     identity = Identity.objects.filter(participant=participant).only("date_of_birth").first()
@@ -834,7 +854,7 @@ def death_correct(
 # --- configuration ---------------------------------------------------------------------------
 
 
-@transaction.atomic
+@top_level
 def consent_form_version_create(
     *,
     code: str,
@@ -850,12 +870,15 @@ def consent_form_version_create(
         effective_from=effective_from,
         effective_to=effective_to,
     )
-    form.full_clean()
+    try:
+        form.full_clean()
+    except ValidationError as exc:
+        raise CohortError.from_validation_error(exc) from exc
     form.save()
     return form
 
 
-@transaction.atomic
+@top_level
 def consent_form_version_end(
     *, form_version: ConsentFormVersion, effective_to: date, reason: str
 ) -> ConsentFormVersion:
@@ -864,7 +887,10 @@ def consent_form_version_end(
         raise ReasonRequired(_("A reason for change is required."))
     form = ConsentFormVersion.objects.select_for_update().get(pk=form_version.pk)
     form.effective_to = effective_to
-    form.full_clean()
+    try:
+        form.full_clean()
+    except ValidationError as exc:
+        raise CohortError.from_validation_error(exc) from exc
     with audit_reason(reason.strip()):
         form.save(update_fields=["effective_to"])
     return form

@@ -1,8 +1,10 @@
 """Nurse screens: participant list, registration, participant page (timeline and the
 panels other apps provide), consent, consent correction, withdrawal, death, identity.
 
-Views parse input, call one selector or service, and render. Service refusals are
-Django ``ValidationError``s carrying field names: they are shown next to the field.
+Views parse input, call one selector or service, and render. A form is shown only to
+those who may write (``core.access.require_write``, the services' own check: 403
+otherwise); a service refusal is shown on the form by ``core.forms.add_refusal``, next to
+the field it names.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -35,7 +37,9 @@ from cohort.forms import (
 from cohort.models import IdentityAccess
 from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far, search_safe_in_url
 from core import hooks
-from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from core.access import DATA_ENTRY, SITE_STAFF, access_for, require_write
+from core.forms import add_refusal
+from core.refusals import Refusal
 from core.views import role_required
 
 logger = logging.getLogger(__name__)
@@ -83,25 +87,11 @@ def _banner_template() -> str:
     return NOT_INFORMED_BANNER
 
 
-def _add_service_errors(form, exc: ValidationError) -> None:
-    """Attach a service refusal to the form: known fields next to the field, others on top."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
-
-
 def _participant_context(request, participant, *, with_banner: bool = True) -> dict:
     ctx = {"participant": participant, "status": selectors.status_of(participant)}
     if with_banner and _not_informed(participant):
         ctx["not_informed_banner"] = _banner_template()
     return ctx
-
-
-def _require_write(request, participant) -> None:
-    if not access_for(request.user).can_write_site(participant.site_id):
-        raise PermissionDenied
 
 
 # --- list ------------------------------------------------------------------------------------
@@ -201,8 +191,8 @@ def participant_register(request: HttpRequest) -> HttpResponse:
         data = dict(form.cleaned_data)
         try:
             participant = services.participant_register(by=request.user, **data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(
                 request,
@@ -275,7 +265,7 @@ def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     identity = selectors.identity_visible(user=request.user, participant=participant)
     suggested = selectors.consent_form_version_suggested(
         language=identity.preferred_language if identity else None
@@ -295,8 +285,8 @@ def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
                 form_version=form.cleaned_data["form_version"],
                 mode=form.cleaned_data["mode"],
             )
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("%(n)d consent answers recorded.") % {"n": len(records)})
             return redirect("cohort:participant_detail", study_number=participant.study_number)
@@ -308,7 +298,7 @@ def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     record = selectors.consent_record_get(participant=participant, pk=pk)
     initial = {
         "answer": "yes" if record.answer else "no",
@@ -330,8 +320,8 @@ def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpRes
                 form_version=form.cleaned_data["form_version"],
                 mode=form.cleaned_data["mode"],
             )
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("The consent record has been corrected."))
             return redirect("cohort:participant_detail", study_number=participant.study_number)
@@ -346,15 +336,15 @@ def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpRes
 @role_required(*DATA_ENTRY)
 def withdrawal_create(request: HttpRequest, study_number: str) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     form = WithdrawalForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             services.withdrawal_record(
                 by=request.user, participant=participant, **form.cleaned_data
             )
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("The withdrawal has been recorded."))
             return redirect("cohort:participant_detail", study_number=participant.study_number)
@@ -368,7 +358,7 @@ def withdrawal_create(request: HttpRequest, study_number: str) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     form = DeathForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -378,8 +368,8 @@ def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
                 died_on=form.cleaned_data["died_on"],
                 source=form.cleaned_data["source"],
             )
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(
                 request, _("The death has been recorded. All patient contact has stopped.")
@@ -393,7 +383,7 @@ def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 def withdrawal_correct(request: HttpRequest, study_number: str, pk: int) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     withdrawal = selectors.withdrawal_get(participant=participant, pk=pk)
     form = WithdrawalCorrectionForm(
         request.POST or None, initial={"effective_on": withdrawal.effective_on}
@@ -401,8 +391,8 @@ def withdrawal_correct(request: HttpRequest, study_number: str, pk: int) -> Http
     if request.method == "POST" and form.is_valid():
         try:
             services.withdrawal_correct(withdrawal=withdrawal, by=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("The withdrawal has been corrected."))
             return redirect("cohort:participant_detail", study_number=participant.study_number)
@@ -414,7 +404,7 @@ def withdrawal_correct(request: HttpRequest, study_number: str, pk: int) -> Http
 @role_required(*DATA_ENTRY)
 def death_correct(request: HttpRequest, study_number: str) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     death = selectors.death_get(participant=participant)
     form = DeathCorrectionForm(
         request.POST or None, initial={"died_on": death.died_on, "source": death.source}
@@ -422,8 +412,8 @@ def death_correct(request: HttpRequest, study_number: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             services.death_correct(death=death, by=request.user, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("The death record has been corrected."))
             return redirect("cohort:participant_detail", study_number=participant.study_number)
@@ -435,7 +425,7 @@ def death_correct(request: HttpRequest, study_number: str) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 def identity_edit(request: HttpRequest, study_number: str) -> HttpResponse:
     participant = selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     identity = selectors.identity_visible(user=request.user, participant=participant)
     if identity is None:
         raise PermissionDenied
@@ -455,8 +445,8 @@ def identity_edit(request: HttpRequest, study_number: str) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
                 changes=changes,
             )
-        except ValidationError as exc:
-            _add_service_errors(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("The identifying data has been updated."))
             return redirect("cohort:participant_detail", study_number=participant.study_number)

@@ -14,7 +14,8 @@ Rules (SPEC.md §2):
 
 Use :func:`scope` to filter any queryset that has a path to a site, and the
 ``can_*`` predicates for single decisions. Never filter by site by hand in a
-view or API.
+view or API. Every service that writes for a user checks :func:`require_write` (the one
+write-access check; it raises :class:`core.refusals.NotAllowed`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from core.models import Role, Site, SiteMembership
+from core.refusals import NotAllowed
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.models import User
@@ -137,6 +140,16 @@ def access_for(user: User | Any) -> Access:
         with contextlib.suppress(AttributeError):  # AnonymousUser may refuse attributes
             user._blend_access = cached
     return cached
+
+
+def require_write(
+    user: User | Any, site_id: int, *, roles: frozenset[str] | set[str] = DATA_ENTRY
+) -> None:
+    """The one write-access check of every service: ``user`` holds one of ``roles`` (data
+    entry: nurse, investigator) at ``site_id`` or sponsor-wide. Refuses with
+    :class:`~core.refusals.NotAllowed` (403 on screens and in the API); nothing is written."""
+    if not access_for(user).can_write_site(site_id, roles):
+        raise NotAllowed(_("Your role does not allow data entry at this site."))
 
 
 def site_q(

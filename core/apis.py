@@ -22,6 +22,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.access import access_for
 from core.authentication import TokenAuthentication
+from core.refusals import Refusal, not_future
+from core.schema import NOT_FUTURE
 from core.throttling import LoginThrottle
 
 
@@ -36,9 +38,30 @@ def _flatten(detail: Any) -> Any:
     return [str(detail)]
 
 
+def _from_refusal(refusal: Refusal) -> exceptions.APIException:
+    """A service refusal as the API exception of its status: 400 with the field errors,
+    403 with the message, 409 (or another status) with the reason codes in
+    ``errors.reasons``."""
+    if refusal.status_code == status.HTTP_400_BAD_REQUEST:
+        errors = dict(refusal.field_errors)
+        if refusal.non_field_errors:
+            errors["non_field_errors"] = list(refusal.non_field_errors)
+        return exceptions.ValidationError(errors)
+    if refusal.status_code == status.HTTP_403_FORBIDDEN:
+        return exceptions.PermissionDenied(str(refusal.message))
+    exc = Conflict(
+        {"detail": str(refusal.message), **refusal.field_errors, "reasons": refusal.reasons}
+    )
+    exc.status_code = refusal.status_code
+    return exc
+
+
 def exception_handler(exc, context):
-    """Every API error has the shape ``{"detail": str, "errors": {field: [messages]}}``."""
-    if isinstance(exc, DjangoValidationError):
+    """Every API error has the shape ``{"detail": str, "errors": {field: [messages]}}``;
+    a refusal's reason codes (409) are in ``errors.reasons``."""
+    if isinstance(exc, Refusal):
+        exc = _from_refusal(exc)
+    elif isinstance(exc, DjangoValidationError):
         if hasattr(exc, "message_dict"):
             exc = exceptions.ValidationError(exc.message_dict)
         else:
@@ -77,6 +100,24 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = _("The request conflicts with the current state.")
     default_code = "conflict"
+
+
+# --- input fields ------------------------------------------------------------------------------
+class NotFutureDate(serializers.DateField):
+    """A date the one rule (:func:`core.refusals.not_future`) refuses when after today;
+    the schema names the rule (``x-server-rules``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(NOT_FUTURE)
+
+    def to_internal_value(self, value):
+        day = super().to_internal_value(value)
+        try:
+            not_future(day, field=self.field_name or "")
+        except Refusal as refusal:
+            raise serializers.ValidationError(str(refusal.message), code=refusal.code) from None
+        return day
 
 
 # --- permissions ------------------------------------------------------------------------------

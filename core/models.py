@@ -17,6 +17,10 @@ from django.utils.translation import gettext_lazy as _
 
 from core.audit import track
 
+# Trial data is never hard-deleted (ENGINEERING §3): every clinical model carries this
+# trigger. Its name stays ``no_delete`` (the installed triggers are named after it).
+NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
+
 
 class Role(models.TextChoices):
     NURSE = "nurse", _("Research nurse")
@@ -120,4 +124,4 @@ class SiteMembership(models.Model):
         return f"{self.user} — {self.get_role_display()} @ {where}"
 
 
-__all__ = ["Role", "User", "Site", "SiteMembership", "pghistory"]
+__all__ = ["NO_DELETE", "Role", "User", "Site", "SiteMembership", "pghistory"]

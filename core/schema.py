@@ -78,6 +78,9 @@ class ServerRule:
         return hash(self.text)
 
 
+NOT_FUTURE = ServerRule("not in the future")  # core.refusals.not_future
+
+
 def _server_rules(field) -> list[str]:
     return [v.text for v in getattr(field, "validators", []) if isinstance(v, ServerRule)]
 

@@ -1,12 +1,42 @@
-"""Writes to users, sites and memberships. Every write is audited by triggers."""
+"""Writes to users, sites and memberships (every write is audited by triggers), and the
+transaction boundary every app's top-level services share (:func:`top_level`)."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Generic, ParamSpec, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
 
 from core.audit import reason as audit_reason
 from core.models import Role, Site, SiteMembership, User
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TopLevel(Generic[P, R]):
+    """A top-level service (called by a view, an API, a task or a command): it runs in its
+    own durable transaction (``atomic(durable=True)``), so a caller that is already inside
+    a transaction fails loudly instead of silently widening it. ``.nested`` is the same
+    service for the few callers that must join their own transaction: another service, or
+    a seed that writes all or nothing (it runs as a savepoint)."""
+
+    def __init__(self, func: Callable[P, R]) -> None:
+        functools.update_wrapper(self, func)
+        self._func = func
+        self.nested: Callable[P, R] = transaction.atomic(func)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        with transaction.atomic(durable=True):
+            return self._func(*args, **kwargs)
+
+
+def top_level(func: Callable[P, R]) -> TopLevel[P, R]:
+    """Decorate a top-level service: see :class:`TopLevel`."""
+    return TopLevel(func)
 
 
 @transaction.atomic

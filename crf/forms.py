@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.forms import NotFutureDateField
 from crf.models import Mode
 
 ANALGESIC_ROWS = 4
@@ -195,7 +195,7 @@ class EntryMetaForm(forms.Form):
     mode = forms.ChoiceField(
         label=_("Mode"), choices=[(Mode.PAPER, Mode.PAPER.label), (Mode.PHONE, Mode.PHONE.label)]
     )
-    completed_on = forms.DateField(
+    completed_on = NotFutureDateField(
         label=_("Date answered"),
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("The date the patient filled in the questionnaire (or answered by phone)."),
@@ -208,14 +208,6 @@ class EntryMetaForm(forms.Form):
     )
     confirm_unanswered = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
     confirm_outside_window = forms.DateField(required=False, widget=forms.HiddenInput)
-
-    def clean_completed_on(self):
-        # Early feedback next to the field together with any item errors; the service
-        # checks this and the other impossible dates again (it is the rule's owner).
-        day = self.cleaned_data["completed_on"]
-        if day > timezone.localdate():
-            raise forms.ValidationError(_("The date answered cannot be in the future."))
-        return day
 
 
 class CorrectionReasonForm(forms.Form):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -25,8 +24,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from core.audit import track
-
-NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
+from core.models import NO_DELETE
 
 
 @track()

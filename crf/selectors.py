@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cohort.models import Participant
-from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from core.access import DATA_ENTRY, SITE_STAFF, access_for, require_write
 from crf.models import (
     ACTIVE_STATUSES,
     ANSWERABLE_STATUSES,
@@ -92,8 +91,8 @@ def questionnaire_get(*, user, pk: int, for_write: bool = False) -> Questionnair
     )
     if q is None:
         raise Http404
-    if for_write and not access_for(user).can_write_site(q.participant.site_id):
-        raise PermissionDenied
+    if for_write:
+        require_write(user, q.participant.site_id)  # 403, as the services check again
     return q
 
 

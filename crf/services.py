@@ -7,6 +7,11 @@ Contract with the other apps (signatures fixed):
 - :func:`questionnaires_cancel_pending` — cohort calls it when a
   questionnaire-stopping withdrawal or a death is recorded.
 
+Both run inside the caller's transaction (hook subscribers); every other write is a
+top-level service in its own durable transaction (:func:`core.services.top_level`), and
+those a nurse makes check write access first (:func:`core.access.require_write`). Refusals
+are :class:`core.refusals.Refusal` subclasses; nothing is written when one is raised.
+
 Sending (:func:`questionnaires_sweep`) is a series of short transactions:
 claim one due row (``FOR UPDATE SKIP LOCKED``) and decide with
 :func:`crf.lifecycle.decide`; for a send, mark it ``sending`` with an attempt id
@@ -35,7 +40,10 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from cohort.models import Participant
+from core.access import require_write
 from core.audit import reason as audit_reason
+from core.refusals import Invalid, Refusal
+from core.services import top_level
 from crf import conf
 from crf.channels import Channel, OutgoingMessage, SendFailed, channel_for
 from crf.lifecycle import Action, Snapshot, decide
@@ -58,45 +66,68 @@ S = QuestionnaireStatus
 
 
 # --- errors ---------------------------------------------------------------------------------
-class QuestionnaireError(Exception):
-    """Base of the named questionnaire errors."""
+class QuestionnaireError(Refusal):
+    """Base of the named questionnaire refusals (:class:`core.refusals.Refusal`): a conflict
+    with the questionnaire's state (409); those about the input are also
+    :class:`~core.refusals.Invalid` (400)."""
 
 
 class NotAnswerable(QuestionnaireError):
     """The questionnaire cannot take answers now (closed, cancelled, not sent)."""
 
+    code = "not_answerable"
+    default_message = _("This questionnaire can no longer be entered.")
+
 
 class AlreadyCompleted(QuestionnaireError):
     """The questionnaire is completed; change it through a correction with a reason."""
 
+    code = "already_completed"
+    default_message = _("This questionnaire is already completed; correct it instead.")
 
-class UnknownInstrument(QuestionnaireError):
+
+class UnknownInstrument(QuestionnaireError, Invalid):
     """The instrument is not part of this questionnaire's timepoint."""
 
+    code = "unknown_instrument"
 
-class ReasonRequired(QuestionnaireError):
+
+class ReasonRequired(QuestionnaireError, Invalid):
     """A change of completed data needs a reason for change."""
 
+    code = "reason_required"
+    field = "reason"
+    default_message = _("Give a reason for the change.")
 
-class InvalidAnswers(QuestionnaireError):
-    """Answers failed validation: ``errors = {instrument: {item: message}}``."""
+
+class InvalidAnswers(QuestionnaireError, Invalid):
+    """Answers failed validation: ``errors = {instrument: {item: message}}`` (the same as
+    nested field errors)."""
+
+    code = "invalid_answers"
 
     def __init__(self, errors: dict[str, dict[str, str]]):
-        super().__init__("invalid answers")
+        super().__init__()
         self.errors = errors
+        self.field_errors = {code: {k: [v] for k, v in e.items()} for code, e in errors.items()}
+        self.non_field_errors = []
 
 
-class EntryRefused(QuestionnaireError):
+class EntryRefused(QuestionnaireError, Invalid):
     """The completion cannot be right as given: ``errors = {field: message}`` (``"__all__"``
     for the entry as a whole, ``"completed_on"`` for an impossible date)."""
 
+    code = "entry_refused"
+
     def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(errors.values()))
+        super().__init__("; ".join(errors.values()), errors=errors)
         self.errors = errors
 
 
 class NothingAnswered(EntryRefused):
     """Not a single item is answered: that is no completed questionnaire."""
+
+    code = "nothing_answered"
 
 
 class ConfirmationRequired(QuestionnaireError):
@@ -104,6 +135,8 @@ class ConfirmationRequired(QuestionnaireError):
     left unanswered (how many), and/or the date answered lies outside the window.
     Confirm by calling again with ``confirm_unanswered=unanswered`` and/or
     ``confirm_outside_window=completed_on``; a confirmation of other values asks again."""
+
+    code = "confirmation_required"
 
     def __init__(
         self,
@@ -115,7 +148,10 @@ class ConfirmationRequired(QuestionnaireError):
         first_day: date,
         last_day: date,
     ):
-        super().__init__("confirmation required")
+        reasons = (["unanswered"] if unanswered else []) + (
+            ["outside_window"] if outside_window else []
+        )
+        super().__init__(reasons=reasons or None)
         self.unanswered = unanswered
         self.unanswered_by_instrument = unanswered_by_instrument
         self.outside_window = outside_window
@@ -538,10 +574,11 @@ def questionnaires_sweep(*, now: datetime | None = None, limit: int | None = Non
     return result
 
 
-@transaction.atomic
+@top_level
 def questionnaire_send_retry(*, questionnaire: Questionnaire, user) -> Questionnaire:
     """A nurse asks to send a failed (or address-less) invitation again, e.g. after the
     email address was corrected: the next sweep tries afresh with a new attempt count."""
+    require_write(user, _site_id(questionnaire))
     q = _lock(questionnaire)
     if q.status not in (S.FAILED, S.OPEN) or q.sent_at is not None:
         raise NotAnswerable
@@ -601,11 +638,17 @@ def _upsert_response(
     return response
 
 
+def _site_id(q: Questionnaire) -> int:
+    """The site of the questionnaire's participant, read from the database (whose staff
+    may enter and correct it)."""
+    return Participant.objects.filter(pk=q.participant_id).values_list("site_id", flat=True)[0]
+
+
 def _lock(q: Questionnaire) -> Questionnaire:
     return Questionnaire.objects.select_for_update().select_related("timepoint").get(pk=q.pk)
 
 
-@transaction.atomic
+@top_level
 def questionnaire_start(*, questionnaire: Questionnaire) -> Questionnaire:
     """The patient pressed "start" (a POST): note when; nothing else changes."""
     q = _lock(questionnaire)
@@ -617,7 +660,7 @@ def questionnaire_start(*, questionnaire: Questionnaire) -> Questionnaire:
     return q
 
 
-@transaction.atomic
+@top_level
 def questionnaire_answers_save(
     *, questionnaire: Questionnaire, instrument: str, answers: Mapping[str, Any]
 ) -> InstrumentResponse:
@@ -691,7 +734,7 @@ def _nothing_answered() -> NothingAnswered:
     )
 
 
-@transaction.atomic
+@top_level
 def questionnaire_submit(*, questionnaire: Questionnaire) -> bool:
     """The patient's final submit. Returns False (and changes nothing) when it was already
     submitted, so a double click or a resent form is harmless.
@@ -804,7 +847,7 @@ def _check_completion_day(q: Questionnaire, day: date, clock: day_time | None):
     return verdict
 
 
-@transaction.atomic
+@top_level
 def questionnaire_enter(
     *,
     questionnaire: Questionnaire,
@@ -831,7 +874,9 @@ def questionnaire_enter(
     ``confirm_unanswered`` equals the number of unanswered items and
     ``confirm_outside_window`` equals ``completed_on``, :class:`ConfirmationRequired` says
     what to confirm. A confirmed out-of-window date is flagged ``outside_window``.
+    Only data entry staff of the participant's site may enter (``require_write``).
     """
+    require_write(user, _site_id(questionnaire))
     if mode not in (Mode.PAPER, Mode.PHONE):
         raise InvalidAnswers({"__all__": {"mode": "paper or phone"}})
     q = _lock(questionnaire)
@@ -887,7 +932,7 @@ def questionnaire_enter(
     return q
 
 
-@transaction.atomic
+@top_level
 def questionnaire_answers_correct(
     *,
     questionnaire: Questionnaire,
@@ -898,6 +943,7 @@ def questionnaire_answers_correct(
 ) -> Questionnaire:
     """Correct the answers of one instrument of a completed questionnaire, with a reason;
     the scores are recomputed and both changes carry the reason in the audit trail."""
+    require_write(user, _site_id(questionnaire))
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired

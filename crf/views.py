@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from core.forms import add_refusal
 from core.models import Role
 from core.views import role_required
 from crf import selectors, services
@@ -312,7 +313,6 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
     shown: dict[str, dict] = answers
     errors: dict[str, dict] = {}
     confirm = None
-    entry_error = ""
     status = 200
     if request.method == "POST":
         for code in codes:
@@ -337,11 +337,7 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
             except services.InvalidAnswers as exc:
                 errors = exc.errors
             except services.EntryRefused as exc:
-                for field, message in exc.errors.items():
-                    if field in meta.fields:
-                        meta.add_error(field, message)
-                    else:
-                        entry_error = message
+                add_refusal(meta, exc)
             except services.ConfirmationRequired as exc:
                 confirm = {
                     "unanswered": exc.unanswered,
@@ -385,7 +381,6 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
             "blocks": blocks,
             "has_errors": bool(errors),
             "first_error": first_error,
-            "entry_error": entry_error,
             "confirm": confirm,
         },
         status=status,
@@ -406,7 +401,6 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
     reason_form = CorrectionReasonForm(request.POST or None)
     answers, errors = current, {}
     status = 200
-    entry_error = ""
     if request.method == "POST":
         answers, errors = parse_instrument(instrument, request.POST, prefix=f"{instrument}-")
         if reason_form.is_valid() and not errors:
@@ -421,7 +415,7 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
             except services.InvalidAnswers as exc:
                 errors = exc.errors.get(instrument, {})
             except services.EntryRefused as exc:
-                entry_error = " ".join(exc.errors.values())
+                add_refusal(reason_form, exc)
             else:
                 messages.success(request, _("Answers corrected; scores recomputed."))
                 return redirect("crf:questionnaire_detail", pk=q.pk)
@@ -442,7 +436,6 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
             "reason_form": reason_form,
             "has_errors": bool(errors),
             "first_error": first_error,
-            "entry_error": entry_error,
         },
         status=status,
     )

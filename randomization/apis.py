@@ -19,24 +19,18 @@ from rest_framework.views import APIView
 from cohort import selectors as cohort_selectors
 from cohort.models import ConsentFormVersion
 from core.access import CLINICAL_READERS, DATA_ENTRY
-from core.apis import Conflict, HasRole
+from core.apis import HasRole
 from core.pagination import Pagination
-from core.schema import ServerRule, error_response
+from core.schema import NOT_FUTURE, ServerRule, error_response
 from randomization import selectors, services
 from randomization.models import Answer, Decision, ScreeningAnswer
 
-
 # --- errors ----------------------------------------------------------------------------------
-def _refusal(exc: services.RandomisationError) -> exceptions.APIException:
-    if isinstance(exc, services.NotAllowed):
-        return exceptions.PermissionDenied(str(exc.message))
-    return Conflict({"detail": str(exc.message), "reasons": exc.reasons})
-
-
+# Service refusals reach core.apis.exception_handler: 409 with the reason codes in
+# ``errors.reasons``, 403 for access, 400 for field errors.
 # 400, 401, 403, 404, 415 and 429 are documented on every operation by core.schema.AutoSchema
 REFUSALS = {409: error_response(409)}
 PARTICIPANT_RULE = ServerRule("the study number of a participant at your sites")
-NOT_FUTURE = ServerRule("not in the future")
 
 
 def _participant(request, study_number: str):
@@ -176,8 +170,6 @@ class ScreeningListCreateApi(APIView):
                 screened_on=data.validated_data["screened_on"],
                 answers=dict(data.validated_data["answers"]),
             )
-        except services.RandomisationError as exc:
-            raise _refusal(exc) from exc
         except DjangoValidationError as exc:
             if getattr(exc, "names_identifying", False):  # the message named the date of birth
                 from cohort.services import identity_access_log
@@ -268,16 +260,13 @@ class RandomisationListCreateApi(APIView):
         data = RandomiseInput(data=request.data)
         data.is_valid(raise_exception=True)
         participant = _participant(request, data.validated_data["participant"])
-        try:
-            result = services.allocation_randomise(
-                by=request.user,
-                trial=trial,
-                participant=participant,
-                request_id=data.validated_data.get("request_id")
-                or request.headers.get("Idempotency-Key"),
-            )
-        except services.RandomisationError as exc:
-            raise _refusal(exc) from exc
+        result = services.allocation_randomise(
+            by=request.user,
+            trial=trial,
+            participant=participant,
+            request_id=data.validated_data.get("request_id")
+            or request.headers.get("Idempotency-Key"),
+        )
         return Response(
             RandomisationOutput(result.allocation).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
@@ -359,20 +348,17 @@ class DecisionApi(APIView):
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        try:
-            offer = services.offer_decision_record(
-                by=request.user,
-                allocation=allocation,
-                offered_on=v["offered_on"],
-                decision=v["decision"],
-                decided_on=v.get("decided_on"),
-                refusal_reason=v.get("refusal_reason", ""),
-                consent_form_version=v.get("consent_form_version"),
-                consent_date=v.get("consent_date"),
-                reason=v.get("reason", ""),
-            )
-        except services.RandomisationError as exc:
-            raise _refusal(exc) from exc
+        offer = services.offer_decision_record(
+            by=request.user,
+            allocation=allocation,
+            offered_on=v["offered_on"],
+            decision=v["decision"],
+            decided_on=v.get("decided_on"),
+            refusal_reason=v.get("refusal_reason", ""),
+            consent_form_version=v.get("consent_form_version"),
+            consent_date=v.get("consent_date"),
+            reason=v.get("reason", ""),
+        )
         return Response(OfferOutput(offer).data)
 
 
@@ -414,16 +400,13 @@ class TreatmentStartApi(APIView):
         )
         data = TreatmentStartInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            services.treatment_start_set(
-                by=request.user,
-                allocation=allocation,
-                planned=data.validated_data.get("planned"),
-                actual=data.validated_data.get("actual"),
-                reason=data.validated_data.get("reason", ""),
-            )
-        except services.RandomisationError as exc:
-            raise _refusal(exc) from exc
+        services.treatment_start_set(
+            by=request.user,
+            allocation=allocation,
+            planned=data.validated_data.get("planned"),
+            actual=data.validated_data.get("actual"),
+            reason=data.validated_data.get("reason", ""),
+        )
         allocation = selectors.allocation_get(
             user=request.user, trial=trial, trial_number=trial_number
         )

@@ -72,11 +72,10 @@ class ScreeningForm(forms.Form):
             for c in self.criteria
         ]
 
-    def add_service_errors(self, errors: dict) -> None:
-        """Errors keyed by criterion code (the service's) go next to that criterion."""
-        for key, messages in errors.items():
-            field = f"c_{key}" if f"c_{key}" in self.fields else key
-            self.add_error(field if field in self.fields else None, messages)
+    def refusal_field(self, name: str) -> str:
+        """A service error keyed by criterion code goes next to that criterion's answer
+        (``core.forms.add_refusal``)."""
+        return f"c_{name}" if f"c_{name}" in self.fields else name
 
     def answers(self) -> dict[str, str]:
         """Answers so far (also from an incomplete, unvalidated form: for the live verdict)."""

@@ -16,8 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.audit import track
-
-NO_DELETE = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
+from core.models import NO_DELETE
 
 
 class TrialStatus(models.TextChoices):

@@ -2,8 +2,9 @@
 TwiCs offer/decision, control-arm disclosures and the start of treatment.
 
 Every function is keyword-only, atomic, checks who may do it, and writes through
-audited models. Refusals raise a :class:`RandomisationError` subclass carrying
-machine-readable ``reasons``; nothing is written when one is raised.
+audited models. Refusals raise a :class:`RandomisationError` subclass (a
+:class:`core.refusals.Refusal`) carrying machine-readable ``reasons``; nothing is written
+when one is raised.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,10 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from cohort.models import ConsentFormVersion, Death, Identity, Participant
-from core import hooks
-from core.access import access_for
+from core import hooks, refusals
+from core.access import access_for, require_write
 from core.audit import reason as audit_reason
 from core.models import Role, Site
+from core.refusals import Refusal
 from randomization import eligibility, lifecycle
 from randomization import sequences as seq
 from randomization.models import (
@@ -54,21 +55,13 @@ from randomization.models import (
 
 
 # --- errors ------------------------------------------------------------------------------------
-class RandomisationError(Exception):
-    """A refusal with a message for people and reason codes for machines."""
-
-    default_message = _("This cannot be done.")
-    code = "refused"
-
-    def __init__(self, message: Any = None, *, reasons: list[str] | None = None):
-        self.message = message or self.default_message
-        self.reasons = list(reasons or [self.code])
-        super().__init__(str(self.message))
+class RandomisationError(Refusal):
+    """A randomisation refusal: a conflict with the current state (409), with a message for
+    people and reason codes for machines (:class:`core.refusals.Refusal`)."""
 
 
-class NotAllowed(RandomisationError):
-    default_message = _("Your role does not allow this for this participant.")
-    code = "not_allowed"
+# A site or role that does not allow the write: the one access refusal (403).
+NotAllowed = refusals.NotAllowed
 
 
 class NotEligible(RandomisationError):
@@ -105,7 +98,7 @@ class TrialNotRecruiting(RandomisationError):
 
     default_message = _("The trial is closed to recruitment.")
     code = "trial_closed"
-    messages = {
+    by_reason = {
         "trial_in_setup": _(
             "The trial is in set-up: randomisation opens when the statistician activates the "
             "production sequence."
@@ -116,7 +109,7 @@ class TrialNotRecruiting(RandomisationError):
 
     @classmethod
     def for_reason(cls, reason: str) -> TrialNotRecruiting:
-        return cls(cls.messages.get(reason), reasons=[reason])
+        return cls(cls.by_reason.get(reason), reasons=[reason])
 
 
 TrialClosed = TrialNotRecruiting  # the name earlier callers use
@@ -167,8 +160,7 @@ def can_manage_sequences(user) -> bool:
 
 
 def _require_site_write(user, participant: Participant) -> None:
-    if not access_for(user).can_write_site(participant.site_id):
-        raise NotAllowed()
+    require_write(user, participant.site_id)
 
 
 def _today() -> date:
@@ -176,8 +168,11 @@ def _today() -> date:
 
 
 def _not_future(value: date | None, field: str) -> None:
-    if value is not None and value > _today():
-        raise ValidationError({field: [_("This date is in the future.")]})
+    """The one rule (core.refusals.not_future), refused here as this module's other field
+    errors are: a ``ValidationError`` ``{field: [message]}``."""
+    refusal = refusals.date_in_future(value, field=field, today=_today())
+    if refusal is not None:
+        raise ValidationError(refusal.field_errors)
 
 
 def _died_on(participant_id: int) -> date | None:

@@ -2,8 +2,10 @@
 confirmation step, the allocation, the TwiCs offer/decision, the start of treatment,
 control-arm disclosures, two-person corrections, and the statistician's sequence screens.
 
-Views parse input, call one selector or service, and render. Sequence screens are for a
-statistician holding the sequence permission; everyone else gets the same 403 page.
+Views parse input, call one selector or service, and render; a service refusal is shown
+on the form (``core.forms.add_refusal``) or as a notice, an access refusal is the 403 page.
+Sequence screens are for a statistician holding the sequence permission; everyone else gets
+the same 403 page.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cohort import selectors as cohort_selectors
-from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
+from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, require_write
+from core.forms import add_refusal, refusal_notice
 from core.models import Role
+from core.refusals import Refusal
 from core.views import role_required
 from randomization import reasons as reason_text
 from randomization import selectors, services
@@ -46,17 +50,6 @@ from randomization.models import (
     SequenceStatus,
     TrialStatus,
 )
-
-
-def _apply(form, exc: Exception) -> None:
-    """Show a service refusal on the form: field errors next to fields, others on top."""
-    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    elif isinstance(exc, services.RandomisationError):
-        form.add_error(None, str(exc.message))
-    else:
-        form.add_error(None, exc)
 
 
 def _participant_url(participant) -> str | None:
@@ -140,15 +133,8 @@ def trial_status(request: HttpRequest, code: str) -> HttpResponse:
                 status=form.cleaned_data["status"],
                 reason=form.cleaned_data["reason"],
             )
-        except services.NotAllowed as exc:
-            raise PermissionDenied from exc
-        except (ValidationError, services.RandomisationError) as exc:
-            messages.error(
-                request,
-                str(exc.message)
-                if isinstance(exc, services.RandomisationError)
-                else " ".join(exc.messages),
-            )
+        except (ValidationError, Refusal) as exc:
+            messages.error(request, refusal_notice(exc))
         else:
             messages.success(
                 request,
@@ -191,11 +177,6 @@ def _screening_context(request, trial, participant, form) -> dict:
     }
 
 
-def _require_write(request, participant) -> None:
-    if not access_for(request.user).can_write_site(participant.site_id):
-        raise PermissionDenied
-
-
 def _screening_date(request) -> date:
     raw = (request.POST.get("screened_on") or "").strip()
     try:
@@ -230,7 +211,7 @@ def _log_identifying(request, participant, exc: Exception, context: str) -> None
 def screening_create(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     trial = selectors.trial_get(user=request.user, code=code)
     participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     criteria = selectors.criteria_current(trial=trial)
     derived = _derived(trial, participant, _screening_date(request))
     if request.method == "POST":
@@ -244,11 +225,9 @@ def screening_create(request: HttpRequest, code: str, study_number: str) -> Http
                     screened_on=form.cleaned_data["screened_on"],
                     answers=form.answers(),
                 )
-            except ValidationError as exc:
+            except (ValidationError, Refusal) as exc:
                 _log_identifying(request, participant, exc, "form")
-                form.add_service_errors(exc.message_dict)
-            except services.RandomisationError as exc:
-                _apply(form, exc)
+                add_refusal(form, exc)
             else:
                 if screening.is_eligible:
                     messages.success(request, _("Screening saved: eligible."))
@@ -295,7 +274,7 @@ def screening_verdict(request: HttpRequest, code: str, study_number: str) -> Htt
     """htmx: the verdict the answers so far would get (writes nothing)."""
     trial = selectors.trial_get(user=request.user, code=code)
     participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     on = _screening_date(request)
     derived = _derived(trial, participant, on)
     form = ScreeningForm(
@@ -335,7 +314,7 @@ def randomise(request: HttpRequest, code: str, study_number: str) -> HttpRespons
     """Confirmation step with the eligibility summary; POST randomises (idempotent)."""
     trial = selectors.trial_get(user=request.user, code=code)
     participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
-    _require_write(request, participant)
+    require_write(request.user, participant.site_id)
     existing = selectors.allocation_for_participant(trial=trial, participant=participant)
     if existing is not None and existing.status == AllocationStatus.ACTIVE:
         return redirect(
@@ -350,8 +329,8 @@ def randomise(request: HttpRequest, code: str, study_number: str) -> HttpRespons
                 participant=participant,
                 request_id=request.POST.get("request_id", ""),
             )
-        except services.RandomisationError as exc:
-            _apply(form, exc)
+        except Refusal as exc:
+            add_refusal(form, exc)
         else:
             if result.created:
                 messages.success(request, _("Randomised."))
@@ -446,8 +425,8 @@ def offer_decision(request: HttpRequest, code: str, trial_number: str) -> HttpRe
                 consent_date=d.get("consent_date"),
                 reason=d.get("reason") or "",
             )
-        except (ValidationError, services.RandomisationError) as exc:
-            _apply(form, exc)
+        except (ValidationError, Refusal) as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("Offer and decision saved."))
             return redirect(
@@ -482,8 +461,8 @@ def treatment_start(request: HttpRequest, code: str, trial_number: str) -> HttpR
                 actual=form.cleaned_data.get("actual"),
                 reason=form.cleaned_data.get("reason") or "",
             )
-        except (ValidationError, services.RandomisationError) as exc:
-            _apply(form, exc)
+        except (ValidationError, Refusal) as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("Start of treatment saved."))
             return redirect(
@@ -504,8 +483,8 @@ def disclosure_create(request: HttpRequest, code: str, trial_number: str) -> Htt
     if request.method == "POST" and form.is_valid():
         try:
             services.disclosure_record(by=request.user, allocation=allocation, **form.cleaned_data)
-        except (ValidationError, services.RandomisationError) as exc:
-            _apply(form, exc)
+        except (ValidationError, Refusal) as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("Protocol deviation recorded."))
             return redirect(
@@ -529,10 +508,8 @@ def correction_propose(request: HttpRequest, code: str, trial_number: str) -> Ht
             services.correction_propose(
                 by=request.user, allocation=allocation, reason=form.cleaned_data["reason"]
             )
-        except services.NotAllowed as exc:
-            raise PermissionDenied from exc
-        except (ValidationError, services.RandomisationError) as exc:
-            _apply(form, exc)
+        except (ValidationError, Refusal) as exc:
+            add_refusal(form, exc)
         else:
             messages.success(request, _("Correction proposed; a second person must confirm it."))
             return redirect("randomization:correction_list", code=trial.code)
@@ -570,13 +547,8 @@ def correction_decide(request: HttpRequest, code: str, pk: int) -> HttpResponse:
                 confirm=form.cleaned_data["confirm"],
                 note=form.cleaned_data.get("note") or "",
             )
-        except (ValidationError, services.RandomisationError) as exc:
-            messages.error(
-                request,
-                str(exc.message)
-                if isinstance(exc, services.RandomisationError)
-                else " ".join(exc.messages),
-            )
+        except (ValidationError, Refusal) as exc:
+            messages.error(request, refusal_notice(exc))
         else:
             messages.success(request, _("Decision on the correction saved."))
     else:
@@ -628,8 +600,8 @@ def sequence_generate(request: HttpRequest, code: str) -> HttpResponse:
                 slots_per_stratum=d.get("slots_per_stratum"),
                 probability=d["probability"],
             )
-        except (ValidationError, services.RandomisationError) as exc:
-            _apply(form, exc)
+        except (ValidationError, Refusal) as exc:
+            add_refusal(form, exc)
         else:
             messages.success(
                 request, _("Sequence generated. Check the fingerprint, then activate.")
@@ -674,8 +646,8 @@ def sequence_activate(request: HttpRequest, code: str, pk: int) -> HttpResponse:
     sequence = selectors.sequence_get(user=request.user, trial=trial, pk=pk)
     try:
         services.sequence_activate(by=request.user, sequence=sequence)
-    except services.RandomisationError as exc:
-        messages.error(request, str(exc.message))
+    except Refusal as exc:
+        messages.error(request, refusal_notice(exc))
     else:
         messages.success(request, _("Sequence activated (live)."))
     return redirect("randomization:sequence_detail", code=trial.code, pk=pk)
@@ -695,8 +667,8 @@ def sequence_retire(request: HttpRequest, code: str, pk: int) -> HttpResponse:
             services.sequence_retire(
                 by=request.user, sequence=sequence, reason=form.cleaned_data["reason"]
             )
-        except (ValidationError, services.RandomisationError) as exc:
-            messages.error(request, str(getattr(exc, "message", exc)))
+        except (ValidationError, Refusal) as exc:
+            messages.error(request, refusal_notice(exc))
         else:
             messages.success(request, _("Sequence retired."))
     return redirect("randomization:sequence_detail", code=trial.code, pk=pk)

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pghistory
 import pytest
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import InternalError, connection, transaction
 from django.utils import timezone
 
@@ -25,6 +25,7 @@ from cohort.selectors import (
     questionnaire_contact,
     twics_randomisation_consent,
 )
+from core.refusals import Refusal
 from core.selectors import audit_trail
 from tests.cohort.conftest import registered_days_ago, registration_data
 
@@ -63,7 +64,7 @@ def test_duplicate_hospital_number_at_same_site_is_refused_naming_the_study_numb
     with pytest.raises(services.DuplicateHospitalNumber) as exc:
         register(nurse_a, site_a, hospital_number="umc123456")  # same number, other case
     assert first.study_number in str(exc.value)
-    assert exc.value.message_dict["hospital_number"]
+    assert exc.value.field_errors["hospital_number"]
     assert exc.value.existing_study_number == first.study_number
     assert Participant.objects.count() == before
 
@@ -87,7 +88,7 @@ def test_only_nurses_and_investigators_of_the_site_may_register(make_user, site_
 def test_nurse_cannot_register_at_another_site(nurse_a, site_b):
     with pytest.raises(services.SiteNotWritable) as exc:
         services.participant_register(by=nurse_a, **registration_data(site_b))
-    assert "site" in exc.value.message_dict
+    assert "site" in exc.value.field_errors
     assert Participant.objects.count() == Identity.objects.count() == 0
 
 
@@ -112,9 +113,9 @@ def test_bad_registration_input_is_refused_per_field_and_writes_nothing(
 ):
     if value == "future":
         value = TODAY() + timedelta(days=1)
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(Refusal) as exc:
         services.participant_register(by=nurse_a, **registration_data(site_a, **{field: value}))
-    assert field in exc.value.message_dict
+    assert field in exc.value.field_errors
     assert Participant.objects.count() == 0
     assert Identity.objects.count() == 0
 
@@ -195,7 +196,7 @@ def test_consent_with_form_version_not_effective_on_its_date_is_refused(
             form_version=form_version,  # effective from 2022-01-01
             mode="paper",
         )
-    assert "form_version" in exc.value.message_dict
+    assert "form_version" in exc.value.field_errors
     with pytest.raises(services.ConsentFormNotEffective):
         services.consent_record(
             by=nurse_a,
@@ -273,7 +274,7 @@ def test_correction_without_reason_is_refused(nurse_a, participant_a, consented)
     for reason in ("", "   "):
         with pytest.raises(services.ReasonRequired) as exc:
             services.consent_correct(record=record, by=nurse_a, reason=reason, answer=False)
-        assert "reason" in exc.value.message_dict
+        assert "reason" in exc.value.field_errors
     record.refresh_from_db()
     assert record.superseded_by_id is None and record.answer is True
     assert ConsentRecord.objects.count() == 4
@@ -449,9 +450,9 @@ def test_bad_death_input_is_refused(nurse_a, participant_a, kwargs, field):
         kwargs["died_on"] = TODAY() + timedelta(days=1)
     elif kwargs["died_on"] == "today":
         kwargs["died_on"] = TODAY()
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(Refusal) as exc:
         services.death_record(by=nurse_a, participant=participant_a, **kwargs)
-    assert field in exc.value.message_dict
+    assert field in exc.value.field_errors
     assert not Death.objects.exists()
 
 
@@ -487,7 +488,7 @@ def test_withdrawal_before_the_participant_entered_the_cohort_is_refused(
                 scope="trial",
                 effective_on=TODAY() - timedelta(days=days),
             )
-        assert "effective_on" in exc.value.message_dict
+        assert "effective_on" in exc.value.field_errors
     assert not Withdrawal.objects.exists()
     services.withdrawal_record(
         by=nurse_a,
