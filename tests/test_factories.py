@@ -10,11 +10,12 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from cohort.models import ConsentRecord, Identity, Participant
+from cohort.services import DuplicateHospitalNumber
 from core.models import SiteMembership
+from core.refusals import DateInFuture
 from core.selectors import event_model_for, tracked_models
 from tests import factories
 
@@ -81,9 +82,9 @@ def test_the_services_rules_refuse_bad_factory_input_and_nothing_is_written():
     factories.ParticipantFactory(site=site, hospital_number="HN-1")
     before = (Participant.objects.count(), Identity.objects.count())
     tomorrow = timezone.localdate() + timedelta(days=1)
-    with pytest.raises(ValidationError):
+    with pytest.raises(DateInFuture):
         factories.ParticipantFactory(site=site, date_of_birth=tomorrow)
-    with pytest.raises(ValidationError):
+    with pytest.raises(DuplicateHospitalNumber):
         factories.ParticipantFactory(site=site, hospital_number="hn-1")  # same, normalised
     assert (Participant.objects.count(), Identity.objects.count()) == before
     with pytest.raises(TypeError):
