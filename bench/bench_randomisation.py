@@ -48,7 +48,8 @@ def _setup(n: int):
     from core.audit import system_actor
     from core.models import Site, SiteMembership, User
     from randomization.models import Criterion, Trial
-    from randomization.services import current_environment, sequence_activate, sequence_generate
+    from randomization.selectors import current_environment
+    from randomization.services import sequence_activate, sequence_generate
 
     with system_actor("bench"):
         sites = [

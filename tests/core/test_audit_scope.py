@@ -121,6 +121,7 @@ def _site_pass(site, nurse, investigator, trial, form):
     from cohort import services as cohort_services
     from crf.models import InstrumentResponse, Questionnaire, QuestionnaireLink
     from crf.services import token_hash
+    from randomization import selectors as rnd_selectors
     from randomization import services as rnd
 
     def register():
@@ -151,7 +152,8 @@ def _site_pass(site, nurse, investigator, trial, form):
 
     today = timezone.localdate()
     answers = {
-        c.code: ("yes" if c.kind == "inclusion" else "no") for c in rnd.current_criteria(trial)
+        c.code: ("yes" if c.kind == "inclusion" else "no")
+        for c in rnd_selectors.criteria_current(trial=trial)
     }
     arms: dict[bool, object] = {}
     for _ in range(30):
