@@ -232,6 +232,18 @@ def _verdict(ctx, parallel_ms: list[float], sequential_ms: list[float]) -> dict:
 
 
 # --- in-process ----------------------------------------------------------------------------
+def _as_callers_pass(trial, items):
+    """The trial and participants as the API passes them to the service (``trial_get``,
+    ``participant_get``), read before the clock starts."""
+    from cohort.selectors import participant_get
+    from randomization.selectors import trial_get
+
+    nurse = items[0][1]
+    return trial_get(user=nurse, code=trial.code), [
+        (participant_get(user=n, study_number=p.study_number), n) for p, n in items
+    ]
+
+
 def _in_process(ctx, trial, sequence, make) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -240,7 +252,9 @@ def _in_process(ctx, trial, sequence, make) -> dict:
     from randomization.models import Allocation
     from randomization.services import allocation_randomise
 
-    work, sequential_work, (single,), (counted,) = make(PARALLEL), make(PARALLEL), make(1), make(1)
+    trial, work = _as_callers_pass(trial, make(PARALLEL))
+    _trial, sequential_work = _as_callers_pass(trial, make(PARALLEL))
+    _trial, [single, counted] = _as_callers_pass(trial, make(2))
 
     def randomise(item):
         participant, nurse = item
@@ -251,7 +265,6 @@ def _in_process(ctx, trial, sequence, make) -> dict:
     checks = _check(sequence, [p for p, _n in work])
     sequential_ms = _sequential(randomise, sequential_work)
     same = _parallel(randomise, [single] * SAME_PARTICIPANT)
-    # The participant arrives as the callers pass it (read by the API's participant_get).
     with CaptureQueriesContext(connection) as queries:
         randomise(counted)
     return {

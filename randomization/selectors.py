@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
@@ -237,11 +238,6 @@ class Readiness:
         return self.trial_refusal is not None
 
     @property
-    def allocation_pk(self) -> int | None:
-        """The participant's allocation in the trial (an allocation has a screening)."""
-        return getattr(self.screening, "allocation_pk", None)
-
-    @property
     def reasons(self) -> list[str]:
         return rules.readiness_reasons(
             self.trial_refusal, self.screening_reasons, self.consent_reasons
@@ -252,10 +248,18 @@ class Readiness:
         return not self.reasons
 
 
-def randomisation_readiness(*, trial: Trial, participant: Participant) -> Readiness:
+_UNREAD: Any = object()
+
+
+def randomisation_readiness(
+    *, trial: Trial, participant: Participant, latest: Screening | None = _UNREAD
+) -> Readiness:
     """Everything randomising needs to know before any lock, in three queries (the latest
-    screening with the trial's status and any allocation; the consent records; withdrawals)."""
-    screening = latest_screening(trial=trial, participant=participant)
+    screening with the trial's status and any allocation; the consent records; withdrawals).
+    ``latest``: the :func:`latest_screening` already read, if the caller has it."""
+    screening = (
+        latest_screening(trial=trial, participant=participant) if latest is _UNREAD else latest
+    )
     status = screening.trial.status if screening is not None else None
     if status is None:  # not screened: the status is read on its own
         status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -34,7 +34,6 @@ from randomization.models import (
     AllocationCorrection,
     AllocationStatus,
     AnswerSource,
-    Arm,
     ControlDisclosure,
     CorrectionStatus,
     Criterion,
@@ -58,6 +57,7 @@ from randomization.selectors import (
     current_environment,
     death_date,
     factor_levels,
+    latest_screening,
     randomisation_readiness,
     recruitment_refusal,
     screening_evaluate,
@@ -652,7 +652,7 @@ def _check_randomisation(readiness) -> RandomisationError | None:
 
 
 def _minimised_arm(
-    *, sequence: Sequence, stratum: Stratum, levels: dict[str, str]
+    *, sequence: Sequence, draw_index: int, levels: dict[str, str]
 ) -> seq.MinimisationResult:
     """Pocock–Simon under the sequence's lock: the earlier active allocations of the
     sequence counted by arm and factor level in one aggregate query."""
@@ -677,23 +677,48 @@ def _minimised_arm(
         counts=counts,
         levels=levels,
         probability=float(sequence.probability),
-        draw=seq.minimisation_draw(sequence.seed, stratum.used),
+        draw=seq.minimisation_draw(sequence.seed, draw_index),
     )
 
 
-def _next_arm(
-    *, sequence: Sequence, stratum: Stratum, levels: dict[str, str]
-) -> tuple[Slot | None, Arm, seq.MinimisationResult | None]:
-    """Under the stratum lock: the stratum's next slot and its arm, or the minimised arm."""
-    if sequence.method == Method.MINIMISATION:
-        decision = _minimised_arm(sequence=sequence, stratum=stratum, levels=levels)
-        return None, Arm.objects.get(trial_id=sequence.trial_id, code=decision.chosen), decision
-    if stratum.used >= stratum.size:
+def _take_position(*, sequence: Sequence, key: str) -> tuple[int, int | None, int | None]:
+    """Lock the stratum row and take its next position, in one statement: the position, and
+    the id and arm of the slot there (None under minimisation). The lock is held until
+    commit.
+
+    One statement rather than lock, read and update: under contention every statement a
+    lock holder makes is a wait for everyone queued behind it. It locks the stratum row
+    only (a ``select_for_update()`` following ``Stratum``'s ordering joined the sequence and
+    the trial and locked their rows too: every randomisation of the trial queued at the
+    stratum, behind the whole of the previous one). The slot is read in the same
+    statement (``RETURNING``): slots are sealed when the list is generated, so the
+    statement's snapshot always holds them, and the position is the locked row's newest.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Stratum._meta.db_table} AS stratum SET used = stratum.used + 1
+            WHERE stratum.sequence_id = %s AND stratum.key = %s AND stratum.used < stratum.size
+            RETURNING stratum.used, (
+                SELECT slot.id FROM {Slot._meta.db_table} AS slot
+                WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
+                AND slot.position = stratum.used
+            ), (
+                SELECT slot.arm_id FROM {Slot._meta.db_table} AS slot
+                WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
+                AND slot.position = stratum.used
+            )
+            """,  # noqa: S608 - table names from the models, values as parameters
+            [sequence.pk, key],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        exists = Stratum.objects.filter(sequence=sequence, key=key).exists()
+        raise RandomisationUnavailable(reasons=["sequence_exhausted" if exists else "no_stratum"])
+    position, slot_id, arm_id = row
+    if sequence.method == Method.PERMUTED_BLOCKS and slot_id is None:
         raise RandomisationUnavailable(reasons=["sequence_exhausted"])
-    slot = Slot.objects.select_related("arm").get(
-        sequence=sequence, stratum=stratum.key, position=stratum.used + 1
-    )
-    return slot, slot.arm, None
+    return position, slot_id, arm_id
 
 
 @top_level
@@ -712,11 +737,12 @@ def allocation_randomise(
     participant per trial, one use per slot, unique trial number) back the locks up.
     """
     _require_site_write(by, participant)
-    # 1. No lock: readiness (latest screening with the trial's status and any allocation,
-    #    consent) and the active sequence.
-    readiness = randomisation_readiness(trial=trial, participant=participant)
-    if readiness.allocation_pk is not None:
+    # 1. No lock: the latest screening with the trial's status and any allocation (a repeat
+    #    ends here), consent, and the active sequence.
+    latest = latest_screening(trial=trial, participant=participant)
+    if getattr(latest, "allocation_pk", None) is not None:
         return _return_existing(_existing(trial, participant))
+    readiness = randomisation_readiness(trial=trial, participant=participant, latest=latest)
     refusal = _check_randomisation(readiness)
     if refusal is not None:
         raise refusal
@@ -725,6 +751,7 @@ def allocation_randomise(
     ).first()
     if sequence is None:
         raise RandomisationUnavailable(reasons=["no_active_sequence"])
+    arms = list(trial.arms.all())  # prefetched by trial_get
     levels = participant_levels(participant, sequence.factors)
     key = (
         "all"
@@ -733,14 +760,15 @@ def allocation_randomise(
     )
 
     with audit_reason("randomisation"):
-        # 2. The stratum lock (one request per stratum at a time): the next slot, or the
-        #    minimised arm, and the slot counter. Nothing waits for the trial row yet.
-        stratum = Stratum.objects.select_for_update().filter(sequence=sequence, key=key).first()
-        if stratum is None:
-            raise RandomisationUnavailable(reasons=["no_stratum"])
-        slot, arm, decision = _next_arm(sequence=sequence, stratum=stratum, levels=levels)
-        stratum.used += 1
-        stratum.save(update_fields=["used"])
+        # 2. The stratum lock (one request per stratum at a time): its next position, and
+        #    the slot there or the minimised arm. Nothing waits for the trial row yet.
+        position, slot_id, arm_id = _take_position(sequence=sequence, key=key)
+        decision = None
+        if slot_id is None:
+            decision = _minimised_arm(sequence=sequence, draw_index=position - 1, levels=levels)
+            arm = next(a for a in arms if a.code == decision.chosen)
+        else:
+            arm = next(a for a in arms if a.pk == arm_id)
 
         # 3. The trial row lock, last: it serialises the trial numbers, so it covers only
         #    the re-checks of what can change meanwhile, the number and the insert.
@@ -761,7 +789,7 @@ def allocation_randomise(
             trial_number=rules.trial_number(locked_trial.code, tally["n"] + 1),
             sequence=sequence,
             stratum=key,
-            slot=slot,
+            slot_id=slot_id,
             screening=readiness.screening,
             randomised_by=by,
             request_id=(request_id or "")[:64],
@@ -984,8 +1012,13 @@ def offer_decision_record(
     Intervention arm only. Accepting needs the trial consent form version and date;
     refusing needs a reason. Refusers stay in the intervention arm.
     """
-    # Lock the allocation: concurrent saves of the same offer queue instead of colliding.
-    allocation = Allocation.objects.select_for_update().select_related("arm").get(pk=allocation.pk)
+    # Lock the allocation (only its row: not the arm joined in, which every allocation of the
+    # arm shares): concurrent saves of the same offer queue instead of colliding.
+    allocation = (
+        Allocation.objects.select_for_update(of=("self",))
+        .select_related("arm")
+        .get(pk=allocation.pk)
+    )
     _require_active_allocation(by, allocation, OfferError)
     if not allocation.arm.is_intervention:
         raise OfferError(
@@ -1107,7 +1140,8 @@ def treatment_start_set(
     (re-)anchor the follow-up schedule on it: on the actual date once known, otherwise on
     the planned date. Changing a recorded date needs a reason."""
     allocation = (
-        Allocation.objects.select_for_update()
+        # Only the allocation's row: the joined trial row is the randomiser's lock.
+        Allocation.objects.select_for_update(of=("self",))
         .select_related("participant", "trial", "arm")
         .get(pk=allocation.pk)
     )
