@@ -4,6 +4,12 @@ TwiCs offer/decision, control-arm disclosures and the start of treatment.
 Every function is keyword-only, atomic, checks who may do it, and writes through
 audited models. Refusals raise a :class:`RandomisationError` subclass carrying
 machine-readable ``reasons``; nothing is written when one is raised.
+
+Check, then do: a service reads what it needs (``selectors``), judges it with a pure check
+(``rules`` or a ``_check_*`` function over the facts read) and then makes a short write.
+Services called by views, APIs, tasks and commands are ``@top_level``: their own
+``atomic(durable=True)`` transaction; ``.within(...)`` runs one inside a caller's
+transaction on purpose (demo seeding).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from randomization.models import (
     AllocationCorrection,
     AllocationStatus,
     AnswerSource,
+    Arm,
     ControlDisclosure,
     CorrectionStatus,
     Criterion,
@@ -445,9 +452,8 @@ def sequence_generate(
     if errors:
         raise ValidationError(errors)
 
-    # The list and its fingerprint are computed first; then the sequence is written sealed.
+    # The lists (permuted blocks) are drawn first; the sequence is then written sealed.
     seed = seq.new_seed()
-    blocks = method == Method.PERMUTED_BLOCKS
     lists = (
         seq.generate(
             seed=seed,
@@ -456,18 +462,41 @@ def sequence_generate(
             block_sizes=block_sizes,
             length=length,
         )
-        if blocks
+        if method == Method.PERMUTED_BLOCKS
         else {}
     )
-    fingerprint = seq.fingerprint(
+    return _sequence_store(
+        by=by,
+        trial=trial,
         method=method,
-        arms=arms,
-        block_sizes=block_sizes if blocks else [],
+        environment=environment,
         factors=factors,
-        probability=str(probability),
+        block_sizes=block_sizes,
+        length=length,
+        probability=probability,
+        arms=arms,
         seed=seed,
-        slots=[(key, s.position, s.arm) for key, slots in lists.items() for s in slots],
+        lists=lists,
     )
+
+
+def _sequence_store(
+    *,
+    by,
+    trial: Trial,
+    method: str,
+    environment: str,
+    factors: list[str],
+    block_sizes: list[int],
+    length: int,
+    probability: Decimal,
+    arms: list[seq.ArmSpec],
+    seed: str,
+    lists: dict[str, list[seq.SlotSpec]],
+) -> Sequence:
+    """The write of :func:`sequence_generate`: the sequence with its fingerprint (computed
+    before the insert, so no row is ever unsealed), its slots and its strata."""
+    blocks = method == Method.PERMUTED_BLOCKS
     sequence = Sequence.objects.create(
         trial=trial,
         method=method,
@@ -478,32 +507,40 @@ def sequence_generate(
         probability=probability,
         arms=[[a.code, a.ratio] for a in arms],
         seed=seed,
-        fingerprint=fingerprint,
+        fingerprint=seq.fingerprint(
+            method=method,
+            arms=arms,
+            block_sizes=block_sizes if blocks else [],
+            factors=factors,
+            probability=str(probability),
+            seed=seed,
+            slots=[(key, s.position, s.arm) for key, slots in lists.items() for s in slots],
+        ),
         generated_by=by,
     )
-    if blocks:
-        arm_ids = dict(trial.arms.values_list("code", "pk"))
-        Slot.objects.bulk_create(
-            [
-                Slot(
-                    sequence=sequence,
-                    stratum=key,
-                    position=s.position,
-                    block=s.block,
-                    block_size=s.block_size,
-                    arm_id=arm_ids[s.arm],
-                )
-                for key, slots in lists.items()
-                for s in slots
-            ],
-            batch_size=2000,
-        )
-        Stratum.objects.bulk_create(
-            [Stratum(sequence=sequence, key=k, size=len(v)) for k, v in lists.items()]
-        )
-    else:
+    if not blocks:
         # One lock row for the whole trial: minimisation looks at every earlier allocation.
         Stratum.objects.create(sequence=sequence, key="all", size=10**9)
+        return sequence
+    arm_ids = dict(trial.arms.values_list("code", "pk"))
+    Slot.objects.bulk_create(
+        [
+            Slot(
+                sequence=sequence,
+                stratum=key,
+                position=s.position,
+                block=s.block,
+                block_size=s.block_size,
+                arm_id=arm_ids[s.arm],
+            )
+            for key, slots in lists.items()
+            for s in slots
+        ],
+        batch_size=2000,
+    )
+    Stratum.objects.bulk_create(
+        [Stratum(sequence=sequence, key=k, size=len(v)) for k, v in lists.items()]
+    )
     return sequence
 
 
@@ -721,6 +758,66 @@ def _take_position(*, sequence: Sequence, key: str) -> tuple[int, int | None, in
     return position, slot_id, arm_id
 
 
+def _allocate(
+    *,
+    by,
+    trial: Trial,
+    participant: Participant,
+    screening: Screening,
+    sequence: Sequence,
+    key: str,
+    levels: dict[str, str],
+    arms: list[Arm],
+    request_id: str | None,
+) -> Allocation:
+    """The write of :func:`allocation_randomise`, under its two locks, taken in this order."""
+    # 2. The stratum lock (one request per stratum at a time): its next position, and
+    #    the slot there or the minimised arm. Nothing waits for the trial row yet.
+    position, slot_id, arm_id = _take_position(sequence=sequence, key=key)
+    decision = None
+    if slot_id is None:
+        decision = _minimised_arm(sequence=sequence, draw_index=position - 1, levels=levels)
+        arm = next(a for a in arms if a.code == decision.chosen)
+    else:
+        arm = next(a for a in arms if a.pk == arm_id)
+
+    # 3. The trial row lock, last: it serialises the trial numbers, so it covers only
+    #    the re-checks of what can change meanwhile, the number and the insert.
+    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    refusal_code = lifecycle.recruitment_refusal(locked_trial.status, current_environment())
+    if refusal_code:  # closed while this request waited for the locks
+        raise TrialNotRecruiting.for_reason(refusal_code)
+    tally = Allocation.objects.filter(trial=locked_trial).aggregate(
+        n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
+    )
+    if tally["mine"]:  # a parallel request randomised them: give the slot back, return that
+        raise _Undo(lambda: _return_existing(_existing(trial, participant)))
+    allocation = Allocation.objects.create(
+        trial=locked_trial,
+        participant=participant,
+        site_id=participant.site_id,
+        arm=arm,
+        trial_number=rules.trial_number(locked_trial.code, tally["n"] + 1),
+        sequence=sequence,
+        stratum=key,
+        slot_id=slot_id,
+        screening=screening,
+        randomised_by=by,
+        request_id=(request_id or "")[:64],
+    )
+    if decision is not None:
+        MinimisationDecision.objects.create(
+            allocation=allocation,
+            levels=levels,
+            imbalance=decision.imbalance,
+            preferred=decision.preferred,
+            probability=sequence.probability,
+            draw=decision.draw,
+            chosen=decision.chosen,
+        )
+    return allocation
+
+
 @top_level
 def allocation_randomise(
     *, by, trial: Trial, participant: Participant, request_id: str | None = None
@@ -760,50 +857,17 @@ def allocation_randomise(
     )
 
     with audit_reason("randomisation"):
-        # 2. The stratum lock (one request per stratum at a time): its next position, and
-        #    the slot there or the minimised arm. Nothing waits for the trial row yet.
-        position, slot_id, arm_id = _take_position(sequence=sequence, key=key)
-        decision = None
-        if slot_id is None:
-            decision = _minimised_arm(sequence=sequence, draw_index=position - 1, levels=levels)
-            arm = next(a for a in arms if a.code == decision.chosen)
-        else:
-            arm = next(a for a in arms if a.pk == arm_id)
-
-        # 3. The trial row lock, last: it serialises the trial numbers, so it covers only
-        #    the re-checks of what can change meanwhile, the number and the insert.
-        locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
-        refusal_code = lifecycle.recruitment_refusal(locked_trial.status, current_environment())
-        if refusal_code:  # closed while this request waited for the locks
-            raise TrialNotRecruiting.for_reason(refusal_code)
-        tally = Allocation.objects.filter(trial=locked_trial).aggregate(
-            n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
-        )
-        if tally["mine"]:  # a parallel request randomised them: give the slot back, return that
-            raise _Undo(lambda: _return_existing(_existing(trial, participant)))
-        allocation = Allocation.objects.create(
-            trial=locked_trial,
+        allocation = _allocate(
+            by=by,
+            trial=trial,
             participant=participant,
-            site_id=participant.site_id,
-            arm=arm,
-            trial_number=rules.trial_number(locked_trial.code, tally["n"] + 1),
-            sequence=sequence,
-            stratum=key,
-            slot_id=slot_id,
             screening=readiness.screening,
-            randomised_by=by,
-            request_id=(request_id or "")[:64],
+            sequence=sequence,
+            key=key,
+            levels=levels,
+            arms=arms,
+            request_id=request_id,
         )
-        if decision is not None:
-            MinimisationDecision.objects.create(
-                allocation=allocation,
-                levels=levels,
-                imbalance=decision.imbalance,
-                preferred=decision.preferred,
-                probability=sequence.probability,
-                draw=decision.draw,
-                chosen=decision.chosen,
-            )
     return Randomised(allocation=allocation, created=True)
 
 
