@@ -178,7 +178,8 @@ def _sequential(fn, items) -> list[float]:
 
 
 def _check(sequence, participants) -> dict:
-    """Slots and trial numbers of the allocations of ``participants`` (one batch)."""
+    """The slots and trial numbers of one batch (``participants``): duplicate slots, gapless
+    numbers; and every stratum of the sequence taken 1..n without a skipped position."""
     from randomization.models import Allocation, Stratum
 
     allocations = Allocation.objects.filter(participant__in=participants)
