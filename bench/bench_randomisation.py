@@ -326,15 +326,18 @@ class _Gunicorn:
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError("gunicorn exited: " + self.log.read_text()[-2000:])
+                log = self.log.read_text()[-2000:]
+                self.log.unlink(missing_ok=True)
+                raise RuntimeError("gunicorn exited: " + log)
             try:
                 if self.request("GET", "/health/")[0] in (200, 503):
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
+                log = self.log.read_text()[-2000:]
                 self.stop()
-                raise RuntimeError("gunicorn did not answer: " + self.log.read_text()[-2000:])
+                raise RuntimeError("gunicorn did not answer: " + log)
             time.sleep(0.2)
         # One request per worker, so that no timed request pays a worker's first-request cost.
         for _ in range(workers * 2):
@@ -361,6 +364,7 @@ class _Gunicorn:
             self.proc.wait(5)
         except ProcessLookupError:
             pass
+        self.log.unlink(missing_ok=True)
 
 
 def _over_http(ctx, trial, sequence, nurses, make) -> dict:
