@@ -1,20 +1,44 @@
-"""Randomisation under load: 50 parallel requests through the service (real threads, one
-database connection each, released together by a barrier) on a live test sequence.
+"""Randomisation under load, in-process and over HTTP.
 
-Reports median / p95 latency per request and checks the result: 50 allocations, no
-duplicate slot, no skipped position in any stratum, gapless trial numbers. Then 20
-parallel requests for one participant: exactly one allocation.
+In-process: 50 parallel requests through the service (real threads, one database
+connection each, released together by a barrier) on a live test sequence stratified by
+site (two sites, so two strata are randomised at once).
+
+Over HTTP: the same against gunicorn with the project's config (``blend/gunicorn.conf.py``,
+4 workers, DEBUG off), through the endpoint nurses use
+(``POST /api/v1/trials/BLEND/randomisations/``) with tokens from the API login.
+
+Each part reports the sequential median (the same number of requests one after another,
+in the same run), the parallel median / p95, the ratio p95 ÷ sequential median with
+PASS/FAIL against ENGINEERING §5 (≤ 30×, p95 < 200 ms), and checks the result: no
+duplicate slot, no skipped position in any stratum, gapless trial numbers (the batch and
+the whole trial). Then 20 parallel requests for one participant: exactly one allocation.
+In-process it also counts the SQL queries of one randomisation.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
+from pathlib import Path
 
 PARALLEL = 50
 SAME_PARTICIPANT = 20
+HTTP_WORKERS = 4
+MAX_RATIO = 30
+BUDGET_P95_MS = 200
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = secrets.token_urlsafe(16)
 
 
 def _setup(n: int):
@@ -24,11 +48,8 @@ def _setup(n: int):
     from core.audit import system_actor
     from core.models import Site, SiteMembership, User
     from randomization.models import Criterion, Trial
-    from randomization.services import (
-        current_environment,
-        sequence_activate,
-        sequence_generate,
-    )
+    from randomization.selectors import current_environment
+    from randomization.services import sequence_activate, sequence_generate
 
     with system_actor("bench"):
         sites = [
@@ -40,6 +61,8 @@ def _setup(n: int):
             nurse, created = User.objects.get_or_create(username=f"bench-nurse-{site.code}")
             if created:
                 SiteMembership.objects.create(user=nurse, site=site, role="nurse")
+            nurse.set_password(PASSWORD)
+            nurse.save(update_fields=["password"])
             nurses.append(nurse)
         stat, created = User.objects.get_or_create(username="bench-statistician")
         if created:
@@ -54,7 +77,8 @@ def _setup(n: int):
             environment=current_environment(),
             factors=["site"],
             block_sizes=[4, 6],
-            slots_per_stratum=max(100, 2 * n),
+            # two parts × (parallel + sequential + one) per stratum, with room to spare
+            slots_per_stratum=4 * n + 20,
         )
         sequence_activate(by=stat, sequence=sequence)
         form, _ = ConsentFormVersion.objects.get_or_create(
@@ -71,7 +95,7 @@ def _setup(n: int):
     def make(count):
         return _participants(count, trial, sites, nurses, form, answers)
 
-    return trial, sequence, make
+    return trial, sequence, nurses, make
 
 
 def _participants(count, trial, sites, nurses, form, answers):
@@ -123,15 +147,16 @@ def _participants(count, trial, sites, nurses, form, answers):
     return work
 
 
-def _parallel(fn, items) -> list:
+def _parallel(fn, items, *, connect: bool = True) -> list:
     from django.db import connection, connections
 
     barrier = threading.Barrier(len(items))
 
     def run(item):
         try:
-            # Like a server's persistent connections: connect first, then start the clock.
-            connection.ensure_connection()
+            if connect:
+                # Like a server's persistent connections: connect first, then start the clock.
+                connection.ensure_connection()
             barrier.wait(timeout=60)
             started = time.perf_counter()
             result = fn(item)
@@ -143,13 +168,94 @@ def _parallel(fn, items) -> list:
         return list(pool.map(run, items))
 
 
-def run(ctx) -> dict:
-    from core.audit import system_actor
+def _sequential(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        started = time.perf_counter()
+        fn(item)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _check(sequence, participants) -> dict:
+    """The slots and trial numbers of one batch (``participants``): duplicate slots, gapless
+    numbers; and every stratum of the sequence taken 1..n without a skipped position."""
     from randomization.models import Allocation, Stratum
+
+    allocations = Allocation.objects.filter(participant__in=participants)
+    slots = list(allocations.values_list("slot_id", flat=True))
+    skipped = 0
+    for stratum in Stratum.objects.filter(sequence=sequence):
+        positions = sorted(
+            Allocation.objects.filter(sequence=sequence, stratum=stratum.key).values_list(
+                "slot__position", flat=True
+            )
+        )
+        skipped += sum(1 for i, p in enumerate(positions, start=1) if p != i)
+    numbers = sorted(_number(n) for n in allocations.values_list("trial_number", flat=True))
+    return {
+        "allocations": len(slots),
+        "duplicate_slots": len(slots) - len(set(slots)),
+        "skipped_positions": skipped,
+        "trial_numbers_gapless": bool(numbers)
+        and numbers == list(range(numbers[0], numbers[0] + len(numbers))),
+    }
+
+
+def _number(trial_number: str) -> int:
+    return int(trial_number.rsplit("-", 1)[1])
+
+
+def _trial_gapless(trial) -> bool:
+    """Every trial number of the trial, 1..N, none twice, none missing."""
+    from randomization.models import Allocation
+
+    numbers = sorted(
+        _number(n)
+        for n in Allocation.objects.filter(trial=trial).values_list("trial_number", flat=True)
+    )
+    return numbers == list(range(1, len(numbers) + 1))
+
+
+def _verdict(ctx, parallel_ms: list[float], sequential_ms: list[float]) -> dict:
+    parallel = ctx.summarise(parallel_ms)
+    sequential = ctx.summarise(sequential_ms)
+    ratio = round(parallel["p95_ms"] / sequential["median_ms"], 1)
+    return {
+        "sequential_latency": sequential,
+        "latency": parallel,
+        "ratio_p95_to_sequential_median": ratio,
+        "ratio_budget": MAX_RATIO,
+        "ratio_verdict": "PASS" if ratio <= MAX_RATIO else "FAIL",
+        "budget_p95_ms": BUDGET_P95_MS,
+        "p95_verdict": "PASS" if parallel["p95_ms"] < BUDGET_P95_MS else "FAIL",
+    }
+
+
+# --- in-process ----------------------------------------------------------------------------
+def _as_callers_pass(trial, items):
+    """The trial and participants as the API passes them to the service (``trial_get``,
+    ``participant_get``), read before the clock starts."""
+    from cohort.selectors import participant_get
+    from randomization.selectors import trial_get
+
+    nurse = items[0][1]
+    return trial_get(user=nurse, code=trial.code), [
+        (participant_get(user=n, study_number=p.study_number), n) for p, n in items
+    ]
+
+
+def _in_process(ctx, trial, sequence, make) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from core.audit import system_actor
+    from randomization.models import Allocation
     from randomization.services import allocation_randomise
 
-    trial, sequence, make = _setup(PARALLEL)
-    work, sequential_work, (single,) = make(PARALLEL), make(PARALLEL), make(1)
+    trial, work = _as_callers_pass(trial, make(PARALLEL))
+    _trial, sequential_work = _as_callers_pass(trial, make(PARALLEL))
+    _trial, [single, counted] = _as_callers_pass(trial, make(2))
 
     def randomise(item):
         participant, nurse = item
@@ -157,43 +263,170 @@ def run(ctx) -> dict:
             return allocation_randomise(by=nurse, trial=trial, participant=participant)
 
     results = _parallel(randomise, work)
-    allocations = Allocation.objects.filter(participant__in=[p for p, _n in work])
-    slots = list(allocations.values_list("slot_id", flat=True))
-    skipped = 0
-    for stratum in Stratum.objects.filter(sequence=sequence):
-        positions = sorted(
-            allocations.filter(stratum=stratum.key).values_list("slot__position", flat=True)
-        )
-        skipped += sum(1 for i, p in enumerate(positions, start=1) if p != i)
-    numbers = sorted(
-        int(n.rsplit("-", 1)[1]) for n in allocations.values_list("trial_number", flat=True)
-    )
-
-    # Service time without contention: the same number of requests one after another.
-    sequential_ms = []
-    for item in sequential_work:
-        started = time.perf_counter()
-        randomise(item)
-        sequential_ms.append((time.perf_counter() - started) * 1000)
-
+    checks = _check(sequence, [p for p, _n in work])
+    sequential_ms = _sequential(randomise, sequential_work)
     same = _parallel(randomise, [single] * SAME_PARTICIPANT)
-    same_count = Allocation.objects.filter(participant=single[0]).count()
-
-    summary = ctx.summarise([ms for ms, _r in results])
+    with CaptureQueriesContext(connection) as queries:
+        randomise(counted)
     return {
         "parallel_requests": PARALLEL,
-        "latency": summary,
-        "sequential_latency": ctx.summarise(sequential_ms),
-        "allocations": len(slots),
-        "duplicate_slots": len(slots) - len(set(slots)),
-        "skipped_positions": skipped,
-        "trial_numbers_gapless": numbers == list(range(numbers[0], numbers[0] + len(numbers))),
+        **_verdict(ctx, [ms for ms, _r in results], sequential_ms),
+        **checks,
+        "queries_per_randomisation": len(queries),
         "same_participant": {
             "parallel_requests": SAME_PARTICIPANT,
-            "allocations": same_count,
+            "allocations": Allocation.objects.filter(participant=single[0]).count(),
             "created": sum(1 for _ms, r in same if r.created),
             "latency": ctx.summarise([ms for ms, _r in same]),
         },
-        "budget_p95_ms": 200,
-        "within_budget": summary["p95_ms"] < 200,
+    }
+
+
+# --- over HTTP (gunicorn) --------------------------------------------------------------------
+class _Gunicorn:
+    """gunicorn with the project's config on a free loopback port, DEBUG off."""
+
+    def __init__(self, workers: int):
+        from blend.devstack import free_port
+
+        self.port = free_port()
+        fd, log = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
+        os.close(fd)
+        self.log = Path(log)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DEBUG"))}
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "blend.settings",
+                "DEBUG": "0",
+                "SECRET_KEY": secrets.token_urlsafe(50),
+                "ALLOWED_HOSTS": "127.0.0.1",
+                # the bench's sequence is a test list (the bench process runs with DEBUG on)
+                "RANDOMISATION_ENVIRONMENT": "test",
+                "LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(ROOT / "blend" / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--access-logfile",
+            "/dev/null",
+            "--error-logfile",
+            str(self.log),
+            "blend.wsgi:application",
+        ]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                log = self.log.read_text()[-2000:]
+                self.log.unlink(missing_ok=True)
+                raise RuntimeError("gunicorn exited: " + log)
+            try:
+                if self.request("GET", "/health/")[0] in (200, 503):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                log = self.log.read_text()[-2000:]
+                self.stop()
+                raise RuntimeError("gunicorn did not answer: " + log)
+            time.sleep(0.2)
+        # One request per worker, so that no timed request pays a worker's first-request cost.
+        for _ in range(workers * 2):
+            self.request("GET", "/health/")
+
+    def request(self, method: str, path: str, body: dict | None = None, token: str = ""):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        headers = {"X-Forwarded-Proto": "https", "Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Token {token}"
+        try:
+            conn.request(method, path, body=json.dumps(body) if body else None, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        except ProcessLookupError:
+            pass
+        self.log.unlink(missing_ok=True)
+
+
+def _over_http(ctx, trial, sequence, nurses, make) -> dict:
+    from randomization.models import Allocation
+
+    work, sequential_work, (single,) = make(PARALLEL), make(PARALLEL), make(1)
+    server = _Gunicorn(HTTP_WORKERS)
+    try:
+        tokens = {}
+        for nurse in nurses:
+            status, body = server.request(
+                "POST", "/api/v1/auth/login/", {"username": nurse.username, "password": PASSWORD}
+            )
+            if status != 200:
+                raise RuntimeError(f"API login answered {status}: {body[:300]!r}")
+            tokens[nurse.pk] = json.loads(body)["token"]
+        path = f"/api/v1/trials/{trial.code}/randomisations/"
+
+        def post(item):
+            participant, nurse = item
+            return server.request(
+                "POST", path, {"participant": participant.study_number}, tokens[nurse.pk]
+            )[0]
+
+        results = _parallel(post, work, connect=False)
+        checks = _check(sequence, [p for p, _n in work])
+        sequential_ms = _sequential(post, sequential_work)
+        same = _parallel(post, [single] * SAME_PARTICIPANT, connect=False)
+    finally:
+        server.stop()
+    statuses = sorted({s for _ms, s in results})
+    return {
+        "parallel_requests": PARALLEL,
+        "gunicorn_workers": HTTP_WORKERS,
+        **_verdict(ctx, [ms for ms, _s in results], sequential_ms),
+        **checks,
+        "statuses": statuses,
+        "same_participant": {
+            "parallel_requests": SAME_PARTICIPANT,
+            "allocations": Allocation.objects.filter(participant=single[0]).count(),
+            "created": sum(1 for _ms, s in same if s == 201),
+            "statuses": sorted({s for _ms, s in same}),
+            "latency": ctx.summarise([ms for ms, _s in same]),
+        },
+    }
+
+
+def run(ctx) -> dict:
+    trial, sequence, nurses, make = _setup(PARALLEL)
+    in_process = _in_process(ctx, trial, sequence, make)
+    over_http = _over_http(ctx, trial, sequence, nurses, make)
+    parts = (in_process, over_http)
+    return {
+        "in_process": in_process,
+        "http": over_http,
+        "trial_numbers_gapless": _trial_gapless(trial),
+        "within_budget": all(
+            p["ratio_verdict"] == p["p95_verdict"] == "PASS"
+            and p["duplicate_slots"] == p["skipped_positions"] == 0
+            and p["trial_numbers_gapless"]
+            and p["same_participant"]["allocations"] == 1
+            for p in parts
+        ),
+        "note": "figures depend on the machine's load: compare parts of the same run",
     }

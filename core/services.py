@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +15,16 @@ from core.models import Role, Site, SiteMembership, User
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Undo(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside a top-level service to roll back everything it wrote and return
+    ``then()`` instead, read after the rollback (e.g. a parallel request got there first:
+    give the claimed slot back and return that request's allocation)."""
+
+    def __init__(self, then: Callable[[], Any]) -> None:
+        self.then = then
+        super().__init__()
 
 
 class TopLevel(Generic[P, R]):
@@ -27,11 +37,21 @@ class TopLevel(Generic[P, R]):
     def __init__(self, func: Callable[P, R]) -> None:
         functools.update_wrapper(self, func)
         self._func = func
-        self.nested: Callable[P, R] = transaction.atomic(func)
+        self._durable = transaction.atomic(durable=True)(func)
+        self._savepoint = transaction.atomic(func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        with transaction.atomic(durable=True):
-            return self._func(*args, **kwargs)
+        try:
+            return self._durable(*args, **kwargs)
+        except Undo as undo:
+            return undo.then()  # type: ignore[no-any-return]
+
+    def nested(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """The same service inside the caller's transaction (a savepoint)."""
+        try:
+            return self._savepoint(*args, **kwargs)
+        except Undo as undo:
+            return undo.then()  # type: ignore[no-any-return]
 
 
 def top_level(func: Callable[P, R]) -> TopLevel[P, R]:

@@ -9,7 +9,7 @@ from django.db.utils import DatabaseError
 @register(Tags.database)
 def trial_configuration(app_configs=None, **kwargs):
     from randomization.models import Criterion, Sequence, SequenceStatus, Trial, TrialStatus
-    from randomization.services import current_environment
+    from randomization.selectors import current_environment
 
     problems = []
     try:

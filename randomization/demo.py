@@ -5,7 +5,8 @@ demo statistician gets the sequence permission, BLEND gets an active *test* sequ
 trial stays *in set-up*: only a production sequence opens recruitment; a test installation
 may randomise in set-up), and a few cohort demo participants are screened and randomised —
 only when the cohort demo participants exist; otherwise this quietly does nothing more.
-Criteria the stored data decide are not answered: the service derives them.
+Criteria the stored data decide are not answered: the service derives them. The writes run
+inside ``seed_demo``'s transaction (``.within``), not in transactions of their own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.utils import timezone
 from cohort.models import Participant
 from cohort.selectors import randomisation_consent
 from core.models import User
-from randomization import services
+from randomization import selectors, services
 from randomization.models import Allocation, Environment, Screening, Sequence, SequenceStatus, Trial
 
 SCREEN = 6  # participants screened
@@ -37,7 +38,7 @@ def seed(stdout) -> None:
         trial=trial, environment=Environment.TEST, status=SequenceStatus.ACTIVE
     ).first()
     if sequence is None:
-        sequence = services.sequence_generate(
+        sequence = services.sequence_generate.nested(
             by=statistician,
             trial=trial,
             method="permuted_blocks",
@@ -45,7 +46,7 @@ def seed(stdout) -> None:
             factors=["site"],
             block_sizes=[4, 6],
         )
-        services.sequence_activate(by=statistician, sequence=sequence)
+        services.sequence_activate.nested(by=statistician, sequence=sequence)
         stdout.write(
             f"randomization demo: test sequence {sequence.pk} active ({sequence.fingerprint[:12]}…)"
         )
@@ -75,20 +76,20 @@ def seed(stdout) -> None:
     if Screening.objects.filter(trial=trial, participant__in=candidates).exists():
         return  # already seeded
 
-    criteria = services.current_criteria(trial)
+    criteria = selectors.criteria_current(trial=trial)
     eligible_answers = {c.code: ("yes" if c.kind == "inclusion" else "no") for c in criteria}
     today = timezone.localdate()
     screened = randomised = 0
     for participant in candidates[:SCREEN]:
         nurse = by_site[participant.site.code]
         # What the stored data decide (age, primary tumour, consent) is derived, not typed.
-        derived = services.screening_evaluate(
+        derived = selectors.screening_evaluate(
             trial=trial, participant=participant, answers={}, on=today
         ).derived
         answers = {k: v for k, v in eligible_answers.items() if k not in derived}
         if screened == SCREEN - 1:
             answers["life_expectancy_under_3_months"] = "yes"  # one ineligible screening
-        screening = services.screening_record(
+        screening = services.screening_record.nested(
             by=nurse, trial=trial, participant=participant, screened_on=today, answers=answers
         )
         screened += 1
@@ -96,10 +97,10 @@ def seed(stdout) -> None:
             screening.is_eligible
             and randomised < RANDOMISE
             and randomisation_consent(participant, today).allowed
-            and services.current_environment() == Environment.TEST
+            and selectors.current_environment() == Environment.TEST
         ):
             try:
-                services.allocation_randomise(by=nurse, trial=trial, participant=participant)
+                services.allocation_randomise.nested(by=nurse, trial=trial, participant=participant)
             except services.RandomisationError as exc:
                 stdout.write(f"randomization demo: not randomised ({', '.join(exc.reasons)})")
                 break

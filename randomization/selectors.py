@@ -9,17 +9,23 @@ an unused slot.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cohort.models import Participant
+from cohort.models import Death, Identity, Participant
+from cohort.selectors import randomisation_consent
 from core.access import CLINICAL_READERS, access_for
-from core.models import Role
-from randomization.lifecycle import recruitment_refusal
+from core.models import Role, Site
+from randomization import eligibility, lifecycle, rules
+from randomization import sequences as seq
 from randomization.models import (
     Allocation,
     AllocationCorrection,
@@ -27,15 +33,35 @@ from randomization.models import (
     CorrectionStatus,
     Criterion,
     Decision,
+    Environment,
     Screening,
     ScreeningAnswer,
     Sequence,
     Slot,
     Trial,
 )
-from randomization.services import can_manage_sequences, current_environment
 
 SPONSOR_READERS = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER, Role.STATISTICIAN})
+
+
+# --- installation and rights ------------------------------------------------------------------
+def current_environment() -> str:
+    """Which sequences this installation uses: ``RANDOMISATION_ENVIRONMENT`` when set,
+    otherwise *test* with DEBUG on and *production* with DEBUG off. A test list can never
+    allocate on a production system (DEBUG off) unless configured explicitly."""
+    configured = getattr(settings, "RANDOMISATION_ENVIRONMENT", "") or ""
+    if configured in Environment.values:
+        return configured
+    return Environment.TEST if settings.DEBUG else Environment.PRODUCTION
+
+
+def can_manage_sequences(user) -> bool:
+    """The statistician role *and* the sequence permission (granted per person)."""
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and access_for(user).has_role(Role.STATISTICIAN)
+        and user.has_perm("randomization.manage_sequences")
+    )
 
 
 # --- trials and participants ----------------------------------------------------------------
@@ -50,6 +76,15 @@ def trial_get(*, user, code: str) -> Trial:
     if trial is None:
         raise Http404
     return trial
+
+
+def recruitment_refusal(trial: Trial) -> str | None:
+    """Why nobody can be screened or randomised in ``trial`` now (``lifecycle``), or None.
+
+    The status is read from the database, not from the caller's (possibly stale) object.
+    """
+    status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
+    return lifecycle.recruitment_refusal(status or trial.status, current_environment())
 
 
 def trial_for_status_change(*, user, code: str) -> Trial:
@@ -95,6 +130,184 @@ def criteria_current(*, trial: Trial) -> list[Criterion]:
             "order", "code"
         )
     )
+
+
+def stored_facts(*, participant: Participant, on: date) -> eligibility.StoredFacts:
+    """What the system holds about ``participant`` that derived criteria are answered from.
+
+    The date of birth is read here only to compute the age on the screening date; it is never
+    stored with the screening nor shown by it (identifying data stay in the cohort's Identity).
+    """
+    date_of_birth = (
+        Identity.objects.filter(participant=participant)
+        .values_list("date_of_birth", flat=True)
+        .first()
+    )
+    consent = randomisation_consent(participant, on)
+    return eligibility.StoredFacts(
+        date_of_birth=date_of_birth,
+        primary_tumour=participant.primary_tumour or None,
+        consent_reasons=tuple(consent.reasons),
+        died_on=death_date(participant_id=participant.pk),
+    )
+
+
+@dataclass(frozen=True)
+class ScreeningDraft:
+    """Typed answers combined with the derived ones, and the verdict they get (no write)."""
+
+    criteria: list[Criterion]
+    answers: dict[str, str]
+    derived: dict[str, eligibility.Derived]
+    contradictions: list[eligibility.Contradiction]
+    verdict: eligibility.EligibilityVerdict
+    facts: eligibility.StoredFacts
+
+
+def screening_evaluate(
+    *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
+) -> ScreeningDraft:
+    """Derive what the stored data decide, merge the typed answers, and judge (no write)."""
+    day = on or timezone.localdate()
+    criteria = criteria_current(trial=trial)
+    facts = stored_facts(participant=participant, on=day)
+    merged, derived, contradictions = eligibility.merge_answers(
+        [
+            eligibility.DerivableSpec(
+                code=c.code, derived_from=c.derived_from, params=c.derivation_params or {}
+            )
+            for c in criteria
+            if c.derived_from
+        ],
+        answers,
+        facts,
+        day,
+    )
+    result = eligibility.verdict(
+        [eligibility.CriterionSpec(code=c.code, kind=c.kind) for c in criteria],
+        merged,
+        facts.consent_reasons or (),
+    )
+    return ScreeningDraft(
+        criteria=criteria,
+        answers=merged,
+        derived=derived,
+        contradictions=contradictions,
+        verdict=result,
+        facts=facts,
+    )
+
+
+def screening_verdict(
+    *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
+) -> eligibility.EligibilityVerdict:
+    """The verdict the given answers would get (no write): used for the live verdict."""
+    return screening_evaluate(trial=trial, participant=participant, answers=answers, on=on).verdict
+
+
+def latest_screening(*, trial: Trial, participant: Participant) -> Screening | None:
+    """The participant's latest screening for ``trial``, with the trial's current row (its
+    status as stored now) and ``allocation_pk``: the participant's allocation in the trial,
+    if any (one query)."""
+    return (
+        Screening.objects.filter(trial=trial, participant=participant)
+        .select_related("trial")
+        .annotate(
+            allocation_pk=Subquery(
+                Allocation.objects.filter(
+                    trial=OuterRef("trial_id"), participant=OuterRef("participant_id")
+                ).values("pk")[:1]
+            )
+        )
+        .order_by("-recorded_at", "-pk")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Why (not) a participant can be randomised now; no write, no lock."""
+
+    screening: Screening | None
+    screening_reasons: list[str]
+    consent_reasons: list[str]
+    trial_refusal: str | None = None
+
+    @property
+    def trial_closed(self) -> bool:
+        return self.trial_refusal is not None
+
+    @property
+    def reasons(self) -> list[str]:
+        return rules.readiness_reasons(
+            self.trial_refusal, self.screening_reasons, self.consent_reasons
+        )
+
+    @property
+    def ready(self) -> bool:
+        return not self.reasons
+
+
+_UNREAD: Any = object()
+
+
+def randomisation_readiness(
+    *, trial: Trial, participant: Participant, latest: Screening | None = _UNREAD
+) -> Readiness:
+    """Everything randomising needs to know before any lock, in three queries (the latest
+    screening with the trial's status and any allocation; the consent records; withdrawals).
+    ``latest``: the :func:`latest_screening` already read, if the caller has it."""
+    screening = (
+        latest_screening(trial=trial, participant=participant) if latest is _UNREAD else latest
+    )
+    status = screening.trial.status if screening is not None else None
+    if status is None:  # not screened: the status is read on its own
+        status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
+    consent = randomisation_consent(participant, timezone.localdate())
+    return Readiness(
+        screening=screening,
+        screening_reasons=rules.screening_reasons(
+            screened=screening is not None,
+            protocol_version=getattr(screening, "protocol_version", None),
+            current_protocol=trial.protocol_version,
+            eligible=screening is not None and screening.is_eligible,
+            reasons=getattr(screening, "reasons", None) or [],
+        ),
+        consent_reasons=list(consent.reasons),
+        trial_refusal=lifecycle.recruitment_refusal(status or trial.status, current_environment()),
+    )
+
+
+def death_date(*, participant_id: int) -> date | None:
+    """The recorded date of death, or None."""
+    return (
+        Death.objects.filter(participant_id=participant_id)
+        .values_list("died_on", flat=True)
+        .first()
+    )
+
+
+# --- sequence set-up inputs -------------------------------------------------------------------
+def arm_specs(trial: Trial) -> list[seq.ArmSpec]:
+    """The trial's arms and ratio weights, intervention first."""
+    return [
+        seq.ArmSpec(code=a.code, ratio=a.ratio)
+        for a in trial.arms.order_by("-is_intervention", "code")
+    ]
+
+
+def factor_levels(factors: list[str]) -> dict[str, list[str]]:
+    """Every possible level of each factor (active sites; the participant field's choices)."""
+    levels: dict[str, list[str]] = {}
+    for factor in factors:
+        if factor == "site":
+            levels[factor] = list(
+                Site.objects.filter(is_active=True).values_list("code", flat=True)
+            )
+        else:
+            field = Participant._meta.get_field(factor)
+            levels[factor] = [str(v) for v, _label in field.choices]
+    return levels
 
 
 # --- allocations ----------------------------------------------------------------------------
@@ -263,7 +476,7 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
         else [
             t
             for t in Trial.objects.order_by("code")
-            if recruitment_refusal(t.status, environment) is None
+            if lifecycle.recruitment_refusal(t.status, environment) is None
         ]
     )
     not_informed = any(not a.arm.is_intervention for a in allocations)

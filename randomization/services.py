@@ -5,6 +5,12 @@ Every function is keyword-only, atomic, checks who may do it, and writes through
 audited models. Refusals raise a :class:`RandomisationError` subclass (a
 :class:`core.refusals.Refusal`) carrying machine-readable ``reasons``; nothing is written
 when one is raised.
+
+Check, then do: a service reads what it needs (``selectors``), judges it with a pure check
+(``rules`` or a ``_check_*`` function over the facts read) and then makes a short write.
+Services called by views, APIs, tasks and commands are ``@top_level``
+(:func:`core.services.top_level`): their own ``atomic(durable=True)`` transaction;
+``.nested(...)`` runs one inside a caller's transaction on purpose (demo seeding).
 """
 
 from __future__ import annotations
@@ -12,21 +18,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from cohort.models import ConsentFormVersion, Death, Identity, Participant
+from cohort.models import ConsentFormVersion, Participant
 from core import hooks, refusals
 from core.access import access_for, require_write
 from core.audit import reason as audit_reason
-from core.models import Role, Site
+from core.models import Role
 from core.refusals import Refusal
-from randomization import eligibility, lifecycle
+from core.services import Undo, top_level
+from randomization import eligibility, lifecycle, rules
 from randomization import sequences as seq
 from randomization.models import (
     STRATIFICATION_FACTORS,
@@ -51,6 +58,17 @@ from randomization.models import (
     Stratum,
     Trial,
     Verdict,
+)
+from randomization.selectors import (
+    arm_specs,
+    can_manage_sequences,
+    current_environment,
+    death_date,
+    factor_levels,
+    latest_screening,
+    randomisation_readiness,
+    recruitment_refusal,
+    screening_evaluate,
 )
 
 
@@ -140,25 +158,6 @@ class TreatmentStartError(RandomisationError):
 
 
 # --- helpers -------------------------------------------------------------------------------------
-def current_environment() -> str:
-    """Which sequences this installation uses: ``RANDOMISATION_ENVIRONMENT`` when set,
-    otherwise *test* with DEBUG on and *production* with DEBUG off. A test list can never
-    allocate on a production system (DEBUG off) unless configured explicitly."""
-    configured = getattr(settings, "RANDOMISATION_ENVIRONMENT", "") or ""
-    if configured in Environment.values:
-        return configured
-    return Environment.TEST if settings.DEBUG else Environment.PRODUCTION
-
-
-def can_manage_sequences(user) -> bool:
-    """The statistician role *and* the sequence permission (granted per person)."""
-    return bool(
-        getattr(user, "is_authenticated", False)
-        and access_for(user).has_role(Role.STATISTICIAN)
-        and user.has_perm("randomization.manage_sequences")
-    )
-
-
 def _require_site_write(user, participant: Participant) -> None:
     require_write(user, participant.site_id)
 
@@ -175,14 +174,6 @@ def _not_future(value: date | None, field: str) -> None:
         raise ValidationError(refusal.field_errors)
 
 
-def _died_on(participant_id: int) -> date | None:
-    return (
-        Death.objects.filter(participant_id=participant_id)
-        .values_list("died_on", flat=True)
-        .first()
-    )
-
-
 def _after_death(errors: dict, field: str, value: date | None, died_on: date | None) -> None:
     """A date after the recorded death contradicts it: refused, naming the date of death."""
     if value is not None and died_on is not None and value > died_on and field not in errors:
@@ -192,11 +183,20 @@ def _after_death(errors: dict, field: str, value: date | None, died_on: date | N
         ]
 
 
-def arm_specs(trial: Trial) -> list[seq.ArmSpec]:
-    return [
-        seq.ArmSpec(code=a.code, ratio=a.ratio)
-        for a in trial.arms.order_by("-is_intervention", "code")
-    ]
+def _future_error(value: date | None, field: str) -> list | None:
+    """The error :func:`_not_future` gives ``value`` (None: not in the future), for checks
+    that collect every field's error before refusing."""
+    try:
+        _not_future(value, field)
+    except ValidationError as exc:
+        return exc.error_dict[field] if hasattr(exc, "error_dict") else exc.error_list
+    return None
+
+
+def _put(errors: dict, field: str, error: list | None) -> None:
+    """``errors[field] = error`` when there is one."""
+    if error:
+        errors[field] = error
 
 
 def participant_levels(participant: Participant, factors: list[str]) -> dict[str, str]:
@@ -210,116 +210,7 @@ def participant_levels(participant: Participant, factors: list[str]) -> dict[str
     return levels
 
 
-def factor_levels(factors: list[str]) -> dict[str, list[str]]:
-    """Every possible level of each factor (active sites; the participant field's choices)."""
-    levels: dict[str, list[str]] = {}
-    for factor in factors:
-        if factor == "site":
-            levels[factor] = list(
-                Site.objects.filter(is_active=True).values_list("code", flat=True)
-            )
-        else:
-            field = Participant._meta.get_field(factor)
-            levels[factor] = [str(v) for v, _label in field.choices]
-    return levels
-
-
-def current_criteria(trial: Trial) -> list[Criterion]:
-    return list(
-        Criterion.objects.filter(trial=trial, protocol_version=trial.protocol_version).order_by(
-            "order", "code"
-        )
-    )
-
-
 # --- screening -------------------------------------------------------------------------------
-def recruitment_refusal(trial: Trial) -> str | None:
-    """Why nobody can be screened or randomised in ``trial`` now (``lifecycle``), or None.
-
-    The status is read from the database, not from the caller's (possibly stale) object.
-    """
-    status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
-    return lifecycle.recruitment_refusal(status or trial.status, current_environment())
-
-
-def stored_facts(*, participant: Participant, on: date) -> eligibility.StoredFacts:
-    """What the system holds about ``participant`` that derived criteria are answered from.
-
-    The date of birth is read here only to compute the age on the screening date; it is never
-    stored with the screening nor shown by it (identifying data stay in the cohort's Identity).
-    """
-    from cohort.selectors import randomisation_consent
-
-    date_of_birth = (
-        Identity.objects.filter(participant=participant)
-        .values_list("date_of_birth", flat=True)
-        .first()
-    )
-    died_on = (
-        Death.objects.filter(participant=participant).values_list("died_on", flat=True).first()
-    )
-    consent = randomisation_consent(participant, on)
-    return eligibility.StoredFacts(
-        date_of_birth=date_of_birth,
-        primary_tumour=participant.primary_tumour or None,
-        consent_reasons=tuple(consent.reasons),
-        died_on=died_on,
-    )
-
-
-@dataclass(frozen=True)
-class ScreeningDraft:
-    """Typed answers combined with the derived ones, and the verdict they get (no write)."""
-
-    criteria: list[Criterion]
-    answers: dict[str, str]
-    derived: dict[str, eligibility.Derived]
-    contradictions: list[eligibility.Contradiction]
-    verdict: eligibility.EligibilityVerdict
-    facts: eligibility.StoredFacts
-
-
-def screening_evaluate(
-    *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
-) -> ScreeningDraft:
-    """Derive what the stored data decide, merge the typed answers, and judge (no write)."""
-    day = on or _today()
-    criteria = current_criteria(trial)
-    facts = stored_facts(participant=participant, on=day)
-    merged, derived, contradictions = eligibility.merge_answers(
-        [
-            eligibility.DerivableSpec(
-                code=c.code, derived_from=c.derived_from, params=c.derivation_params or {}
-            )
-            for c in criteria
-            if c.derived_from
-        ],
-        answers,
-        facts,
-        day,
-    )
-    result = eligibility.verdict(
-        [eligibility.CriterionSpec(code=c.code, kind=c.kind) for c in criteria],
-        merged,
-        facts.consent_reasons or (),
-    )
-    return ScreeningDraft(
-        criteria=criteria,
-        answers=merged,
-        derived=derived,
-        contradictions=contradictions,
-        verdict=result,
-        facts=facts,
-    )
-
-
-def screening_verdict(
-    *, trial: Trial, participant: Participant, answers: dict[str, str], on: date | None = None
-) -> eligibility.EligibilityVerdict:
-    """The verdict the given answers would get (no write): used for the live verdict."""
-    return screening_evaluate(trial=trial, participant=participant, answers=answers, on=on).verdict
-
-
 def contradiction_message(
     criterion: Criterion,
     contradiction: eligibility.Contradiction,
@@ -344,7 +235,7 @@ def contradiction_message(
     }
 
 
-@transaction.atomic
+@top_level
 def screening_record(
     *,
     by,
@@ -437,16 +328,51 @@ def screening_record(
     return screening
 
 
-def latest_screening(*, trial: Trial, participant: Participant) -> Screening | None:
-    return (
-        Screening.objects.filter(trial=trial, participant=participant)
-        .order_by("-recorded_at", "-pk")
-        .first()
-    )
-
-
 # --- sequences ----------------------------------------------------------------------------------
-@transaction.atomic
+def _check_sequence(
+    *,
+    method: str,
+    environment: str,
+    factors: list[str],
+    probability: Decimal | float | str,
+    arms: list[seq.ArmSpec],
+    block_sizes: list[int],
+    length: int,
+) -> tuple[dict[str, list], Decimal]:
+    """The field errors of a sequence configuration (empty: valid) and its probability,
+    rounded to three decimals."""
+    errors: dict[str, list] = {}
+    if method not in Method.values:
+        errors["method"] = [_("Choose a method.")]
+    if environment not in Environment.values:
+        errors["environment"] = [_("Choose test or production.")]
+    unknown = [f for f in factors if f not in STRATIFICATION_FACTORS]
+    if unknown or len(set(factors)) != len(factors):
+        errors["factors"] = [_("Unknown or repeated factor.")]
+    elif method == Method.PERMUTED_BLOCKS and "site" not in factors:
+        errors["factors"] = [_("Permuted blocks are always stratified by site.")]
+    elif method == Method.MINIMISATION and not factors:
+        errors["factors"] = [_("Minimisation needs at least one factor.")]
+    try:
+        rounded = Decimal(str(probability)).quantize(Decimal("0.001"))
+    except ArithmeticError:
+        rounded = Decimal("0")
+    if not Decimal("0.5") < rounded <= Decimal("1"):
+        errors["probability"] = [_("Enter a probability above 0.5 and at most 1.")]
+    if method == Method.PERMUTED_BLOCKS:
+        try:
+            seq.validate(arms, block_sizes)
+        except ValueError:
+            errors["block_sizes"] = [
+                _("Each block size must be a multiple of %(n)s (the sum of the arm ratios).")
+                % {"n": sum(a.ratio for a in arms)}
+            ]
+    if length < 1 or length > 10000:
+        errors["slots_per_stratum"] = [_("Enter a number from 1 to 10000.")]
+    return errors, rounded
+
+
+@top_level
 def sequence_generate(
     *,
     by,
@@ -466,92 +392,110 @@ def sequence_generate(
     """
     if not can_manage_sequences(by):
         raise NotAllowed()
-    errors: dict[str, list] = {}
-    if method not in Method.values:
-        errors["method"] = [_("Choose a method.")]
-    if environment not in Environment.values:
-        errors["environment"] = [_("Choose test or production.")]
-    unknown = [f for f in factors if f not in STRATIFICATION_FACTORS]
-    if unknown or len(set(factors)) != len(factors):
-        errors["factors"] = [_("Unknown or repeated factor.")]
-    elif method == Method.PERMUTED_BLOCKS and "site" not in factors:
-        errors["factors"] = [_("Permuted blocks are always stratified by site.")]
-    elif method == Method.MINIMISATION and not factors:
-        errors["factors"] = [_("Minimisation needs at least one factor.")]
-    try:
-        probability = Decimal(str(probability)).quantize(Decimal("0.001"))
-    except ArithmeticError:
-        probability = Decimal("0")
-    if not Decimal("0.5") < probability <= Decimal("1"):
-        errors["probability"] = [_("Enter a probability above 0.5 and at most 1.")]
     arms = arm_specs(trial)
     block_sizes = sorted(set(block_sizes or []))
-    if method == Method.PERMUTED_BLOCKS:
-        try:
-            seq.validate(arms, block_sizes)
-        except ValueError:
-            errors["block_sizes"] = [
-                _("Each block size must be a multiple of %(n)s (the sum of the arm ratios).")
-                % {"n": sum(a.ratio for a in arms)}
-            ]
     length = slots_per_stratum or trial.target_size
-    if length < 1 or length > 10000:
-        errors["slots_per_stratum"] = [_("Enter a number from 1 to 10000.")]
+    errors, probability = _check_sequence(
+        method=method,
+        environment=environment,
+        factors=factors,
+        probability=probability,
+        arms=arms,
+        block_sizes=block_sizes,
+        length=length,
+    )
     if errors:
         raise ValidationError(errors)
 
+    # The lists (permuted blocks) are drawn first; the sequence is then written sealed.
     seed = seq.new_seed()
+    lists = (
+        seq.generate(
+            seed=seed,
+            strata=seq.all_strata(factor_levels(factors), factors),
+            arms=arms,
+            block_sizes=block_sizes,
+            length=length,
+        )
+        if method == Method.PERMUTED_BLOCKS
+        else {}
+    )
+    return _sequence_store(
+        by=by,
+        trial=trial,
+        method=method,
+        environment=environment,
+        factors=factors,
+        block_sizes=block_sizes,
+        length=length,
+        probability=probability,
+        arms=arms,
+        seed=seed,
+        lists=lists,
+    )
+
+
+def _sequence_store(
+    *,
+    by,
+    trial: Trial,
+    method: str,
+    environment: str,
+    factors: list[str],
+    block_sizes: list[int],
+    length: int,
+    probability: Decimal,
+    arms: list[seq.ArmSpec],
+    seed: str,
+    lists: dict[str, list[seq.SlotSpec]],
+) -> Sequence:
+    """The write of :func:`sequence_generate`: the sequence with its fingerprint (computed
+    before the insert, so no row is ever unsealed), its slots and its strata."""
+    blocks = method == Method.PERMUTED_BLOCKS
     sequence = Sequence.objects.create(
         trial=trial,
         method=method,
         environment=environment,
-        block_sizes=block_sizes if method == Method.PERMUTED_BLOCKS else [],
+        block_sizes=block_sizes if blocks else [],
         factors=factors,
-        slots_per_stratum=length if method == Method.PERMUTED_BLOCKS else 0,
+        slots_per_stratum=length if blocks else 0,
         probability=probability,
         arms=[[a.code, a.ratio] for a in arms],
         seed=seed,
-        fingerprint="",
+        fingerprint=seq.fingerprint(
+            method=method,
+            arms=arms,
+            block_sizes=block_sizes if blocks else [],
+            factors=factors,
+            probability=str(probability),
+            seed=seed,
+            slots=[(key, s.position, s.arm) for key, slots in lists.items() for s in slots],
+        ),
         generated_by=by,
     )
-    arm_ids = dict(trial.arms.values_list("code", "pk"))
-    triples: list[tuple[str, int, str]] = []
-    if method == Method.PERMUTED_BLOCKS:
-        strata = seq.all_strata(factor_levels(factors), factors)
-        lists = seq.generate(
-            seed=seed, strata=strata, arms=arms, block_sizes=block_sizes, length=length
-        )
-        rows = []
-        for key, slots in lists.items():
-            for s in slots:
-                rows.append(
-                    Slot(
-                        sequence=sequence,
-                        stratum=key,
-                        position=s.position,
-                        block=s.block,
-                        block_size=s.block_size,
-                        arm_id=arm_ids[s.arm],
-                    )
-                )
-                triples.append((key, s.position, s.arm))
-        Slot.objects.bulk_create(rows, batch_size=2000)
-        Stratum.objects.bulk_create(
-            [Stratum(sequence=sequence, key=k, size=len(v)) for k, v in lists.items()]
-        )
-    else:
+    if not blocks:
         # One lock row for the whole trial: minimisation looks at every earlier allocation.
         Stratum.objects.create(sequence=sequence, key="all", size=10**9)
-    sequence.fingerprint = seq.fingerprint(
-        method=method,
-        arms=arms,
-        block_sizes=sequence.block_sizes,
-        factors=factors,
-        probability=str(probability),
-        seed=seed,
-        slots=triples,
+        return sequence
+    arm_ids = dict(trial.arms.values_list("code", "pk"))
+    Slot.objects.bulk_create(
+        [
+            Slot(
+                sequence=sequence,
+                stratum=key,
+                position=s.position,
+                block=s.block,
+                block_size=s.block_size,
+                arm_id=arm_ids[s.arm],
+            )
+            for key, slots in lists.items()
+            for s in slots
+        ],
+        batch_size=2000,
     )
-    sequence.save(update_fields=["fingerprint"])
+    Stratum.objects.bulk_create(
+        [Stratum(sequence=sequence, key=k, size=len(v)) for k, v in lists.items()]
+    )
     return sequence
 
 
@@ -569,7 +513,7 @@ def sequence_fingerprint_recompute(*, sequence: Sequence) -> str:
     )
 
 
-@transaction.atomic
+@top_level
 def sequence_activate(*, by, sequence: Sequence) -> Sequence:
     """Go live: the sequence becomes the one used for its trial in its environment."""
     if not can_manage_sequences(by):
@@ -600,7 +544,7 @@ def sequence_activate(*, by, sequence: Sequence) -> Sequence:
     return sequence
 
 
-@transaction.atomic
+@top_level
 def sequence_retire(*, by, sequence: Sequence, reason: str) -> Sequence:
     if not can_manage_sequences(by):
         raise NotAllowed()
@@ -640,7 +584,7 @@ def can_change_trial_status(user) -> bool:
     )
 
 
-@transaction.atomic
+@top_level
 def trial_status_change(*, by, trial: Trial, status: str, reason: str) -> Trial:
     """Move the trial along its lifecycle by hand (closed to recruitment, reopened, closed),
     with a reason that enters the audit trail. Set-up → recruiting happens only when a
@@ -680,179 +624,205 @@ def _existing(trial: Trial, participant: Participant) -> Allocation | None:
     )
 
 
-def _return_existing(existing: Allocation) -> Randomised:
+def _return_existing(existing: Allocation | None) -> Randomised:
+    if existing is None:  # pragma: no cover - an allocation is never deleted
+        raise RandomisationUnavailable()
     if existing.status == AllocationStatus.CORRECTED_IN_ERROR:
         raise AllocationCorrected()
     return Randomised(allocation=existing, created=False)
 
 
-@dataclass(frozen=True)
-class Readiness:
-    """Why (not) a participant can be randomised now; no write, no lock."""
-
-    screening: Screening | None
-    screening_reasons: list[str]
-    consent_reasons: list[str]
-    trial_refusal: str | None = None
-
-    @property
-    def trial_closed(self) -> bool:
-        return self.trial_refusal is not None
-
-    @property
-    def reasons(self) -> list[str]:
-        out = [self.trial_refusal] if self.trial_refusal else []
-        out += self.screening_reasons
-        out += [r for r in self.consent_reasons if r not in out]
-        return out
-
-    @property
-    def ready(self) -> bool:
-        return not self.reasons
+def _check_randomisation(readiness) -> RandomisationError | None:
+    """The refusal the readiness facts call for (None: the participant may be randomised)."""
+    if readiness.trial_refusal:
+        return TrialNotRecruiting.for_reason(readiness.trial_refusal)
+    if readiness.consent_reasons:
+        return NoRandomisationConsent(reasons=readiness.consent_reasons)
+    if readiness.screening_reasons:
+        return NotEligible(reasons=readiness.screening_reasons)
+    return None
 
 
-def randomisation_readiness(*, trial: Trial, participant: Participant) -> Readiness:
-    from cohort.selectors import randomisation_consent
-
-    screening_reasons: list[str] = []
-    screening = latest_screening(trial=trial, participant=participant)
-    if screening is None:
-        screening_reasons.append("not_screened")
-    elif screening.protocol_version != trial.protocol_version:
-        screening_reasons.append("screening_outdated_protocol")
-    elif not screening.is_eligible:
-        screening_reasons.append("not_eligible")
-        screening_reasons.extend(screening.reasons)
-    consent = randomisation_consent(participant, _today())
-    return Readiness(
-        screening=screening,
-        screening_reasons=screening_reasons,
-        consent_reasons=list(consent.reasons),
-        trial_refusal=recruitment_refusal(trial),
+def _minimised_arm(
+    *, sequence: Sequence, draw_index: int, levels: dict[str, str]
+) -> seq.MinimisationResult:
+    """Pocock–Simon under the sequence's lock: the earlier active allocations of the
+    sequence counted by arm and factor level in one aggregate query."""
+    paths = {
+        f: "participant__site__code" if f == "site" else f"participant__{f}"
+        for f in sequence.factors
+    }
+    rows = (
+        Allocation.objects.filter(sequence=sequence, status=AllocationStatus.ACTIVE)
+        .values("arm__code", *paths.values())
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    counts = rules.minimisation_counts(
+        ({**row, **{f: row[path] for f, path in paths.items()}} for row in rows),
+        sequence.factors,
+        arm="arm__code",
+        count="n",
+    )
+    return seq.minimise(
+        arms=[seq.ArmSpec(code=c, ratio=r) for c, r in sequence.arms],
+        counts=counts,
+        levels=levels,
+        probability=float(sequence.probability),
+        draw=seq.minimisation_draw(sequence.seed, draw_index),
     )
 
 
-@transaction.atomic
+def _take_position(*, sequence: Sequence, key: str) -> tuple[int, int | None, int | None]:
+    """Lock the stratum row and take its next position, in one statement: the position, and
+    the id and arm of the slot there (None under minimisation). The lock is held until
+    commit.
+
+    One statement rather than lock, read and update: under contention every statement a
+    lock holder makes is a wait for everyone queued behind it. It locks the stratum row
+    only (a ``select_for_update()`` following ``Stratum``'s ordering joined the sequence and
+    the trial and locked their rows too: every randomisation of the trial queued at the
+    stratum, behind the whole of the previous one). The slot is read in the same
+    statement (``RETURNING``): slots are sealed when the list is generated, so the
+    statement's snapshot always holds them, and the position is the locked row's newest.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {Stratum._meta.db_table} AS stratum SET used = stratum.used + 1
+            WHERE stratum.sequence_id = %s AND stratum.key = %s AND stratum.used < stratum.size
+            RETURNING stratum.used, (
+                SELECT slot.id FROM {Slot._meta.db_table} AS slot
+                WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
+                AND slot.position = stratum.used
+            ), (
+                SELECT slot.arm_id FROM {Slot._meta.db_table} AS slot
+                WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
+                AND slot.position = stratum.used
+            )
+            """,  # noqa: S608 - table names from the models, values as parameters
+            [sequence.pk, key],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        exists = Stratum.objects.filter(sequence=sequence, key=key).exists()
+        raise RandomisationUnavailable(reasons=["sequence_exhausted" if exists else "no_stratum"])
+    position, slot_id, arm_id = row
+    if sequence.method == Method.PERMUTED_BLOCKS and slot_id is None:
+        raise RandomisationUnavailable(reasons=["sequence_exhausted"])
+    return position, slot_id, arm_id
+
+
+def _allocate(
+    *,
+    by,
+    trial: Trial,
+    participant: Participant,
+    screening: Screening,
+    sequence: Sequence,
+    key: str,
+    levels: dict[str, str],
+    arms: list[Arm],
+    request_id: str | None,
+) -> Allocation:
+    """The write of :func:`allocation_randomise`, under its two locks, taken in this order."""
+    # 2. The stratum lock (one request per stratum at a time): its next position, and
+    #    the slot there or the minimised arm. Nothing waits for the trial row yet.
+    position, slot_id, arm_id = _take_position(sequence=sequence, key=key)
+    decision = None
+    if slot_id is None:
+        decision = _minimised_arm(sequence=sequence, draw_index=position - 1, levels=levels)
+        arm = next(a for a in arms if a.code == decision.chosen)
+    else:
+        arm = next(a for a in arms if a.pk == arm_id)
+
+    # 3. The trial row lock, last: it serialises the trial numbers, so it covers only
+    #    the re-checks of what can change meanwhile, the number and the insert.
+    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
+    refusal_code = lifecycle.recruitment_refusal(locked_trial.status, current_environment())
+    if refusal_code:  # closed while this request waited for the locks
+        raise TrialNotRecruiting.for_reason(refusal_code)
+    tally = Allocation.objects.filter(trial=locked_trial).aggregate(
+        n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
+    )
+    if tally["mine"]:  # a parallel request randomised them: give the slot back, return that
+        raise Undo(lambda: _return_existing(_existing(trial, participant)))
+    allocation = Allocation.objects.create(
+        trial=locked_trial,
+        participant=participant,
+        site_id=participant.site_id,
+        arm=arm,
+        trial_number=rules.trial_number(locked_trial.code, tally["n"] + 1),
+        sequence=sequence,
+        stratum=key,
+        slot_id=slot_id,
+        screening=screening,
+        randomised_by=by,
+        request_id=(request_id or "")[:64],
+    )
+    if decision is not None:
+        MinimisationDecision.objects.create(
+            allocation=allocation,
+            levels=levels,
+            imbalance=decision.imbalance,
+            preferred=decision.preferred,
+            probability=sequence.probability,
+            draw=decision.draw,
+            chosen=decision.chosen,
+        )
+    return allocation
+
+
+@top_level
 def allocation_randomise(
     *, by, trial: Trial, participant: Participant, request_id: str | None = None
 ) -> Randomised:
     """Randomise ``participant`` in ``trial``; idempotent.
 
-    Requires a current eligible screening and randomisation consent. Inside one
-    transaction: lock the participant's stratum row of the active sequence, then the
-    trial row (always in that order), re-check "already randomised" after the locks,
-    take the next slot (or the minimised arm), assign the next trial number and record
-    who and when. The same participant again returns the existing allocation
-    (``created=False``). Unique constraints (one allocation per participant per trial,
-    one use per slot, unique trial number) back the lock up.
+    Requires a current eligible screening and randomisation consent. Every read and check
+    that does not depend on the locks comes first, without a lock. Then, in one
+    transaction: lock the participant's stratum row of the active sequence and take its
+    next slot (or the minimised arm); lock the trial row last (always in that order: no
+    deadlock), re-check the trial's status and "already randomised" under it, assign the
+    next gapless trial number and record who and when. The same participant again returns
+    the existing allocation (``created=False``). Unique constraints (one allocation per
+    participant per trial, one use per slot, unique trial number) back the locks up.
     """
     _require_site_write(by, participant)
-    existing = _existing(trial, participant)
-    if existing is not None:
-        return _return_existing(existing)
-
-    readiness = randomisation_readiness(trial=trial, participant=participant)
-    if readiness.trial_refusal:
-        raise TrialNotRecruiting.for_reason(readiness.trial_refusal)
-    if readiness.consent_reasons:
-        raise NoRandomisationConsent(reasons=readiness.consent_reasons)
-    if readiness.screening_reasons:
-        raise NotEligible(reasons=readiness.screening_reasons)
-    screening = readiness.screening
-
+    # 1. No lock: the latest screening with the trial's status and any allocation (a repeat
+    #    ends here), consent, and the active sequence.
+    latest = latest_screening(trial=trial, participant=participant)
+    if getattr(latest, "allocation_pk", None) is not None:
+        return _return_existing(_existing(trial, participant))
+    readiness = randomisation_readiness(trial=trial, participant=participant, latest=latest)
+    refusal = _check_randomisation(readiness)
+    if refusal is not None:
+        raise refusal
     sequence = Sequence.objects.filter(
         trial=trial, environment=current_environment(), status=SequenceStatus.ACTIVE
     ).first()
     if sequence is None:
         raise RandomisationUnavailable(reasons=["no_active_sequence"])
-
-    if sequence.method == Method.MINIMISATION:
-        key = "all"
-        levels = participant_levels(participant, sequence.factors)
-    else:
-        levels = participant_levels(participant, sequence.factors)
-        key = seq.stratum_key(sequence.factors, levels)
-    stratum = Stratum.objects.select_for_update().filter(sequence=sequence, key=key).first()
-    if stratum is None:
-        raise RandomisationUnavailable(reasons=["no_stratum"])
-
-    # Under the stratum lock: the next slot (or the minimised arm). Nothing is written yet.
-    decision = None
-    if sequence.method == Method.PERMUTED_BLOCKS:
-        if stratum.used >= stratum.size:
-            raise RandomisationUnavailable(reasons=["sequence_exhausted"])
-        slot = Slot.objects.select_related("arm").get(
-            sequence=sequence, stratum=key, position=stratum.used + 1
-        )
-        arm = slot.arm
-    else:
-        slot = None
-        arms = [seq.ArmSpec(code=c, ratio=r) for c, r in sequence.arms]
-        counts: dict[str, dict[str, dict[str, int]]] = {f: {} for f in sequence.factors}
-        earlier = (
-            Allocation.objects.filter(sequence=sequence, status=AllocationStatus.ACTIVE)
-            .select_related("participant__site", "arm")
-            .only(
-                "arm__code",
-                "participant__site__code",
-                *[f"participant__{f}" for f in sequence.factors if f != "site"],
-            )
-        )
-        for other in earlier:
-            other_levels = participant_levels(other.participant, sequence.factors)
-            for f, level in other_levels.items():
-                bucket = counts[f].setdefault(level, {})
-                bucket[other.arm.code] = bucket.get(other.arm.code, 0) + 1
-        result = seq.minimise(
-            arms=arms,
-            counts=counts,
-            levels=levels,
-            probability=float(sequence.probability),
-            draw=seq.minimisation_draw(sequence.seed, stratum.used),
-        )
-        arm = Arm.objects.get(trial=trial, code=result.chosen)
-        decision = result
-
-    # The trial row (always after the stratum: one lock order, no deadlock) serialises the
-    # trial numbers. Re-check "already randomised" after both locks, in the same query
-    # that counts the trial's allocations.
-    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
-    refusal = lifecycle.recruitment_refusal(locked_trial.status, current_environment())
-    if refusal:  # closed while this request waited for the locks
-        raise TrialNotRecruiting.for_reason(refusal)
-    tally = Allocation.objects.filter(trial=locked_trial).aggregate(
-        n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
+    arms = list(trial.arms.all())  # prefetched by trial_get
+    levels = participant_levels(participant, sequence.factors)
+    key = (
+        "all"
+        if sequence.method == Method.MINIMISATION
+        else seq.stratum_key(sequence.factors, levels)
     )
-    if tally["mine"]:
-        return _return_existing(_existing(trial, participant))
 
-    number = tally["n"] + 1
     with audit_reason("randomisation"):
-        allocation = Allocation.objects.create(
-            trial=locked_trial,
+        allocation = _allocate(
+            by=by,
+            trial=trial,
             participant=participant,
-            site_id=participant.site_id,
-            arm=arm,
-            trial_number=f"{locked_trial.code}-{number:03d}",
+            screening=readiness.screening,
             sequence=sequence,
-            stratum=key,
-            slot=slot,
-            screening=screening,
-            randomised_by=by,
-            request_id=(request_id or "")[:64],
+            key=key,
+            levels=levels,
+            arms=arms,
+            request_id=request_id,
         )
-        stratum.used += 1
-        stratum.save(update_fields=["used"])
-        if decision is not None:
-            MinimisationDecision.objects.create(
-                allocation=allocation,
-                levels=levels,
-                imbalance=decision.imbalance,
-                preferred=decision.preferred,
-                probability=sequence.probability,
-                draw=decision.draw,
-                chosen=decision.chosen,
-            )
     return Randomised(allocation=allocation, created=True)
 
 
@@ -872,7 +842,7 @@ def _correction_roles(user, allocation: Allocation) -> list[str]:
     return roles
 
 
-@transaction.atomic
+@top_level
 def correction_propose(*, by, allocation: Allocation, reason: str) -> AllocationCorrection:
     """Propose marking ``allocation`` as randomised in error (investigator or statistician)."""
     roles = _correction_roles(by, allocation)
@@ -893,7 +863,7 @@ def correction_propose(*, by, allocation: Allocation, reason: str) -> Allocation
         )
 
 
-@transaction.atomic
+@top_level
 def correction_decide(
     *, by, correction: AllocationCorrection, confirm: bool, note: str = ""
 ) -> AllocationCorrection:
@@ -945,7 +915,105 @@ def _require_active_allocation(by, allocation: Allocation, error=RandomisationEr
         )
 
 
-@transaction.atomic
+def _before(value: date | None, earliest: date | None, message) -> list | None:
+    """``[message]`` when ``value`` lies before ``earliest``."""
+    if value is not None and earliest is not None and value < earliest:
+        return [message]
+    return None
+
+
+def _check_offer_decision(
+    *,
+    randomised_on: date,
+    died_on: date | None,
+    offered_on: date,
+    decision: str,
+    decided_on: date | None,
+    refusal_reason: str,
+    consent_form_version: ConsentFormVersion | None,
+    consent_date: date | None,
+) -> tuple[dict[str, list], dict[str, Any]]:
+    """The field errors of an offer and decision (empty: valid) and the values to store: a
+    pending decision keeps no decision date, reason or consent; a refusal no consent; an
+    acceptance no reason for refusing."""
+    if decision == Decision.PENDING:
+        decided_on, refusal_reason, consent_form_version, consent_date = None, "", None, None
+    elif decision == Decision.REFUSED:
+        consent_form_version, consent_date = None, None
+    elif decision == Decision.ACCEPTED:
+        refusal_reason = ""
+    errors: dict[str, list] = {}
+    _put(
+        errors,
+        "offered_on",
+        _future_error(offered_on, "offered_on")
+        or _before(offered_on, randomised_on, _("The offer cannot precede randomisation.")),
+    )
+    if decision not in Decision.values:
+        errors["decision"] = [_("Choose pending, accepted or refused.")]
+    if decision != Decision.PENDING:
+        if decided_on is None:
+            errors["decided_on"] = [_("Enter the date of the decision.")]
+        else:
+            _put(
+                errors,
+                "decided_on",
+                _before(decided_on, offered_on, _("The decision cannot precede the offer."))
+                or _future_error(decided_on, "decided_on"),
+            )
+    if decision == Decision.REFUSED and not refusal_reason.strip():
+        errors["refusal_reason"] = [_("Give the reason for refusing (or 'not given').")]
+    if decision == Decision.ACCEPTED:
+        _check_trial_consent(errors, offered_on, consent_form_version, consent_date)
+    _after_death(errors, "offered_on", offered_on, died_on)
+    _after_death(errors, "decided_on", decided_on, died_on)
+    _after_death(errors, "consent_date", consent_date, died_on)
+    values = {
+        "offered_on": offered_on,
+        "decision": decision,
+        "decided_on": decided_on,
+        "refusal_reason": refusal_reason.strip(),
+        "consent_form_version": consent_form_version,
+        "consent_date": consent_date,
+    }
+    return errors, values
+
+
+def _check_trial_consent(
+    errors: dict,
+    offered_on: date,
+    consent_form_version: ConsentFormVersion | None,
+    consent_date: date | None,
+) -> None:
+    """An acceptance names the trial consent form version in effect on the consent date,
+    which lies between the offer and today."""
+    if consent_form_version is None:
+        errors["consent_form_version"] = [_("Choose the trial consent form version.")]
+    if consent_date is None:
+        errors["consent_date"] = [_("Enter the date of trial consent.")]
+        return
+    dated = _future_error(consent_date, "consent_date") or _before(
+        consent_date, offered_on, _("Trial consent cannot precede the offer.")
+    )
+    if dated:
+        errors["consent_date"] = dated
+    elif consent_form_version is not None and not consent_form_version.is_effective_on(
+        consent_date
+    ):
+        errors["consent_form_version"] = [
+            _("This form version was not in effect on the consent date.")
+        ]
+
+
+def _offer_snapshot(values: dict) -> tuple:
+    cfv = values["consent_form_version"]
+    return tuple(
+        (k, cfv.pk if k == "consent_form_version" and cfv is not None else v)
+        for k, v in values.items()
+    )
+
+
+@top_level
 def offer_decision_record(
     *,
     by,
@@ -963,82 +1031,39 @@ def offer_decision_record(
     Intervention arm only. Accepting needs the trial consent form version and date;
     refusing needs a reason. Refusers stay in the intervention arm.
     """
-    # Lock the allocation: concurrent saves of the same offer queue instead of colliding.
-    allocation = Allocation.objects.select_for_update().select_related("arm").get(pk=allocation.pk)
+    # Lock the allocation (only its row: not the arm joined in, which every allocation of the
+    # arm shares): concurrent saves of the same offer queue instead of colliding.
+    allocation = (
+        Allocation.objects.select_for_update(of=("self",))
+        .select_related("arm")
+        .get(pk=allocation.pk)
+    )
     _require_active_allocation(by, allocation, OfferError)
     if not allocation.arm.is_intervention:
         raise OfferError(
             _("Only participants in the intervention arm are offered the intervention."),
             reasons=["not_intervention_arm"],
         )
-    errors: dict[str, list] = {}
-    randomised_on = timezone.localdate(allocation.randomised_at)
-    if offered_on < randomised_on:
-        errors["offered_on"] = [_("The offer cannot precede randomisation.")]
-    if offered_on > _today():
-        errors["offered_on"] = [_("This date is in the future.")]
-    if decision not in Decision.values:
-        errors["decision"] = [_("Choose pending, accepted or refused.")]
-    if decision == Decision.PENDING:
-        decided_on, refusal_reason, consent_form_version, consent_date = None, "", None, None
-    else:
-        if decided_on is None:
-            errors["decided_on"] = [_("Enter the date of the decision.")]
-        elif decided_on < offered_on:
-            errors["decided_on"] = [_("The decision cannot precede the offer.")]
-        elif decided_on > _today():
-            errors["decided_on"] = [_("This date is in the future.")]
-    if decision == Decision.REFUSED:
-        if not refusal_reason.strip():
-            errors["refusal_reason"] = [_("Give the reason for refusing (or 'not given').")]
-        consent_form_version, consent_date = None, None
-    if decision == Decision.ACCEPTED:
-        refusal_reason = ""
-        if consent_form_version is None:
-            errors["consent_form_version"] = [_("Choose the trial consent form version.")]
-        if consent_date is None:
-            errors["consent_date"] = [_("Enter the date of trial consent.")]
-        elif consent_date > _today():
-            errors["consent_date"] = [_("This date is in the future.")]
-        elif consent_date < offered_on:
-            errors["consent_date"] = [_("Trial consent cannot precede the offer.")]
-        elif consent_form_version is not None and not consent_form_version.is_effective_on(
-            consent_date
-        ):
-            errors["consent_form_version"] = [
-                _("This form version was not in effect on the consent date.")
-            ]
-    died_on = _died_on(allocation.participant_id)
-    _after_death(errors, "offered_on", offered_on, died_on)
-    _after_death(errors, "decided_on", decided_on, died_on)
-    _after_death(errors, "consent_date", consent_date, died_on)
+    errors, values = _check_offer_decision(
+        randomised_on=timezone.localdate(allocation.randomised_at),
+        died_on=death_date(participant_id=allocation.participant_id),
+        offered_on=offered_on,
+        decision=decision,
+        decided_on=decided_on,
+        refusal_reason=refusal_reason,
+        consent_form_version=consent_form_version,
+        consent_date=consent_date,
+    )
     if errors:
         raise ValidationError(errors)
 
     offer = InterventionOffer.objects.select_for_update().filter(allocation=allocation).first()
-    values = {
-        "offered_on": offered_on,
-        "decision": decision,
-        "decided_on": decided_on,
-        "refusal_reason": refusal_reason.strip(),
-        "consent_form_version": consent_form_version,
-        "consent_date": consent_date,
-    }
     if offer is None:
         with audit_reason(reason or None):
             return InterventionOffer.objects.create(
                 allocation=allocation, offered_by=by, recorded_by=by, **values
             )
-
-    def snapshot(obj_values: dict) -> tuple:
-        cfv = obj_values["consent_form_version"]
-        return tuple(
-            (k, cfv.pk if k == "consent_form_version" and cfv is not None else v)
-            for k, v in obj_values.items()
-        )
-
-    current = {k: getattr(offer, k) for k in values}
-    if snapshot(current) == snapshot(values):
+    if _offer_snapshot({k: getattr(offer, k) for k in values}) == _offer_snapshot(values):
         return offer
     if offer.decision != Decision.PENDING and not reason.strip():
         raise ValidationError({"reason": [_("Give a reason for changing a recorded decision.")]})
@@ -1051,7 +1076,27 @@ def offer_decision_record(
     return offer
 
 
-@transaction.atomic
+def _check_disclosure(
+    *, randomised_on: date, died_on: date | None, disclosed_on: date, description: str
+) -> dict[str, list]:
+    errors: dict[str, list] = {}
+    _put(
+        errors,
+        "disclosed_on",
+        _future_error(disclosed_on, "disclosed_on")
+        or _before(
+            disclosed_on,
+            randomised_on,
+            _("A disclosure of the allocation cannot precede randomisation."),
+        ),
+    )
+    _after_death(errors, "disclosed_on", disclosed_on, died_on)
+    if not description.strip():
+        errors["description"] = [_("Describe what happened.")]
+    return errors
+
+
+@top_level
 def disclosure_record(
     *, by, allocation: Allocation, disclosed_on: date, description: str
 ) -> ControlDisclosure:
@@ -1063,14 +1108,12 @@ def disclosure_record(
             _("Disclosures are recorded for control-arm participants only."),
             reasons=["not_control_arm"],
         )
-    errors = {}
-    if disclosed_on > _today():
-        errors["disclosed_on"] = [_("This date is in the future.")]
-    elif disclosed_on < timezone.localdate(allocation.randomised_at):
-        errors["disclosed_on"] = [_("A disclosure of the allocation cannot precede randomisation.")]
-    _after_death(errors, "disclosed_on", disclosed_on, _died_on(allocation.participant_id))
-    if not description.strip():
-        errors["description"] = [_("Describe what happened.")]
+    errors = _check_disclosure(
+        randomised_on=timezone.localdate(allocation.randomised_at),
+        died_on=death_date(participant_id=allocation.participant_id),
+        disclosed_on=disclosed_on,
+        description=description,
+    )
     if errors:
         raise ValidationError(errors)
     with audit_reason("protocol deviation: control-arm disclosure"):
@@ -1083,6 +1126,26 @@ def disclosure_record(
 
 
 # --- start of treatment (day 0) --------------------------------------------------------------------
+def _check_treatment_start(
+    *, randomised_on: date, died_on: date | None, planned: date | None, actual: date | None
+) -> dict[str, list]:
+    errors: dict[str, list] = {}
+    if planned is None and actual is None:
+        errors["planned"] = [_("Enter a planned or an actual date.")]
+    precede = _("Day 0 cannot precede randomisation.")
+    _put(errors, "planned", _before(planned, randomised_on, precede))
+    _put(
+        errors,
+        "actual",
+        _before(actual, randomised_on, precede) or _future_error(actual, "actual"),
+    )
+    _after_death(errors, "planned", planned, died_on)
+    _after_death(errors, "actual", actual, died_on)
+    return errors
+
+
+# Called by crf's demo seeding inside its own transaction: durable once that caller uses
+# ``treatment_start_set.within`` (see the note of issue 10).
 @transaction.atomic
 def treatment_start_set(
     *,
@@ -1096,25 +1159,18 @@ def treatment_start_set(
     (re-)anchor the follow-up schedule on it: on the actual date once known, otherwise on
     the planned date. Changing a recorded date needs a reason."""
     allocation = (
-        Allocation.objects.select_for_update()
+        # Only the allocation's row: the joined trial row is the randomiser's lock.
+        Allocation.objects.select_for_update(of=("self",))
         .select_related("participant", "trial", "arm")
         .get(pk=allocation.pk)
     )
     _require_active_allocation(by, allocation, TreatmentStartError)
-    errors: dict[str, list] = {}
-    randomised_on = timezone.localdate(allocation.randomised_at)
-    if planned is None and actual is None:
-        errors["planned"] = [_("Enter a planned or an actual date.")]
-    if planned is not None and planned < randomised_on:
-        errors["planned"] = [_("Day 0 cannot precede randomisation.")]
-    if actual is not None:
-        if actual < randomised_on:
-            errors["actual"] = [_("Day 0 cannot precede randomisation.")]
-        elif actual > _today():
-            errors["actual"] = [_("The actual date cannot be in the future.")]
-    died_on = _died_on(allocation.participant_id)
-    _after_death(errors, "planned", planned, died_on)
-    _after_death(errors, "actual", actual, died_on)
+    errors = _check_treatment_start(
+        randomised_on=timezone.localdate(allocation.randomised_at),
+        died_on=death_date(participant_id=allocation.participant_id),
+        planned=planned,
+        actual=actual,
+    )
     if errors:
         raise ValidationError(errors)
     new_planned = planned if planned is not None else allocation.treatment_start_planned

@@ -95,11 +95,11 @@ def trial_overview(request: HttpRequest, code: str) -> HttpResponse:
             "arm_counts": selectors.arm_counts(user=request.user, trial=trial),
             "lookup": LookupForm(),
             "can_write": access.has_role(*DATA_ENTRY),
-            "can_manage_sequences": services.can_manage_sequences(request.user),
+            "can_manage_sequences": selectors.can_manage_sequences(request.user),
             "can_correct": access.has_role(Role.INVESTIGATOR, Role.STATISTICIAN),
             "open_corrections": selectors.corrections_open_count(user=request.user, trial=trial),
-            "environment": services.current_environment(),
-            "recruitment_refusal": services.recruitment_refusal(trial),
+            "environment": selectors.current_environment(),
+            "recruitment_refusal": selectors.recruitment_refusal(trial),
             "status_form": TrialStatusForm(current=trial.status)
             if services.can_change_trial_status(request.user)
             else None,
@@ -118,8 +118,8 @@ def trial_status(request: HttpRequest, code: str) -> HttpResponse:
             {
                 "trial": trial,
                 "status_form": TrialStatusForm(current=trial.status),
-                "environment": services.current_environment(),
-                "recruitment_refusal": services.recruitment_refusal(trial),
+                "environment": selectors.current_environment(),
+                "recruitment_refusal": selectors.recruitment_refusal(trial),
             },
         )
     form = TrialStatusForm(request.POST, current=trial.status)
@@ -188,7 +188,7 @@ def _screening_date(request) -> date:
 def _derived(trial, participant, on: date) -> dict[str, dict]:
     """The criteria the stored data answer on ``on``, for display: the answer and its basis
     (the age, never the date of birth)."""
-    draft = services.screening_evaluate(trial=trial, participant=participant, answers={}, on=on)
+    draft = selectors.screening_evaluate(trial=trial, participant=participant, answers={}, on=on)
     by_code = {c.code: c for c in draft.criteria}
     return {
         code: {
@@ -247,14 +247,14 @@ def screening_create(request: HttpRequest, code: str, study_number: str) -> Http
     ctx = _screening_context(request, trial, participant, form)
     ctx["verdict"] = _live_verdict(trial, participant, form, _screening_date(request))
     ctx["trial_refusal"] = reason_text.describe(
-        [r for r in [services.recruitment_refusal(trial)] if r]
+        [r for r in [selectors.recruitment_refusal(trial)] if r]
     )
     return render(request, "randomization/screening_form.html", ctx)
 
 
 def _live_verdict(trial, participant, form, on: date | None = None) -> dict:
     answers = {k: v for k, v in form.answers().items() if k not in form.derived}
-    result = services.screening_verdict(
+    result = selectors.screening_verdict(
         trial=trial, participant=participant, answers=answers, on=on
     )
     text = _criteria_text(trial)
@@ -339,7 +339,7 @@ def randomise(request: HttpRequest, code: str, study_number: str) -> HttpRespons
                 code=trial.code,
                 trial_number=result.allocation.trial_number,
             )
-    readiness = services.randomisation_readiness(trial=trial, participant=participant)
+    readiness = selectors.randomisation_readiness(trial=trial, participant=participant)
     answers = []
     if readiness.screening is not None:
         answers = list(
@@ -558,7 +558,7 @@ def correction_decide(request: HttpRequest, code: str, pk: int) -> HttpResponse:
 
 # --- sequences (statistician with the sequence permission) --------------------------------------------
 def _require_sequence_rights(request) -> None:
-    if not services.can_manage_sequences(request.user):
+    if not selectors.can_manage_sequences(request.user):
         raise PermissionDenied
 
 
@@ -572,7 +572,7 @@ def sequence_list(request: HttpRequest, code: str) -> HttpResponse:
         {
             "trial": trial,
             "sequences": list(selectors.sequence_list(user=request.user, trial=trial)),
-            "environment": services.current_environment(),
+            "environment": selectors.current_environment(),
         },
     )
 
@@ -581,7 +581,7 @@ def sequence_list(request: HttpRequest, code: str) -> HttpResponse:
 def sequence_generate(request: HttpRequest, code: str) -> HttpResponse:
     _require_sequence_rights(request)
     trial = selectors.trial_get(user=request.user, code=code)
-    env = services.current_environment()
+    env = selectors.current_environment()
     form = SequenceForm(
         request.POST or None,
         initial={"environment": env},
@@ -633,7 +633,7 @@ def sequence_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
             "retire_form": RetireForm(),
             "is_generated": sequence.status == SequenceStatus.GENERATED,
             "is_active": sequence.status == SequenceStatus.ACTIVE,
-            "environment": services.current_environment(),
+            "environment": selectors.current_environment(),
         },
     )
 

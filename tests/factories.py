@@ -350,7 +350,8 @@ class ScreeningFactory(_ServiceFactory):
     @classmethod
     def _create(cls, model_class, *, trial, participant, by, screened_on, answers):
         from cohort.models import Participant
-        from randomization.services import screening_evaluate, screening_record
+        from randomization.selectors import screening_evaluate
+        from randomization.services import screening_record
 
         overrides = dict(answers)
         for code, answer in list(overrides.items()):

@@ -13,7 +13,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.selectors import audit_trail
-from randomization import services
+from randomization import selectors, services
 from randomization.models import (
     Allocation,
     AllocationCorrection,
@@ -72,7 +72,7 @@ def test_rescreening_adds_a_record_and_keeps_the_old_one(
     assert Screening.objects.filter(participant=participant).count() == 2
     first.refresh_from_db()
     assert first.verdict == "ineligible" and second.verdict == "eligible"
-    assert services.latest_screening(trial=blend, participant=participant) == second
+    assert selectors.latest_screening(trial=blend, participant=participant) == second
 
 
 def test_incomplete_or_invalid_screening_writes_nothing(
@@ -249,7 +249,7 @@ def test_one_active_sequence_per_environment(active_sequence, sequence_statistic
         block_sizes=[4],
     )
     services.sequence_activate(by=sequence_statistician, sequence=prod)
-    assert services.current_environment() == "test"
+    assert selectors.current_environment() == "test"
 
 
 @pytest.mark.parametrize(
@@ -265,7 +265,7 @@ def test_one_active_sequence_per_environment(active_sequence, sequence_statistic
 def test_environment_comes_from_the_setting_or_debug(settings, configured, debug, expected):
     settings.RANDOMISATION_ENVIRONMENT = configured
     settings.DEBUG = debug
-    assert services.current_environment() == expected
+    assert selectors.current_environment() == expected
 
 
 # --- randomisation -------------------------------------------------------------------------------
