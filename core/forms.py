@@ -67,14 +67,14 @@ class NotFutureDateField(forms.DateField):
     """A date field that applies the one "not in the future" rule (``core.refusals``) and
     tells the browser's date picker the latest day (``max``)."""
 
-    def validate(self, value):
+    def validate(self, value: Any) -> None:
         super().validate(value)
         try:
             not_future(value, field="")
         except Refusal as refusal:
             raise forms.ValidationError(str(refusal.message), code=refusal.code) from None
 
-    def widget_attrs(self, widget):
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
         attrs = super().widget_attrs(widget)
         attrs["max"] = timezone.localdate().isoformat()
         return attrs

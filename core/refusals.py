@@ -104,7 +104,9 @@ class Refusal(Exception):
     @classmethod
     def from_validation_error(cls, exc: ValidationError, **kwargs: Any) -> Refusal:
         """A model ``full_clean`` error as a refusal (field errors kept by field)."""
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc}
+        errors: Mapping[str, Any] = (
+            exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc}
+        )
         return cls(errors=errors, **kwargs)
 
     def nested(self, *, fields: Iterable[str], under: str) -> Refusal:
