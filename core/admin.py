@@ -1,7 +1,5 @@
 """Admin for users, sites and memberships. Nothing can be deleted here: rows are ended or deactivated."""
 
-from typing import Any
-
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Model

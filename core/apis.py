@@ -17,8 +17,8 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.models import AuthToken
 from knox.settings import knox_settings
 from rest_framework import exceptions, permissions, serializers, status
-from rest_framework.request import Request
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler

@@ -57,7 +57,11 @@ class AuditContextMiddleware:
     @staticmethod
     def _context(request: HttpRequest) -> dict[str, Any]:
         user: User | AnonymousUser | None = getattr(request, "user", None)
-        ctx: dict[str, Any] = {"url": request.path, "ip": client_ip(request), "method": request.method}
+        ctx: dict[str, Any] = {
+            "url": request.path,
+            "ip": client_ip(request),
+            "method": request.method,
+        }
         if user is not None and user.is_authenticated:
             ctx["user"] = user.pk
             ctx["username"] = user.get_username()

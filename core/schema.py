@@ -114,7 +114,9 @@ class AutoSchema(openapi.AutoSchema):
             codes.append("429")
         return codes
 
-    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
+    def _get_response_bodies(
+        self, direction: Literal["request", "response"] = "response"
+    ) -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code in self._error_codes():
             if code not in responses:
@@ -139,7 +141,9 @@ class AutoSchema(openapi.AutoSchema):
 
     # --- inputs: what the serializers refuse ------------------------------------------------
     def _get_request_for_media_type(
-        self, serializer: serializers.BaseSerializer[Any], direction: Literal["request", "response"] = "request"
+        self,
+        serializer: serializers.BaseSerializer[Any],
+        direction: Literal["request", "response"] = "request",
     ) -> Any:
         # Our PATCH inputs are validated as declared (never ``partial=True``): each input
         # says which of its fields are optional, so "required" stays true for PATCH too.

@@ -228,7 +228,9 @@ def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list
     entries: list[AuditEntry] = []
     previous: dict[str, Any] | None = None
     for ev in events:
-        data: dict[str, Any] = {name: getattr(ev, name, None) for name in field_names if hasattr(ev, name)}
+        data: dict[str, Any] = {
+            name: getattr(ev, name, None) for name in field_names if hasattr(ev, name)
+        }
         data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
         if ev.pgh_label == "delete":
             changes = {k: (v, None) for k, v in data.items() if k not in _HIDDEN_FIELDS}
