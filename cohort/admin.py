@@ -2,6 +2,8 @@
 clinical records are read-only and visible only to users holding a clinical role.
 Identifying data is not in the admin at all. Nothing can be deleted here."""
 
+from __future__ import annotations
+
 from typing import Any
 
 from django import forms
