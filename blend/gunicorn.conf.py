@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from gunicorn.glogging import Logger
 from gunicorn.http import wsgi
@@ -38,7 +40,9 @@ _SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization
 class ScrubbingLogger(Logger):
     """gunicorn's logger with every request-derived atom passed through core.logging."""
 
-    def atoms(self, resp, req, environ, request_time):
+    def atoms(
+        self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta
+    ) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
         raw_uri = environ.get("RAW_URI") or environ.get("PATH_INFO") or ""
         atoms["r"] = "{} {} {}".format(
@@ -70,7 +74,7 @@ install_record_scrubber()
 _default_headers = wsgi.Response.default_headers
 
 
-def _default_headers_without_server(self):
+def _default_headers_without_server(self: wsgi.Response) -> list[str]:
     return [h for h in _default_headers(self) if not h.lower().startswith("server:")]
 
 

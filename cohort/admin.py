@@ -2,7 +2,14 @@
 clinical records are read-only and visible only to users holding a clinical role.
 Identifying data is not in the admin at all. Nothing can be deleted here."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
 from cohort import services
 from cohort.models import (
@@ -21,24 +28,24 @@ from core.refusals import Refusal
 class ReadOnlyClinicalAdmin(admin.ModelAdmin):
     """View only, and only for clinical readers (an administrator role alone reads nothing)."""
 
-    def has_view_permission(self, request, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return access_for(request.user).has_role(*CLINICAL_READERS) and super().has_view_permission(
             request, obj
         )
 
-    def has_module_permission(self, request) -> bool:
+    def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         qs = super().get_queryset(request)
         site_field = "site" if self.model is Participant else "participant__site"
         return access_for(request.user).scope(qs, site_field=site_field)
@@ -49,18 +56,26 @@ class ConsentFormVersionAdmin(admin.ModelAdmin):
     list_display = ("code", "version", "language", "effective_from", "effective_to")
     list_filter = ("code", "language")
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ConsentFormVersion | None = None
+    ) -> tuple[str, ...]:
         if obj is None:
             return ()
         return ("code", "version", "language", "effective_from", "effective_to")
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def save_model(self, request, obj, form, change):
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: ConsentFormVersion,
+        form: forms.ModelForm[Any],
+        change: bool,
+    ) -> None:
         if change:
             return
         try:
@@ -121,12 +136,12 @@ class IdentityAccessAdmin(ReadOnlyClinicalAdmin):
     list_filter = ("context",)
     list_select_related = ("user", "participant")
 
-    def has_view_permission(self, request, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         if not (request.user.is_staff and access_for(request.user).has_role(Role.DATA_MANAGER)):
             return False
         return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return access_for(request.user).scope(
             admin.ModelAdmin.get_queryset(self, request),
             site_field="participant__site",

@@ -8,6 +8,8 @@ to all four elements, a couple of withdrawals and one death. Names are invented.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from io import TextIOBase
+from typing import TypedDict
 
 from django.utils import timezone
 
@@ -15,7 +17,14 @@ from cohort import services
 from cohort.models import ConsentElement, ConsentFormVersion, Identity, Language
 from core.models import Site, User
 
-FORM = {"code": "present-icf", "version": "3", "effective_from": date(2022, 1, 1)}
+
+class _FormVersion(TypedDict):
+    code: str
+    version: str
+    effective_from: date
+
+
+FORM: _FormVersion = {"code": "present-icf", "version": "3", "effective_from": date(2022, 1, 1)}
 
 # hospital number, given, family, date of birth, sex, tumour, department, site, nurse
 PEOPLE = [
@@ -155,7 +164,7 @@ PEOPLE = [
 
 
 def _form_versions() -> dict[str, ConsentFormVersion]:
-    out = {}
+    out: dict[str, ConsentFormVersion] = {}
     for language in (Language.DUTCH, Language.ENGLISH):
         form = ConsentFormVersion.objects.filter(
             code=FORM["code"], version=FORM["version"], language=language
@@ -166,7 +175,7 @@ def _form_versions() -> dict[str, ConsentFormVersion]:
     return out
 
 
-def seed(stdout) -> None:
+def seed(stdout: TextIOBase) -> None:
     # seed_demo runs every app's seed in one transaction (all or nothing): the services
     # join it (``.nested``) instead of opening their own durable one.
     forms = _form_versions()

@@ -3,7 +3,10 @@ whose refusals are attached to the same fields (see cohort.views)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from cohort.models import (
@@ -25,6 +28,8 @@ from cohort.rules import (
     validate_phone,
 )
 from core import forms as core_forms
+from core.forms import form_field
+from core.models import Site
 
 MAX_REASON = 2000
 
@@ -32,15 +37,15 @@ MAX_REASON = 2000
 class DateInput(forms.DateInput):
     input_type = "date"
 
-    def __init__(self, attrs=None):
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
         super().__init__(attrs={"class": "form-control", **(attrs or {})}, format="%Y-%m-%d")
 
 
-def _text(**attrs):
+def _text(**attrs: Any) -> forms.TextInput:
     return forms.TextInput(attrs={"class": "form-control", **attrs})
 
 
-def _select(**attrs):
+def _select(**attrs: Any) -> forms.Select:
     return forms.Select(attrs={"class": "form-select", **attrs})
 
 
@@ -49,7 +54,7 @@ class NotFutureDateField(core_forms.NotFutureDateField):
 
 
 class ReasonField(forms.CharField):
-    def __init__(self, *, required=True, **kwargs):
+    def __init__(self, *, required: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("widget", forms.Textarea(attrs={"class": "form-control", "rows": 2}))
         super().__init__(
             required=required,
@@ -86,7 +91,7 @@ class SearchForm(forms.Form):
 
 
 class RegistrationForm(forms.Form):
-    site = forms.ModelChoiceField(
+    site: forms.ModelChoiceField[Site] = forms.ModelChoiceField(
         label=_("Site"), queryset=None, empty_label=None, widget=_select()
     )
     # identifying data
@@ -150,16 +155,16 @@ class RegistrationForm(forms.Form):
     )
     CLINICAL = ("sex", "primary_tumour", "bone_metastases_diagnosed_on", "referring_department")
 
-    def __init__(self, *args, sites, **kwargs):
+    def __init__(self, *args: Any, sites: QuerySet[Site], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].queryset = sites
+        form_field(self, "site", forms.ModelChoiceField).queryset = sites
         if sites.count() == 1:
             self.fields["site"].initial = sites.first()
 
-    def identity_fields(self):
+    def identity_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.IDENTITY]
 
-    def clinical_fields(self):
+    def clinical_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.CLINICAL]
 
 
@@ -181,9 +186,11 @@ class ConsentForm(forms.Form):
         widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
     )
 
-    def __init__(self, *args, form_versions, **kwargs):
+    def __init__(
+        self, *args: Any, form_versions: QuerySet[ConsentFormVersion], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["form_version"].queryset = form_versions
+        form_field(self, "form_version", forms.ModelChoiceField).queryset = form_versions
         for element in ConsentElement:
             self.fields[f"element_{element.value}"] = forms.ChoiceField(
                 label=element.label,
@@ -192,7 +199,7 @@ class ConsentForm(forms.Form):
                 widget=forms.RadioSelect(attrs={"class": "form-check-input"}),
             )
 
-    def element_fields(self):
+    def element_fields(self) -> list[forms.BoundField]:
         return [self[f"element_{e.value}"] for e in ConsentElement]
 
     def answers(self) -> dict[str, bool | None]:
@@ -202,8 +209,9 @@ class ConsentForm(forms.Form):
             out[e.value] = {"yes": True, "no": False}.get(value or "")
         return out
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data  # what Form.clean returns (the stub allows None)
         if not any(cleaned.get(f"element_{e.value}") for e in ConsentElement):
             raise forms.ValidationError(
                 _("Answer at least one consent element."), code="no_consent_answer"
@@ -230,9 +238,11 @@ class ConsentCorrectionForm(forms.Form):
     )
     reason = ReasonField(label=_("Reason for correction"))
 
-    def __init__(self, *args, form_versions, **kwargs):
+    def __init__(
+        self, *args: Any, form_versions: QuerySet[ConsentFormVersion], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["form_version"].queryset = form_versions
+        form_field(self, "form_version", forms.ModelChoiceField).queryset = form_versions
 
 
 class WithdrawalForm(forms.Form):

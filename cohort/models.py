@@ -7,6 +7,8 @@ withdrawals and death are rows with who/when/why.
 
 from __future__ import annotations
 
+from datetime import date
+
 import pgtrigger
 from django.conf import settings
 from django.db import models
@@ -210,7 +212,7 @@ class ConsentFormVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.code} v{self.version} ({self.language})"
 
-    def is_effective_on(self, day) -> bool:
+    def is_effective_on(self, day: date) -> bool:
         return self.effective_from <= day and (
             self.effective_to is None or day <= self.effective_to
         )

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -212,7 +212,7 @@ def _refuse_contradicted(
         )
 
 
-def _full_clean(instance, *, exclude: list[str] | None = None) -> None:
+def _full_clean(instance: models.Model, *, exclude: list[str] | None = None) -> None:
     """The model's own rules, refused as :class:`CohortError` by field. (validate_unique and
     constraints are checked by the services themselves and the database.)"""
     try:
@@ -222,7 +222,7 @@ def _full_clean(instance, *, exclude: list[str] | None = None) -> None:
 
 
 def _check_life_dates(
-    *, participant_id: int, born: date | None, diagnosed: date | None | bool = False
+    *, participant_id: int, born: date | None, diagnosed: date | None | Literal[False] = False
 ) -> None:
     """A date of birth after the diagnosis of bone metastases, after the death or after a
     consent is refused (``diagnosed=False``: read the stored diagnosis date)."""
@@ -323,7 +323,7 @@ def registration_refusals(
             _("The diagnosis cannot precede the date of birth."),
             field="bone_metastases_diagnosed_on",
         )
-    errors: dict[str, list] = {}
+    errors: dict[str, list[str]] = {}
     for obj, exclude in ((participant, ["registered_by"]), (identity, ["participant", "site"])):
         try:
             _full_clean(obj, exclude=exclude)
@@ -377,7 +377,9 @@ def participant_register(
         study_number="PRE-00000",  # placeholder for validation; the sequence gives the number
         site=site,
         sex=sex,
-        year_of_birth=date_of_birth.year if date_of_birth else year_of_birth,
+        # None (no date of birth at all) is refused by full_clean below, before any write;
+        # the stub types an unsaved instance's field as if it had been validated already.
+        year_of_birth=date_of_birth.year if date_of_birth else year_of_birth,  # type: ignore[misc]
         primary_tumour=primary_tumour,
         bone_metastases_diagnosed_on=bone_metastases_diagnosed_on,
         referring_department=referring_department,
@@ -661,19 +663,22 @@ def consent_correct(
     original = ConsentRecord.objects.select_for_update().get(pk=record.pk)
     if original.superseded_by_id is not None:
         raise AlreadySuperseded(_("This record has already been corrected."))
-    new_values = {
-        "answer": original.answer if answer is None else bool(answer),
-        "given_on": given_on or original.given_on,
-        "form_version": form_version or original.form_version,
-        "mode": mode or original.mode,
-    }
-    if all(getattr(original, k) == v for k, v in new_values.items()):
+    new_answer = original.answer if answer is None else bool(answer)
+    new_given_on = given_on or original.given_on
+    new_form_version = form_version or original.form_version
+    new_mode = mode or original.mode
+    if (original.answer, original.given_on, original.form_version, original.mode) == (
+        new_answer,
+        new_given_on,
+        new_form_version,
+        new_mode,
+    ):
         raise NothingToCorrect(_("The correction changes nothing."))
     _check_consent_inputs(
         participant=participant,
-        given_on=new_values["given_on"],
-        form_version=new_values["form_version"],
-        mode=new_values["mode"],
+        given_on=new_given_on,
+        form_version=new_form_version,
+        mode=new_mode,
     )
     _check_free_text(reason, participant=participant)
     corrected = ConsentRecord(
@@ -681,7 +686,10 @@ def consent_correct(
         element=original.element,
         taken_by=original.taken_by,
         correction_reason=reason,
-        **new_values,
+        answer=new_answer,
+        given_on=new_given_on,
+        form_version=new_form_version,
+        mode=new_mode,
     )
     _full_clean(corrected, exclude=["participant", "taken_by", "form_version"])
     with audit_reason(reason):

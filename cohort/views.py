@@ -10,7 +10,9 @@ the field it names.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -34,11 +36,12 @@ from cohort.forms import (
     WithdrawalCorrectionForm,
     WithdrawalForm,
 )
-from cohort.models import IdentityAccess
+from cohort.models import IdentityAccess, Participant
 from cohort.rules import DAY0_PLANNED_WARN_DAYS, day0_planned_too_far, search_safe_in_url
 from core import hooks
-from core.access import DATA_ENTRY, SITE_STAFF, access_for, require_write
+from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user, require_write
 from core.forms import add_refusal
+from core.models import User
 from core.refusals import Refusal
 from core.views import role_required
 
@@ -55,7 +58,7 @@ NOT_INFORMED_BANNER = "cohort/_not_informed_banner.html"
 PAGE_SIZE = 25
 
 
-def _panels(*, user, participant) -> list[dict]:
+def _panels(*, user: User, participant: Participant) -> list[dict[str, Any]]:
     """Each app's panel. A panel that fails is logged and shown as unavailable (the
     participant page stays up) and its failure counts as "not informed" (fail safe)."""
     panels = []
@@ -74,7 +77,7 @@ def _panels(*, user, participant) -> list[dict]:
     return panels
 
 
-def _not_informed(participant) -> bool:
+def _not_informed(participant: Participant) -> bool:
     """Control-arm participant? When the check itself fails, assume yes (never disclose)."""
     try:
         return selectors.is_not_informed(participant)
@@ -87,8 +90,10 @@ def _banner_template() -> str:
     return NOT_INFORMED_BANNER
 
 
-def _participant_context(request, participant, *, with_banner: bool = True) -> dict:
-    ctx = {"participant": participant, "status": selectors.status_of(participant)}
+def _participant_context(
+    request: HttpRequest, participant: Participant, *, with_banner: bool = True
+) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"participant": participant, "status": selectors.status_of(participant)}
     if with_banner and _not_informed(participant):
         ctx["not_informed_banner"] = _banner_template()
     return ctx
@@ -105,13 +110,14 @@ def participant_list(request: HttpRequest) -> HttpResponse:
     match at the user's own site opens the participant page; a study-number search
     redirects to a bookmarkable ``?q=`` list.
     """
+    user = acting_user(request)
     if request.method == "POST":
         form = SearchForm(request.POST)
         if not form.is_valid():
             return _list_response(request, form, search=None, status=None)
         q, status = form.cleaned_data["q"].strip(), form.cleaned_data["status"]
         if not search_safe_in_url(q):
-            match = selectors.participant_by_hospital_number(user=request.user, hospital_number=q)
+            match = selectors.participant_by_hospital_number(user=user, hospital_number=q)
             if match is not None:
                 return redirect("cohort:participant_detail", study_number=match.study_number)
             return _list_response(
@@ -133,22 +139,23 @@ def participant_list(request: HttpRequest) -> HttpResponse:
 
 
 def _list_response(
-    request,
-    form,
+    request: HttpRequest,
+    form: forms.Form,
     *,
     search: str | None,
     status: str | None,
     match_hospital_number: bool = False,
 ) -> HttpResponse:
+    user = acting_user(request)
     qs = selectors.participant_list(
-        user=request.user,
+        user=user,
         search=search,
         status=status,
         match_hospital_number=match_hospital_number,
     )
     paginator = Paginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    access = access_for(request.user)
+    access = access_for(user)
     identifying_sites = access.identifying_site_ids()
     rows = []
     shown = []
@@ -159,9 +166,7 @@ def _list_response(
             if identity is not None:
                 shown.append(p)
         rows.append({"p": p, "status": selectors.status_of(p), "identity": identity})
-    services.identity_access_log(
-        user=request.user, participants=shown, context=IdentityAccess.Context.LIST
-    )
+    services.identity_access_log(user=user, participants=shown, context=IdentityAccess.Context.LIST)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -183,14 +188,15 @@ def _list_response(
 
 @role_required(*DATA_ENTRY)
 def participant_register(request: HttpRequest) -> HttpResponse:
-    sites = selectors.site_staff_sites(user=request.user)
+    user = acting_user(request)
+    sites = selectors.site_staff_sites(user=user)
     if not sites.exists():
         raise PermissionDenied
     form = RegistrationForm(request.POST or None, sites=sites)
     if request.method == "POST" and form.is_valid():
         data = dict(form.cleaned_data)
         try:
-            participant = services.participant_register(by=request.user, **data)
+            participant = services.participant_register(by=user, **data)
         except Refusal as exc:
             add_refusal(form, exc)
         else:
@@ -208,15 +214,16 @@ def participant_register(request: HttpRequest) -> HttpResponse:
 
 @role_required(*SITE_STAFF)
 def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    identity = selectors.identity_visible(user=request.user, participant=participant)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    identity = selectors.identity_visible(user=user, participant=participant)
     if identity is not None:
         services.identity_access_log(
-            user=request.user, participants=[participant], context=IdentityAccess.Context.PAGE
+            user=user, participants=[participant], context=IdentityAccess.Context.PAGE
         )
     consents = selectors.participant_consents(participant=participant)
     withdrawals = selectors.participant_withdrawals(participant=participant)
-    panels = _panels(user=request.user, participant=participant)
+    panels = _panels(user=user, participant=participant)
     extra = [item for panel in panels for item in panel.get("timeline") or []]
     today = timezone.localdate()
     day0 = [
@@ -232,7 +239,7 @@ def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
     ctx = _participant_context(request, participant, with_banner=False)
     if any(panel.get("banner") == "not_informed" for panel in panels) or _not_informed(participant):
         ctx["not_informed_banner"] = _banner_template()
-    access = access_for(request.user)
+    access = access_for(user)
     ctx.update(
         {
             "identity": identity,
@@ -264,9 +271,10 @@ def participant_detail(request: HttpRequest, study_number: str) -> HttpResponse:
 
 @role_required(*DATA_ENTRY)
 def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
-    identity = selectors.identity_visible(user=request.user, participant=participant)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
+    identity = selectors.identity_visible(user=user, participant=participant)
     suggested = selectors.consent_form_version_suggested(
         language=identity.preferred_language if identity else None
     )
@@ -278,7 +286,7 @@ def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             records = services.consents_record(
-                by=request.user,
+                by=user,
                 participant=participant,
                 answers=form.answers(),
                 given_on=form.cleaned_data["given_on"],
@@ -297,8 +305,9 @@ def consent_create(request: HttpRequest, study_number: str) -> HttpResponse:
 
 @role_required(*DATA_ENTRY)
 def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     record = selectors.consent_record_get(participant=participant, pk=pk)
     initial = {
         "answer": "yes" if record.answer else "no",
@@ -313,7 +322,7 @@ def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpRes
         try:
             services.consent_correct(
                 record=record,
-                by=request.user,
+                by=user,
                 reason=form.cleaned_data["reason"],
                 answer=form.cleaned_data["answer"] == "yes",
                 given_on=form.cleaned_data["given_on"],
@@ -335,14 +344,13 @@ def consent_correct(request: HttpRequest, study_number: str, pk: int) -> HttpRes
 
 @role_required(*DATA_ENTRY)
 def withdrawal_create(request: HttpRequest, study_number: str) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     form = WithdrawalForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.withdrawal_record(
-                by=request.user, participant=participant, **form.cleaned_data
-            )
+            services.withdrawal_record(by=user, participant=participant, **form.cleaned_data)
         except Refusal as exc:
             add_refusal(form, exc)
         else:
@@ -357,13 +365,14 @@ def withdrawal_create(request: HttpRequest, study_number: str) -> HttpResponse:
 
 @role_required(*DATA_ENTRY)
 def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     form = DeathForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             services.death_record(
-                by=request.user,
+                by=user,
                 participant=participant,
                 died_on=form.cleaned_data["died_on"],
                 source=form.cleaned_data["source"],
@@ -382,15 +391,16 @@ def death_create(request: HttpRequest, study_number: str) -> HttpResponse:
 
 @role_required(*DATA_ENTRY)
 def withdrawal_correct(request: HttpRequest, study_number: str, pk: int) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     withdrawal = selectors.withdrawal_get(participant=participant, pk=pk)
     form = WithdrawalCorrectionForm(
         request.POST or None, initial={"effective_on": withdrawal.effective_on}
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.withdrawal_correct(withdrawal=withdrawal, by=request.user, **form.cleaned_data)
+            services.withdrawal_correct(withdrawal=withdrawal, by=user, **form.cleaned_data)
         except Refusal as exc:
             add_refusal(form, exc)
         else:
@@ -403,15 +413,16 @@ def withdrawal_correct(request: HttpRequest, study_number: str, pk: int) -> Http
 
 @role_required(*DATA_ENTRY)
 def death_correct(request: HttpRequest, study_number: str) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     death = selectors.death_get(participant=participant)
     form = DeathCorrectionForm(
         request.POST or None, initial={"died_on": death.died_on, "source": death.source}
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.death_correct(death=death, by=request.user, **form.cleaned_data)
+            services.death_correct(death=death, by=user, **form.cleaned_data)
         except Refusal as exc:
             add_refusal(form, exc)
         else:
@@ -424,13 +435,14 @@ def death_correct(request: HttpRequest, study_number: str) -> HttpResponse:
 
 @role_required(*DATA_ENTRY)
 def identity_edit(request: HttpRequest, study_number: str) -> HttpResponse:
-    participant = selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
-    identity = selectors.identity_visible(user=request.user, participant=participant)
+    user = acting_user(request)
+    participant = selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
+    identity = selectors.identity_visible(user=user, participant=participant)
     if identity is None:
         raise PermissionDenied
     services.identity_access_log(
-        user=request.user, participants=[participant], context=IdentityAccess.Context.FORM
+        user=user, participants=[participant], context=IdentityAccess.Context.FORM
     )
     initial = {name: getattr(identity, name) for name in services.IDENTITY_FIELDS}
     form = IdentityForm(request.POST or None, initial=initial)
@@ -440,7 +452,7 @@ def identity_edit(request: HttpRequest, study_number: str) -> HttpResponse:
         }
         try:
             services.identity_update(
-                by=request.user,
+                by=user,
                 identity=identity,
                 reason=form.cleaned_data["reason"],
                 changes=changes,

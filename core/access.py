@@ -23,16 +23,18 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Protocol, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from core.models import Role, Site, SiteMembership
+from core.models import Role, Site, SiteMembership, User
 from core.refusals import NotAllowed
 
-if TYPE_CHECKING:  # pragma: no cover
-    from core.models import User
+_M = TypeVar("_M", bound=Model)
+_R = TypeVar("_R")
 
 SITE_STAFF = frozenset({Role.NURSE, Role.INVESTIGATOR, Role.DATA_MANAGER})
 CLINICAL_READERS = SITE_STAFF | {Role.STATISTICIAN}
@@ -49,7 +51,7 @@ class Grant:
 class Access:
     """The roles a user holds, loaded once per request (one query)."""
 
-    def __init__(self, user: User | Any):
+    def __init__(self, user: User | AnonymousUser):
         self.user = user
 
     @cached_property
@@ -82,11 +84,11 @@ class Access:
 
     def scope(
         self,
-        qs: QuerySet,
+        qs: QuerySet[_M, _R],
         *,
         site_field: str = "site",
         roles: frozenset[str] | set[str] = CLINICAL_READERS,
-    ) -> QuerySet:
+    ) -> QuerySet[_M, _R]:
         """Restrict ``qs`` to the rows whose ``site_field`` the user may read with ``roles``."""
         ids = self.site_ids(roles)
         if ids is None:
@@ -132,18 +134,35 @@ class Access:
         return not any(g.role in SITE_STAFF for g in self.grants)
 
 
-def access_for(user: User | Any) -> Access:
+def access_for(user: User | AnonymousUser) -> Access:
     """The cached :class:`Access` of a user; one membership query per request."""
-    cached = getattr(user, "_blend_access", None)
+    cached: Access | None = getattr(user, "_blend_access", None)
     if cached is None:
         cached = Access(user)
         with contextlib.suppress(AttributeError):  # AnonymousUser may refuse attributes
-            user._blend_access = cached
+            # a per-instance cache, not a declared attribute of the user
+            setattr(user, "_blend_access", cached)  # noqa: B010
     return cached
 
 
+class _Authenticated(Protocol):
+    @property
+    def user(self) -> object: ...
+
+
+def acting_user(request: _Authenticated) -> User:
+    """The logged-in user of a screen or API request behind a login gate
+    (``core.views.role_required``, ``login_required``, ``core.apis.HasRole``), typed as
+    :class:`~core.models.User` for the services. The gate already refused anonymous
+    requests; one that got here anyway is refused (403), never passed on."""
+    user = request.user
+    if not isinstance(user, User):
+        raise PermissionDenied
+    return user
+
+
 def require_write(
-    user: User | Any, site_id: int, *, roles: frozenset[str] | set[str] = DATA_ENTRY
+    user: User | AnonymousUser, site_id: int, *, roles: frozenset[str] | set[str] = DATA_ENTRY
 ) -> None:
     """The one write-access check of every service: ``user`` holds one of ``roles`` (data
     entry: nurse, investigator) at ``site_id`` or sponsor-wide. Refuses with
@@ -153,7 +172,7 @@ def require_write(
 
 
 def site_q(
-    user: User | Any,
+    user: User | AnonymousUser,
     *,
     site_field: str = "site",
     roles: frozenset[str] | set[str] = CLINICAL_READERS,

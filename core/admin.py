@@ -2,12 +2,14 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from core.models import Site, SiteMembership, User
 
 
 class NoDeleteAdmin(admin.ModelAdmin):
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -16,7 +18,7 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     fields = ("role", "site", "started_at", "ended_at")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -25,12 +27,12 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [MembershipInline]
     list_display = ("username", "first_name", "last_name", "email", "is_active", "last_login")
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         ("BLEND", {"fields": ("preferred_language", "password_changed_at")}),
     )
     readonly_fields = ("password_changed_at", "last_login", "date_joined")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -16,11 +17,13 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from knox.models import AuthToken
 from knox.settings import knox_settings
 from rest_framework import exceptions, permissions, serializers, status
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.access import access_for
+from core.access import access_for, acting_user
 from core.authentication import TokenAuthentication
 from core.refusals import Refusal, not_future
 from core.schema import NOT_FUTURE
@@ -56,7 +59,7 @@ def _from_refusal(refusal: Refusal) -> exceptions.APIException:
     return exc
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error has the shape ``{"detail": str, "errors": {field: [messages]}}``;
     a refusal's reason codes (409) are in ``errors.reasons``."""
     if isinstance(exc, Refusal):
@@ -97,7 +100,7 @@ def exception_handler(exc, context):
 
 
 class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
+    status_code: int = status.HTTP_409_CONFLICT
     default_detail = _("The request conflicts with the current state.")
     default_code = "conflict"
 
@@ -107,11 +110,11 @@ class NotFutureDate(serializers.DateField):
     """A date the one rule (:func:`core.refusals.not_future`) refuses when after today;
     the schema names the rule (``x-server-rules``)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.validators.append(NOT_FUTURE)
 
-    def to_internal_value(self, value):
+    def to_internal_value(self, value: Any) -> date:
         day = super().to_internal_value(value)
         try:
             not_future(day, field=self.field_name or "")
@@ -126,7 +129,7 @@ class HasRole(permissions.BasePermission):
 
     message = _("Your role does not allow this.")
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         roles = getattr(view, "allowed_roles", None)
         if not request.user or not request.user.is_authenticated:
             return False
@@ -139,7 +142,7 @@ def role_permission(*roles: str) -> type[permissions.BasePermission]:
     """A permission class admitting ``roles`` (used per method where needed)."""
 
     class _RolePermission(HasRole):
-        def has_permission(self, request, view) -> bool:
+        def has_permission(self, request: Request, view: APIView) -> bool:
             return bool(
                 request.user
                 and request.user.is_authenticated
@@ -168,7 +171,7 @@ class LoginApi(APIView):
     (``login`` rate) across all workers.
     """
 
-    authentication_classes: list = []
+    authentication_classes: list[type[BaseAuthentication]] = []
     permission_classes = [permissions.AllowAny]
     throttle_classes = [LoginThrottle]
 
@@ -186,7 +189,7 @@ class LoginApi(APIView):
         },
         auth=[],
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         data = LoginInput(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(
@@ -223,7 +226,7 @@ class LoginApi(APIView):
             {"token": token, "expiry": instance.expiry, "username": user.get_username()}
         )
 
-    def get_authenticate_header(self, request) -> str:
+    def get_authenticate_header(self, request: Request) -> str:
         return "Token"
 
 
@@ -233,8 +236,8 @@ class LogoutApi(APIView):
     authentication_classes = [TokenAuthentication]
 
     @extend_schema(request=None, responses={204: None})
-    def post(self, request):
-        request._auth.delete()
+    def post(self, request: Request) -> Response:
+        request.auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -251,11 +254,12 @@ class MeApi(APIView):
             },
         )
     )
-    def get(self, request):
-        access = access_for(request.user)
+    def get(self, request: Request) -> Response:
+        user = acting_user(request)
+        access = access_for(user)
         return Response(
             {
-                "username": request.user.get_username(),
+                "username": user.get_username(),
                 "roles": sorted(access.roles),
                 "sites": list(access.visible_sites().values_list("code", flat=True)),
             }

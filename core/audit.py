@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pghistory
 import pghistory.runtime as pghistory_runtime
 import pgtrigger
+from django.db.models import Model
+
+_M = TypeVar("_M", bound=type[Model])
 
 NO_TRUNCATE = pgtrigger.Trigger(
     name="audit_no_truncate",
@@ -33,7 +36,7 @@ NO_TRUNCATE = pgtrigger.Trigger(
 )
 
 
-def track(*, exclude: list[str] | None = None, **kwargs: Any):
+def track(*, exclude: list[str] | None = None, **kwargs: Any) -> Callable[[_M], _M]:
     """Track inserts, updates and deletes of a model in an append-only event table."""
     return pghistory.track(
         pghistory.InsertEvent(),

@@ -4,7 +4,10 @@ Kept apart from ``core.apis`` because DRF imports authentication classes while
 ``rest_framework.views`` is still loading.
 """
 
+from __future__ import annotations
+
 import re
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
@@ -13,6 +16,12 @@ from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 
 from core.middleware import audit_user
+from core.models import User
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rest_framework.request import Request
+
+AuthResult = tuple[User, Any] | None
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -23,7 +32,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
     characters) is refused as 401 before any lookup, never a 500.
     """
 
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> AuthResult:
         try:
             result = super().authenticate(request)
         except (UnicodeError, ValueError) as exc:  # e.g. a header not encodable as latin-1
@@ -32,7 +41,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
             audit_user(result[0])
         return result
 
-    def authenticate_credentials(self, token: bytes):
+    def authenticate_credentials(self, token: bytes) -> tuple[User, Any]:
         shape = re.compile(
             re.escape(knox_settings.TOKEN_PREFIX)
             + rf"[0-9a-f]{{{knox_settings.AUTH_TOKEN_CHARACTER_LENGTH}}}"
@@ -47,7 +56,7 @@ class TokenAuthentication(KnoxTokenAuthentication):
 
 
 class SessionAuth(SessionAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request: Request) -> AuthResult:
         result = super().authenticate(request)
         if result is not None:
             audit_user(result[0])

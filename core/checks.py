@@ -1,13 +1,20 @@
 """System checks for the platform configuration."""
 
+from collections.abc import Iterable
+from typing import Any
+
+from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Error, register
 from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model
 
 
 @register()
-def audit_trail_is_append_only(app_configs, **kwargs):
-    errors = []
+def audit_trail_is_append_only(
+    app_configs: Iterable[AppConfig] | None, **kwargs: Any
+) -> list[Error]:
+    errors: list[Error] = []
     if not getattr(settings, "PGHISTORY_APPEND_ONLY", False):
         errors.append(
             Error(
@@ -26,7 +33,7 @@ def audit_trail_is_append_only(app_configs, **kwargs):
     return errors
 
 
-def _site_path_error(model, path: str) -> str | None:
+def _site_path_error(model: type[Model], path: str) -> str | None:
     """Why ``path`` does not lead from ``model`` to a site, or None when it does."""
     from core.models import Site
 
@@ -36,15 +43,21 @@ def _site_path_error(model, path: str) -> str | None:
             field = current._meta.get_field(name)
         except FieldDoesNotExist:
             return f"{current._meta.label} has no field {name!r}"
-        if not field.is_relation or field.many_to_many or field.one_to_many:
+        related = field.related_model
+        if (
+            not field.is_relation
+            or field.many_to_many
+            or field.one_to_many
+            or not isinstance(related, type)
+        ):
             return f"{current._meta.label}.{name} is not a foreign key"
-        current = field.related_model
+        current = related
     if current is not Site:
         return f"it ends at {current._meta.label}, not at core.Site"
     return None
 
 
-def audit_scope_errors(models) -> list[Error]:
+def audit_scope_errors(models: Iterable[type[Model]]) -> list[Error]:
     """core.E010: a tracked model must declare who may read its audit trail, either
     ``audit_site_path`` (a lookup to its participant's site), or ``audit_scope =
     "configuration"``, or ``audit_scope = "concealed"`` (with ``audit_permission``);
@@ -93,7 +106,7 @@ def audit_scope_errors(models) -> list[Error]:
 
 
 @register()
-def audit_scope_declared(app_configs, **kwargs):
+def audit_scope_declared(app_configs: Iterable[AppConfig] | None, **kwargs: Any) -> list[Error]:
     from core.selectors import tracked_models
 
     return audit_scope_errors(tracked_models())

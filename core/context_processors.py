@@ -1,10 +1,14 @@
 """Navigation shown in the base layout, by role."""
 
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
 from core.access import AUDIT_READERS, CLINICAL_READERS, DATA_ENTRY, access_for
-from core.models import Role
+from core.models import Role, User
 
 # (label, url name, roles that see it). Apps add their entries here as they grow.
 NAVIGATION = [
@@ -20,8 +24,8 @@ NAVIGATION = [
 ]
 
 
-def navigation(request):
-    user = getattr(request, "user", None)
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user: User | AnonymousUser | None = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav_items": []}
     roles = access_for(user).roles

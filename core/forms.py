@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -11,6 +11,18 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.refusals import Refusal, flat_messages, not_future
+
+_F = TypeVar("_F", bound=forms.Field)
+
+
+def form_field(form: forms.BaseForm, name: str, kind: type[_F]) -> _F:
+    """``form.fields[name]`` as the field class it is declared with (``fields`` holds plain
+    ``Field`` for the type checker), e.g. to give it a per-request ``queryset`` or
+    ``choices``. A field of another class is a programming error (``TypeError``)."""
+    field = form.fields[name]
+    if not isinstance(field, kind):
+        raise TypeError(f"{type(form).__name__}.{name} is no {kind.__name__}")
+    return field
 
 
 class LoginForm(AuthenticationForm):
@@ -67,14 +79,14 @@ class NotFutureDateField(forms.DateField):
     """A date field that applies the one "not in the future" rule (``core.refusals``) and
     tells the browser's date picker the latest day (``max``)."""
 
-    def validate(self, value):
+    def validate(self, value: Any) -> None:
         super().validate(value)
         try:
             not_future(value, field="")
         except Refusal as refusal:
             raise forms.ValidationError(str(refusal.message), code=refusal.code) from None
 
-    def widget_attrs(self, widget):
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
         attrs = super().widget_attrs(widget)
         attrs["max"] = timezone.localdate().isoformat()
         return attrs

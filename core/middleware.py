@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import pghistory
 from django.conf import settings
-from django.http import JsonResponse
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from core.access import access_for
+from core.models import User
+
+if TYPE_CHECKING:  # pragma: no cover - loaded while DRF loads its authentication classes
+    from rest_framework.request import Request
+
+GetResponse = Callable[[HttpRequest], HttpResponse]
 
 
-def client_ip(request) -> str:
+def client_ip(request: HttpRequest | Request) -> str:
     """The client address, trusting X-Forwarded-For only behind ``TRUSTED_PROXY_COUNT``
     proxies (each appends the address it saw, so the client is the N-th from the right;
     anything a client writes further left is ignored). The lockout (axes), the API
@@ -35,19 +45,23 @@ class AuditContextMiddleware:
 
     WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method not in self.WRITE_METHODS:
             return self.get_response(request)
         with pghistory.context(**self._context(request)):
             return self.get_response(request)
 
     @staticmethod
-    def _context(request) -> dict:
-        user = getattr(request, "user", None)
-        ctx = {"url": request.path, "ip": client_ip(request), "method": request.method}
+    def _context(request: HttpRequest) -> dict[str, Any]:
+        user: User | AnonymousUser | None = getattr(request, "user", None)
+        ctx: dict[str, Any] = {
+            "url": request.path,
+            "ip": client_ip(request),
+            "method": request.method,
+        }
         if user is not None and user.is_authenticated:
             ctx["user"] = user.pk
             ctx["username"] = user.get_username()
@@ -55,7 +69,11 @@ class AuditContextMiddleware:
         return ctx
 
 
-def lockout_response(request, original_response=None, credentials=None):
+def lockout_response(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
     """django-axes lockout: the API answers 403 in its error format (as documented for
     ``POST /api/v1/auth/login/``); screens get the lockout page (429)."""
     if request.path.startswith("/api/"):
@@ -70,7 +88,7 @@ def lockout_response(request, original_response=None, credentials=None):
     )
 
 
-def audit_user(user) -> None:
+def audit_user(user: User | AnonymousUser | None) -> None:
     """Attach a user to the current audit context (API token users are known only in the view)."""
     if user is not None and getattr(user, "is_authenticated", False):
         # Called as a function, pghistory adds to the context the middleware opened.
@@ -87,10 +105,10 @@ class SecurityHeadersMiddleware:
         "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
     )
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if request.path.startswith("/api/docs/"):
             response.setdefault(
@@ -115,10 +133,10 @@ class ApiLanguageMiddleware:
     API_PREFIX = "/api/"
     API_DEFAULT_LANGUAGE = "en"
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         if (
             request.path.startswith(self.API_PREFIX)
             and not request.META.get("HTTP_ACCEPT_LANGUAGE")

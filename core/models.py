@@ -76,7 +76,7 @@ class Site(models.Model):
         return self.name
 
 
-class MembershipQuerySet(models.QuerySet):
+class MembershipQuerySet(models.QuerySet["SiteMembership"]):
     def active(self) -> MembershipQuerySet:
         return self.filter(ended_at__isnull=True, user__is_active=True)
 
@@ -120,7 +120,7 @@ class SiteMembership(models.Model):
         triggers = [pgtrigger.Protect(name="memberships_no_delete", operation=pgtrigger.Delete)]
 
     def __str__(self) -> str:
-        where = self.site.name if self.site_id else _("all sites")
+        where = self.site.name if self.site is not None else _("all sites")
         return f"{self.user} — {self.get_role_display()} @ {where}"
 
 

@@ -26,11 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:  # pragma: no cover - django-stubs-ext is a development dependency
+    from django_stubs_ext import StrOrPromise
 
 # The keys under which messages about the input as a whole arrive (Django's and DRF's).
 NON_FIELD_KEYS = frozenset({NON_FIELD_ERRORS, "non_field_errors"})
@@ -63,7 +66,7 @@ class Refusal(Exception):
     """A service refused; nothing was written."""
 
     code = "refused"
-    default_message: Any = _("This cannot be done.")
+    default_message: StrOrPromise = _("This cannot be done.")
     field: str | None = None
     status_code = 409
 
@@ -104,7 +107,9 @@ class Refusal(Exception):
     @classmethod
     def from_validation_error(cls, exc: ValidationError, **kwargs: Any) -> Refusal:
         """A model ``full_clean`` error as a refusal (field errors kept by field)."""
-        errors = exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc}
+        errors: Mapping[str, Any] = (
+            exc.message_dict if hasattr(exc, "error_dict") else {NON_FIELD_ERRORS: exc}
+        )
         return cls(errors=errors, **kwargs)
 
     def nested(self, *, fields: Iterable[str], under: str) -> Refusal:
@@ -126,7 +131,7 @@ class Invalid(Refusal):
     """Input a person can correct: API 400 with the field errors."""
 
     code = "invalid"
-    default_message = _("Invalid input.")
+    default_message: StrOrPromise = _("Invalid input.")
     status_code = 400
 
 
@@ -134,14 +139,14 @@ class NotAllowed(Refusal, PermissionDenied):
     """The user's role or site does not allow this write: 403 on screens and in the API."""
 
     code = "not_allowed"
-    default_message = _("Your role does not allow this.")
+    default_message: StrOrPromise = _("Your role does not allow this.")
     status_code = 403
 
 
 # --- the one "not in the future" rule ---------------------------------------------------------
 class DateInFuture(Invalid):
     code = "date_in_future"
-    default_message = _("This date is in the future.")
+    default_message: StrOrPromise = _("This date is in the future.")
 
 
 def date_in_future(

@@ -17,7 +17,7 @@ on every operation, and what JSON Schema can say about the rules the server appl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -37,7 +37,9 @@ class ErrorOutput(serializers.Serializer):
     ``errors.reasons``."""
 
     detail = serializers.CharField()
-    errors = serializers.DictField(
+    # A declared field (SerializerMetaclass moves it into ``_declared_fields``), so it does
+    # not shadow ``Serializer.errors`` at run time as the stub's class attribute suggests.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.JSONField(),
         help_text="field -> list of messages (or nested field -> messages); "
         "`reasons` -> reason codes on 409",
@@ -81,7 +83,7 @@ class ServerRule:
 NOT_FUTURE = ServerRule("not in the future")  # core.refusals.not_future
 
 
-def _server_rules(field) -> list[str]:
+def _server_rules(field: serializers.Field[Any, Any, Any, Any]) -> list[str]:
     return [v.text for v in getattr(field, "validators", []) if isinstance(v, ServerRule)]
 
 
@@ -112,7 +114,9 @@ class AutoSchema(openapi.AutoSchema):
             codes.append("429")
         return codes
 
-    def _get_response_bodies(self, direction="response"):
+    def _get_response_bodies(
+        self, direction: Literal["request", "response"] = "response"
+    ) -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code in self._error_codes():
             if code not in responses:
@@ -122,7 +126,7 @@ class AutoSchema(openapi.AutoSchema):
         return dict(sorted(responses.items()))
 
     # --- parameters: only what the URL patterns match --------------------------------------
-    def _get_parameters(self):
+    def _get_parameters(self) -> list[dict[str, Any]]:
         parameters = super()._get_parameters()
         for parameter in parameters:
             if parameter.get("in") != "path":
@@ -136,7 +140,11 @@ class AutoSchema(openapi.AutoSchema):
         return parameters
 
     # --- inputs: what the serializers refuse ------------------------------------------------
-    def _get_request_for_media_type(self, serializer, direction="request"):
+    def _get_request_for_media_type(
+        self,
+        serializer: serializers.BaseSerializer[Any],
+        direction: Literal["request", "response"] = "request",
+    ) -> Any:
         # Our PATCH inputs are validated as declared (never ``partial=True``): each input
         # says which of its fields are optional, so "required" stays true for PATCH too.
         method = self.method
@@ -147,7 +155,12 @@ class AutoSchema(openapi.AutoSchema):
         finally:
             self.method = method
 
-    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+    def _map_serializer_field(
+        self,
+        field: serializers.Field[Any, Any, Any, Any],
+        direction: Literal["request", "response"],
+        bypass_extensions: bool = False,
+    ) -> dict[str, Any] | None:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if schema is None or direction != "request":
             return schema
@@ -167,7 +180,9 @@ class AutoSchema(openapi.AutoSchema):
             )
         return schema
 
-    def _map_basic_serializer(self, serializer, direction):
+    def _map_basic_serializer(
+        self, serializer: serializers.BaseSerializer[Any], direction: Literal["request", "response"]
+    ) -> dict[str, Any]:
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request":
             if getattr(serializer, "strict_input", False):
@@ -187,7 +202,7 @@ class TokenScheme(OpenApiAuthenticationExtension):
     target_class = "core.authentication.TokenAuthentication"
     name = "tokenAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: openapi.AutoSchema) -> dict[str, str]:
         return {
             "type": "apiKey",
             "in": "header",
@@ -200,5 +215,5 @@ class SessionScheme(OpenApiAuthenticationExtension):
     target_class = "core.authentication.SessionAuth"
     name = "cookieAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: openapi.AutoSchema) -> dict[str, str]:
         return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

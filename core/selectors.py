@@ -19,10 +19,12 @@ _HIDDEN_FIELDS = {"password"}
 
 def tracked_models() -> list[type[models.Model]]:
     """Every model with an audit event table, sorted by label."""
-    found = []
+    found: list[type[models.Model]] = []
     for model in apps.get_models():
-        if issubclass(model, pghistory.models.Event) and getattr(model, "pgh_tracked_model", None):
-            found.append(model.pgh_tracked_model)
+        # pghistory sets pgh_tracked_model on each concrete event model (None on the base).
+        tracked = getattr(model, "pgh_tracked_model", None)
+        if issubclass(model, pghistory.models.Event) and tracked:
+            found.append(tracked)
     return sorted(set(found), key=lambda m: m._meta.label_lower)
 
 
@@ -87,7 +89,7 @@ def audit_hidden_fields(model: type[models.Model]) -> set[str]:
     return hidden
 
 
-def _may_read_concealed(user, scope: AuditScope) -> bool:
+def _may_read_concealed(user: User, scope: AuditScope) -> bool:
     return bool(
         scope.permission
         and getattr(user, "is_authenticated", False)
@@ -96,12 +98,12 @@ def _may_read_concealed(user, scope: AuditScope) -> bool:
     )
 
 
-def audit_models_for(user) -> list[type[models.Model]]:
+def audit_models_for(user: User) -> list[type[models.Model]]:
     """Audited models a user may read the trail of: administrators only configuration;
     data managers/monitors configuration and the clinical records of their sites; the
     sequence secrets only a statistician holding the model's permission."""
     access = access_for(user)
-    readable = []
+    readable: list[type[models.Model]] = []
     for model in tracked_models():
         try:
             scope = audit_scope(model)
@@ -118,7 +120,9 @@ def audit_models_for(user) -> list[type[models.Model]]:
     return readable
 
 
-def _scoped_pks(user, model: type[models.Model]) -> models.QuerySet | None:
+def _scoped_pks(
+    user: User, model: type[models.Model]
+) -> models.QuerySet[models.Model, dict[str, Any]] | None:
     """None when every record is readable, else a queryset of readable primary keys."""
     path = audit_site_path(model)
     if path is None:
@@ -136,7 +140,7 @@ def _clean_pk(model: type[models.Model], pk: Any) -> Any:
         return None
 
 
-def audit_record_visible(user, model: type[models.Model], pk: Any) -> bool:
+def audit_record_visible(user: User, model: type[models.Model], pk: Any) -> bool:
     if model not in audit_models_for(user):
         return False
     pk = _clean_pk(model, pk)
@@ -146,7 +150,9 @@ def audit_record_visible(user, model: type[models.Model], pk: Any) -> bool:
     return scoped is None or model._base_manager.filter(pk=pk, pk__in=scoped).exists()
 
 
-def _mask_identifying(user, model, pk, entries: list[AuditEntry]) -> list[AuditEntry]:
+def _mask_identifying(
+    user: User, model: type[models.Model], pk: Any, entries: list[AuditEntry]
+) -> list[AuditEntry]:
     """Identifying values are shown only to staff of the record's own site."""
     if not getattr(model, "audit_identifying", False):
         return entries
@@ -193,18 +199,28 @@ def _diff(
     return changes
 
 
+def _context_metadata(event: pghistory.models.Event) -> dict[str, Any]:
+    """The request context (user, IP, reason) an event was recorded with; empty without one.
+
+    pghistory adds ``pgh_obj`` and ``pgh_context`` to each concrete event model it creates
+    (``pghistory.create_event_model``); the abstract ``Event`` base that mypy sees declares
+    neither, hence the ``misc`` ignores on the lookups through them below."""
+    context = getattr(event, "pgh_context", None)
+    return context.metadata if context is not None else {}
+
+
 def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list[AuditEntry]:
     """Every recorded change of one record, oldest first, with old and new values."""
     event_model = event_model_for(model)
     events = list(
-        event_model.objects.filter(pgh_obj_id=pk)
+        event_model.objects.filter(pgh_obj_id=pk)  # type: ignore[misc]  # see _context_metadata
         .select_related("pgh_context")
         .order_by("pgh_created_at", "pgh_id")[:limit]
     )
     field_names = [f.attname for f in model._meta.concrete_fields]
-    user_ids = set()
+    user_ids: set[int] = set()
     for ev in events:
-        meta = ev.pgh_context.metadata if ev.pgh_context_id else {}
+        meta = _context_metadata(ev)
         if meta.get("user"):
             user_ids.add(meta["user"])
     users = {u.pk: str(u) for u in User.objects.filter(pk__in=user_ids)}
@@ -212,22 +228,26 @@ def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list
     entries: list[AuditEntry] = []
     previous: dict[str, Any] | None = None
     for ev in events:
-        data = {name: getattr(ev, name, None) for name in field_names if hasattr(ev, name)}
+        data: dict[str, Any] = {
+            name: getattr(ev, name, None) for name in field_names if hasattr(ev, name)
+        }
         data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
         if ev.pgh_label == "delete":
             changes = {k: (v, None) for k, v in data.items() if k not in _HIDDEN_FIELDS}
         else:
             changes = _diff(previous, data)
         previous = data
-        meta = ev.pgh_context.metadata if ev.pgh_context_id else {}
+        meta = _context_metadata(ev)
+        user_id: int | None = meta.get("user")
+        username: str = meta.get("username", "")
         entries.append(
             AuditEntry(
                 at=ev.pgh_created_at,
                 label=ev.pgh_label,
                 model=model._meta.label,
                 object_id=str(pk),
-                user_id=meta.get("user"),
-                user=users.get(meta.get("user"), meta.get("username", "")),
+                user_id=user_id,
+                user=users.get(user_id, username) if user_id is not None else username,
                 actor=meta.get("actor", ""),
                 ip=meta.get("ip", ""),
                 reason=meta.get("reason", ""),
@@ -237,7 +257,7 @@ def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list
     return entries
 
 
-def audit_trail_for(*, user, model: type[models.Model], pk: Any) -> list[AuditEntry]:
+def audit_trail_for(*, user: User, model: type[models.Model], pk: Any) -> list[AuditEntry]:
     """The trail of one record as ``user`` may see it (empty when not allowed)."""
     if not audit_record_visible(user, model, pk):
         return []
@@ -258,7 +278,7 @@ def audit_trail_for(*, user, model: type[models.Model], pk: Any) -> list[AuditEn
 
 
 def recent_events(
-    *, model: type[models.Model], limit: int = 100, user=None
+    *, model: type[models.Model], limit: int = 100, user: User | None = None
 ) -> list[dict[str, Any]]:
     """The latest audit events of a model, newest first (only records ``user`` may read)."""
     event_model = event_model_for(model)
@@ -268,9 +288,9 @@ def recent_events(
             return []
         scoped = _scoped_pks(user, model)
         if scoped is not None:
-            events = events.filter(pgh_obj_id__in=scoped)
+            events = events.filter(pgh_obj_id__in=scoped)  # type: ignore[misc]  # as above
     rows = (
-        events.select_related("pgh_context")
+        events.select_related("pgh_context")  # type: ignore[misc]  # see _context_metadata
         .order_by("-pgh_created_at", "-pgh_id")
         .values("pgh_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "pgh_context__metadata")[
             :limit

@@ -29,6 +29,8 @@ def heartbeat() -> str:
 
 
 @worker_ready.connect
-def _heartbeat_on_start(**kwargs) -> None:  # pragma: no cover - exercised by the worker tests
+def _heartbeat_on_start(
+    **kwargs: object,
+) -> None:  # pragma: no cover - exercised by the worker tests
     with contextlib.suppress(redis.RedisError):
         write_heartbeat()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec
 
 import redis
 from django.apps import apps
@@ -12,6 +14,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse_lazy
@@ -20,14 +23,17 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
 from core import services
-from core.access import AUDIT_READERS, access_for
+from core.access import AUDIT_READERS, access_for, acting_user
 from core.forms import LoginForm
-from core.models import Role
+from core.models import Role, User
 from core.selectors import audit_models_for, audit_trail_for, recent_events
 from core.tasks import HEARTBEAT_KEY
 
+_P = ParamSpec("_P")
+View = Callable[Concatenate[HttpRequest, _P], HttpResponse]
 
-def role_required(*roles: str):
+
+def role_required(*roles: str) -> Callable[[View[_P]], View[_P]]:
     """View decorator: logged in, and holding one of ``roles`` somewhere.
 
     A refusal by 404 (another site's participant, a record the user may not see) answers
@@ -35,9 +41,9 @@ def role_required(*roles: str):
     page would list the URL patterns and the view that refused.
     """
 
-    def decorator(view):
+    def decorator(view: View[_P]) -> View[_P]:
         @login_required
-        def wrapped(request, *args, **kwargs):
+        def wrapped(request: HttpRequest, *args: _P.args, **kwargs: _P.kwargs) -> HttpResponse:
             if not access_for(request.user).has_role(*roles):
                 raise PermissionDenied
             try:
@@ -62,9 +68,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "core/password_change.html"
     success_url = reverse_lazy("home")
 
-    def form_valid(self, form):
+    def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
-        services.user_password_changed(user=self.request.user)
+        services.user_password_changed(user=acting_user(self.request))
         messages.success(self.request, _("Your password has been changed."))
         return response
 
@@ -82,7 +88,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _model_from_label(user, label: str):
+def _model_from_label(user: User, label: str) -> type[Model]:
     try:
         model = apps.get_model(label)
     except (LookupError, ValueError) as exc:
@@ -100,18 +106,19 @@ AUDIT_SCREEN_ROLES = (*AUDIT_READERS, Role.STATISTICIAN)
 @role_required(*AUDIT_SCREEN_ROLES)
 def audit_index(request: HttpRequest) -> HttpResponse:
     """Recent changes of one model; pick a record to see its full history."""
-    models_ = audit_models_for(request.user)
+    user = acting_user(request)
+    models_ = audit_models_for(user)
     if not models_:
         raise PermissionDenied
     label = request.GET.get("model") or models_[0]._meta.label_lower
-    model = _model_from_label(request.user, label)
+    model = _model_from_label(user, label)
     return render(
         request,
         "core/audit_index.html",
         {
             "models": [(m._meta.label_lower, m._meta.verbose_name) for m in models_],
             "selected": model._meta.label_lower,
-            "events": recent_events(model=model, limit=200, user=request.user),
+            "events": recent_events(model=model, limit=200, user=user),
         },
     )
 
@@ -119,8 +126,9 @@ def audit_index(request: HttpRequest) -> HttpResponse:
 @role_required(*AUDIT_SCREEN_ROLES)
 def audit_record(request: HttpRequest, label: str, pk: str) -> HttpResponse:
     """The full history of one record: who changed which field from what to what, when and why."""
-    model = _model_from_label(request.user, label)
-    entries = audit_trail_for(user=request.user, model=model, pk=pk)
+    user = acting_user(request)
+    model = _model_from_label(user, label)
+    entries = audit_trail_for(user=user, model=model, pk=pk)
     if not entries:
         raise Http404
     return render(
@@ -133,7 +141,7 @@ def audit_record(request: HttpRequest, label: str, pk: str) -> HttpResponse:
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
     """Database, Redis and a recent worker heartbeat: 200 when all are fine, 503 otherwise."""
-    checks: dict[str, dict] = {}
+    checks: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     try:
         with connection.cursor() as cur:
@@ -160,7 +168,8 @@ def health(request: HttpRequest) -> JsonResponse:
             "error": "no recent heartbeat" if checks["redis"]["ok"] else "unknown (Redis down)",
         }
     else:
-        age = time.time() - float(heartbeat.decode().split("|", 1)[0])
+        text = heartbeat.decode() if isinstance(heartbeat, bytes) else str(heartbeat)
+        age = time.time() - float(text.split("|", 1)[0])
         ok = age <= settings.WORKER_HEARTBEAT_MAX_AGE.total_seconds()
         checks["worker"] = {"ok": ok, "age_seconds": round(age, 1)}
         if not ok:
@@ -176,11 +185,11 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if healthy else 503)
 
 
-def error_403(request, exception=None):
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "errors/403.html", status=403)
 
 
-def error_404(request, exception=None):
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith("/api/"):
         # An API path no route matches (e.g. a negative id) answers in the API's one error
         # format, as its schema documents, never with the HTML page.
@@ -190,7 +199,7 @@ def error_404(request, exception=None):
     return render(request, "errors/404.html", status=404)
 
 
-def error_500(request):
+def error_500(request: HttpRequest) -> HttpResponse:
     from django.template import loader
 
     return HttpResponse(loader.get_template("errors/500.html").render({}), status=500)

@@ -2,7 +2,10 @@
 §3.5). Questionnaires and answers are changed only through the crf services and screens,
 so they are not in the admin. Nothing can be deleted here."""
 
+from __future__ import annotations
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from crf.models import Timepoint
 
@@ -22,10 +25,12 @@ class TimepointAdmin(admin.ModelAdmin):
     list_filter = ("trial", "is_active")
     ordering = ("trial", "day_offset")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Timepoint | None = None) -> bool:
         return False
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Timepoint | None = None
+    ) -> tuple[str, ...]:
         # A timepoint in use keeps its identity; new windows apply to schedules anchored
         # from now on (existing rows keep the window they were given).
         return ("trial", "code") if obj is not None else ()

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeGuard
 
 from crf.instruments import I18n, _
 
@@ -64,7 +64,8 @@ class OmedTable:
 @cache
 def _data() -> dict[str, Any]:
     path = resources.files("crf").joinpath("instruments", "omed.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def current_version() -> str:
@@ -119,7 +120,7 @@ def normalise_unit(unit: Any, version: str | None = None) -> Any:
     return table(version).unit_aliases.get(cleaned.lower(), cleaned)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -133,9 +134,10 @@ def check_row(row: Any, version: str | None = None) -> str | None:
         return _("unknown field %(field)s.") % {"field": sorted(map(str, unknown))[0]}
     drug, route, dose = row.get("drug"), row.get("route"), row.get("daily_dose")
     unit = normalise_unit(row.get("unit"), version)
-    if drug not in t.drugs:
+    # (every key is a str: the isinstance checks only narrow the types, after the lookups)
+    if drug not in t.drugs or not isinstance(drug, str):
         return _("choose a medicine from the list.")
-    if route not in t.routes:
+    if route not in t.routes or not isinstance(route, str):
         return _("choose how the medicine is taken.")
     if not _is_number(dose):
         return _("enter the daily dose as a number.")

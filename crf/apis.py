@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import CLINICAL_READERS, access_for
+from core.access import CLINICAL_READERS, access_for, acting_user
 from core.apis import HasRole
 from core.middleware import audit_user
 from crf import selectors
@@ -25,7 +26,9 @@ ITEM_READERS = CLINICAL_READERS
 
 class TimepointOutput(serializers.Serializer):
     code = serializers.CharField()
-    label = serializers.CharField()
+    # A declared field (moved into ``_declared_fields`` by SerializerMetaclass), not the
+    # ``Field.label`` attribute the stub sees it overriding.
+    label = serializers.CharField()  # type: ignore[assignment]
     day_offset = serializers.IntegerField()
     is_primary = serializers.BooleanField()
 
@@ -91,12 +94,11 @@ class ParticipantQuestionnairesApi(APIView):
         parameters=[OpenApiParameter("study_number", str, OpenApiParameter.PATH)],
         responses=QuestionnaireListOutput,
     )
-    def get(self, request, study_number: str):
-        audit_user(request.user)
-        participant, qs = selectors.participant_questionnaires(
-            user=request.user, study_number=study_number
-        )
-        access = access_for(request.user)
+    def get(self, request: Request, study_number: str) -> Response:
+        user = acting_user(request)
+        audit_user(user)
+        participant, qs = selectors.participant_questionnaires(user=user, study_number=study_number)
+        access = access_for(user)
         with_items = access.has_role(*ITEM_READERS)
         with_free_text = access.can_see_identifying(participant.site_id)
         rows = []

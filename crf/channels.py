@@ -8,11 +8,14 @@ the message was not handed over (the sweep retries with backoff).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.core.mail import EmailMultiAlternatives, get_connection
 
 from crf import conf
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cohort.models import Identity
 
 
 class SendFailed(Exception):
@@ -34,7 +37,7 @@ class OutgoingMessage:
 class Channel(Protocol):
     name: str
 
-    def address_for(self, identity) -> str | None: ...
+    def address_for(self, identity: Identity) -> str | None: ...
 
     def send(self, message: OutgoingMessage) -> None: ...
 
@@ -44,7 +47,7 @@ class EmailChannel:
 
     name = "email"
 
-    def address_for(self, identity) -> str | None:
+    def address_for(self, identity: Identity) -> str | None:
         email = (getattr(identity, "email", "") or "").strip()
         return email or None
 
@@ -67,6 +70,6 @@ class EmailChannel:
             raise SendFailed("the mail backend accepted no message")
 
 
-def channel_for(identity) -> Channel:
+def channel_for(identity: Identity | None) -> Channel:
     """The channel to reach a participant (email for now)."""
     return EmailChannel()

@@ -11,9 +11,14 @@ one sweep sends what is due (``make run`` writes the mail to EMAIL_FILE_PATH, re
 from __future__ import annotations
 
 from datetime import timedelta
+from io import TextIOBase
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.models import User
 
 
-def _site_nurse(site_id):
+def _site_nurse(site_id: int) -> User | None:
     from core.models import SiteMembership
 
     membership = (
@@ -25,7 +30,7 @@ def _site_nurse(site_id):
     return membership.user if membership else None
 
 
-def seed(stdout) -> None:
+def seed(stdout: TextIOBase) -> None:
     try:
         from randomization.models import Allocation
     except ImportError:  # randomization not built yet

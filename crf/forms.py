@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
 from core.forms import NotFutureDateField
@@ -39,7 +40,9 @@ class FieldView:
     autofocus: bool = False  # the first field with an error: focused (and so scrolled to)
 
 
-def _analgesic_options(language: str):
+def _analgesic_options(
+    language: str,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
     from crf import analgesics
 
     t = analgesics.table()
@@ -49,7 +52,7 @@ def _analgesic_options(language: str):
     return drugs, routes, units
 
 
-def _posted_rows(data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+def _posted_rows(data: QueryDict, name: str) -> list[dict[str, Any]]:
     """The medication rows exactly as posted (also the invalid ones), blank rows left out."""
     lists = [data.getlist(f"{name}__{part}") for part in ("drug", "route", "dose", "unit")]
     rows = []
@@ -62,7 +65,7 @@ def _posted_rows(data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def posted_values(code: str, data: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
+def posted_values(code: str, data: QueryDict, *, prefix: str = "") -> dict[str, Any]:
     """What was typed and chosen for instrument ``code`` in a POST, as it was sent (also
     what failed validation), so a page with errors shows it again instead of blanks."""
     from crf import instruments
@@ -74,11 +77,11 @@ def posted_values(code: str, data: Mapping[str, Any], *, prefix: str = "") -> di
             rows = _posted_rows(data, name)
             if rows:
                 values[item.code] = rows
-        elif data.get(name, "") != "":
-            raw = data.get(name)
-            if item.kind == "choice" and str(raw).strip().lstrip("-").isdigit():
-                raw = int(raw)
-            values[item.code] = raw
+        elif (raw := data.get(name, "")) != "":
+            if item.kind == "choice" and raw.strip().lstrip("-").isdigit():
+                values[item.code] = int(raw)
+            else:
+                values[item.code] = raw
     return values
 
 
@@ -153,7 +156,7 @@ def instrument_fields(
 
 
 def parse_instrument(
-    code: str, data: Mapping[str, Any], *, prefix: str = ""
+    code: str, data: QueryDict, *, prefix: str = ""
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Typed answers and field errors of instrument ``code`` from a POST (QueryDict)."""
     from crf import analgesics, instruments
@@ -220,7 +223,7 @@ class CorrectionReasonForm(forms.Form):
         ),
     )
 
-    def clean_reason(self):
+    def clean_reason(self) -> str:
         text = self.cleaned_data["reason"].strip()
         if not text:
             raise forms.ValidationError(_("Give a reason for the change."))

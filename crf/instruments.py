@@ -75,7 +75,7 @@ class UnknownInstrument(LookupError):
     """No instrument with that code."""
 
 
-class I18n(dict):
+class I18n(dict[str, str]):
     """An immutable ``{"nl": ..., "en": ...}`` text; a real ``dict`` so JSON encoders accept it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -230,7 +230,8 @@ def _build_item(raw: Mapping[str, Any], scales: Mapping[str, Any], where: str) -
 
 def _read(code: str) -> dict[str, Any]:
     path = resources.files("crf").joinpath("instruments", f"{code}.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def instrument_from_data(data: Mapping[str, Any]) -> Instrument:

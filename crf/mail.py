@@ -15,8 +15,10 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Sequence
 
 from django.conf import settings
+from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
 
@@ -36,7 +38,7 @@ def read_sent(path: str | None = None) -> list[dict]:
 
 
 class FileCountingBackend(BaseEmailBackend):
-    def send_messages(self, email_messages) -> int:
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         delay = float(os.environ.get("CRF_MAIL_SEND_DELAY") or 0)
         path = count_file()
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -13,7 +13,7 @@ Nothing is deleted; every model is audited (core.audit.track).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -121,8 +121,8 @@ class SendKind(models.TextChoices):
     REMINDER = "reminder", _("Reminder")
 
 
-class QuestionnaireQuerySet(models.QuerySet):
-    def due(self, at):
+class QuestionnaireQuerySet(models.QuerySet["Questionnaire"]):
+    def due(self, at: datetime) -> QuestionnaireQuerySet:
         """Rows the sweep must look at now (served by the partial index ``q_due``)."""
         return self.filter(status__in=ACTIVE_STATUSES, next_action_at__lte=at)
 
@@ -248,12 +248,12 @@ class Questionnaire(models.Model):
         return self.status in FINAL_STATUSES
 
     @property
-    def first_day(self):
+    def first_day(self) -> date:
         """The first local day of the window (for display)."""
         return timezone.localtime(self.opens_at).date()
 
     @property
-    def last_day(self):
+    def last_day(self) -> date:
         """The last local day of the window, inclusive (it closes at midnight after it)."""
         return timezone.localtime(self.closes_at - timedelta(microseconds=1)).date()
 
@@ -261,7 +261,7 @@ class Questionnaire(models.Model):
     def reminders_done(self) -> int:
         return self.reminders_sent + self.reminders_failed
 
-    def is_overdue(self, at=None) -> bool:
+    def is_overdue(self, at: datetime | None = None) -> bool:
         at = at or timezone.now()
         return self.status in ACTIVE_STATUSES and self.due_at <= at < self.closes_at
 

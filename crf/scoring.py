@@ -63,7 +63,8 @@ class ScoringError(ValueError):
 @cache
 def _table(name: str) -> dict[str, Any]:
     path = resources.files("crf").joinpath("instruments", f"{name}.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _version(name: str, version: str | None) -> tuple[str, dict[str, Any]]:
@@ -90,7 +91,7 @@ def _item(value: Any, low: int, high: int, name: str = "item") -> int | None:
         value = int(value)
     if not low <= value <= high:
         raise ScoringError(f"{name}: {value} is outside {low}-{high}")
-    return value
+    return int(value)
 
 
 # --------------------------------------------------------------------------- §4.1
@@ -154,7 +155,8 @@ def _converted(scale: str, key: str, version: str | None = None) -> float:
     table = entry["by_pair"] if key in entry.get("by_pair", {}) else None
     if table is None:
         table = entry.get("by_sum") or entry["by_item"]
-    return table[key] * 100 / entry["denominator"]
+    converted: float = table[key] * 100 / entry["denominator"]
+    return converted
 
 
 def c15pal_pf2(i1: int | None, i2: int | None, i3: int | None) -> float | None:
@@ -416,7 +418,7 @@ def eq5d5l_index(state: str | Sequence[int], tariff: str | None = None) -> float
     code = "".join(map(str, levels))
     if code == table["full_health"]:
         return float(table["full_health_value"])
-    value = 1.0 - table["constant"]
+    value: float = 1.0 - table["constant"]
     for dimension, level in zip(table["dimensions"], levels, strict=True):
         if level > 1:
             value -= table["decrements"][dimension][str(level)]

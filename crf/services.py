@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as day_time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -59,7 +59,17 @@ from crf.models import (
     SendKind,
     Timepoint,
 )
-from crf.windows import completion_day_check, invitation_time, retry_time, window_for
+from crf.windows import (
+    CompletionDay,
+    completion_day_check,
+    invitation_time,
+    retry_time,
+    window_for,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.models import User
+    from randomization.models import Trial
 
 logger = logging.getLogger(__name__)
 S = QuestionnaireStatus
@@ -194,7 +204,7 @@ def _lock_participant(participant: Participant) -> Participant:
 
 
 @transaction.atomic
-def schedule_anchor(*, participant, trial, day0: date, is_actual: bool) -> None:
+def schedule_anchor(*, participant: Participant, trial: Trial, day0: date, is_actual: bool) -> None:
     """Create or re-anchor the follow-up schedule of ``participant`` in ``trial`` on day 0.
 
     Creates one questionnaire per active timepoint (unique per participant, trial and
@@ -258,7 +268,7 @@ def schedule_anchor(*, participant, trial, day0: date, is_actual: bool) -> None:
 
 
 @transaction.atomic
-def questionnaires_cancel_pending(*, participant, reason: str) -> int:
+def questionnaires_cancel_pending(*, participant: Participant, reason: str) -> int:
     """Cancel every questionnaire of ``participant`` not yet completed or closed, at once.
 
     Links in mails already sent stop working (the row is no longer answerable) and no
@@ -575,7 +585,7 @@ def questionnaires_sweep(*, now: datetime | None = None, limit: int | None = Non
 
 
 @top_level
-def questionnaire_send_retry(*, questionnaire: Questionnaire, user) -> Questionnaire:
+def questionnaire_send_retry(*, questionnaire: Questionnaire, user: User) -> Questionnaire:
     """A nurse asks to send a failed (or address-less) invitation again, e.g. after the
     email address was corrected: the next sweep tries afresh with a new attempt count."""
     require_write(user, _site_id(questionnaire))
@@ -611,7 +621,7 @@ def _score(code: str, answers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _upsert_response(
-    q: Questionnaire, code: str, answers: Mapping[str, Any], now
+    q: Questionnaire, code: str, answers: Mapping[str, Any], now: datetime
 ) -> InstrumentResponse:
     from crf import instruments
 
@@ -810,12 +820,13 @@ def _completion_refusal(q: Questionnaire, reason: str, *, stopped_on: date | Non
         return _("The date answered is after the date of death (%(date)s).") % {
             "date": _day(participant.death.died_on)
         }
+    assert stopped_on is not None, reason  # the last refusal comes with its withdrawal date
     return _(
         "The date answered is after the withdrawal from questionnaires (effective %(date)s)."
     ) % {"date": _day(stopped_on)}
 
 
-def _check_completion_day(q: Questionnaire, day: date, clock: day_time | None):
+def _check_completion_day(q: Questionnaire, day: date, clock: day_time | None) -> CompletionDay:
     """The pure rule (crf.windows.completion_day_check) over the participant's records."""
     from cohort.models import ConsentElement, Death, Withdrawal
     from cohort.selectors import STOPS_QUESTIONNAIRES, current_consents
@@ -851,7 +862,7 @@ def _check_completion_day(q: Questionnaire, day: date, clock: day_time | None):
 def questionnaire_enter(
     *,
     questionnaire: Questionnaire,
-    user,
+    user: User,
     mode: str,
     completed_on: date,
     completed_time: day_time | None = None,
@@ -938,7 +949,7 @@ def questionnaire_answers_correct(
     questionnaire: Questionnaire,
     instrument: str,
     answers: Mapping[str, Any],
-    user,
+    user: User,
     reason: str,
 ) -> Questionnaire:
     """Correct the answers of one instrument of a completed questionnaire, with a reason;

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Concatenate, overload
 
 import pghistory
 from django.conf import settings
@@ -21,9 +23,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from core.access import DATA_ENTRY, SITE_STAFF, access_for
+from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user
 from core.forms import add_refusal
-from core.models import Role
+from core.models import Role, User
 from core.views import role_required
 from crf import selectors, services
 from crf.forms import (
@@ -34,6 +36,7 @@ from crf.forms import (
     parse_instrument,
     posted_values,
 )
+from crf.models import Questionnaire
 
 # --- patient pages -------------------------------------------------------------------------------
 NEUTRAL_STATUS = 404
@@ -53,7 +56,19 @@ def _neutral(request: HttpRequest) -> HttpResponse:
     return _patient_headers(response)
 
 
-def patient_page(view=None, *, resubmit_ok: bool = False):
+PatientView = Callable[Concatenate[HttpRequest, Questionnaire, str, ...], HttpResponse]
+TokenView = Callable[..., HttpResponse]  # (request, token, *args, **kwargs)
+
+
+@overload
+def patient_page(view: PatientView, *, resubmit_ok: bool = False) -> TokenView: ...
+@overload
+def patient_page(
+    view: None = None, *, resubmit_ok: bool = False
+) -> Callable[[PatientView], TokenView]: ...
+def patient_page(
+    view: PatientView | None = None, *, resubmit_ok: bool = False
+) -> TokenView | Callable[[PatientView], TokenView]:
     """Resolve the token to a questionnaire (or the neutral page), speak the patient's
     language, keep the token out of the audit context, and set the private headers.
 
@@ -69,7 +84,7 @@ def patient_page(view=None, *, resubmit_ok: bool = False):
     # know it), so the patient pages use it instead and set no CSRF cookie at all.
     @csrf_exempt
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, token: str, *args, **kwargs):
+    def wrapped(request: HttpRequest, token: str, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             # The middleware recorded the URL in the audit context; it holds the secret.
             pghistory.context(url="/q/[redacted]/", actor="patient")
@@ -86,11 +101,11 @@ def patient_page(view=None, *, resubmit_ok: bool = False):
     return wrapped
 
 
-def _steps(q) -> list[str]:
+def _steps(q: Questionnaire) -> list[str]:
     return list(q.timepoint.instruments)
 
 
-def _site_name(q) -> str:
+def _site_name(q: Questionnaire) -> str:
     """The patient's own hospital, for the page footer (never a trial name)."""
     return q.participant.site.name
 
@@ -103,7 +118,7 @@ def _instrument_title(code: str, language: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 @patient_page
-def patient_start(request: HttpRequest, q, token: str) -> HttpResponse:
+def patient_start(request: HttpRequest, q: Questionnaire, token: str) -> HttpResponse:
     """GET shows the start page and changes nothing (mail scanners open links);
     POST starts (notes the time) and goes to the first screen."""
     if request.method == "POST":
@@ -128,7 +143,7 @@ def patient_start(request: HttpRequest, q, token: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @patient_page
-def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse:
+def patient_step(request: HttpRequest, q: Questionnaire, token: str, step: int) -> HttpResponse:
     """One instrument per screen; POST saves it and moves on (answers kept if they leave).
     Any question may be skipped; a POST with an invalid answer shows the screen again as it
     was sent, with the first error focused."""
@@ -186,7 +201,7 @@ def patient_step(request: HttpRequest, q, token: str, step: int) -> HttpResponse
 
 @require_http_methods(["GET", "POST"])
 @patient_page(resubmit_ok=True)
-def patient_submit(request: HttpRequest, q, token: str) -> HttpResponse:
+def patient_submit(request: HttpRequest, q: Questionnaire, token: str) -> HttpResponse:
     """The final screen: says how many questions are unanswered (go back / send anyway)
     before sending; one submit; a second submit changes nothing."""
     codes = _steps(q)
@@ -240,11 +255,12 @@ def patient_done(request: HttpRequest) -> HttpResponse:
 # --- staff: worklist, detail, entry, correction --------------------------------------------------
 @role_required(*(DATA_ENTRY | {Role.DATA_MANAGER}))
 def worklist(request: HttpRequest) -> HttpResponse:
+    user = acting_user(request)
     bucket = request.GET.get("bucket", "open")
     if bucket not in selectors.WORKLIST_BUCKETS:
         bucket = "open"
     now = timezone.now()
-    qs = selectors.worklist(user=request.user, bucket=bucket, at=now)
+    qs = selectors.worklist(user=user, bucket=bucket, at=now)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     return render(
         request,
@@ -256,7 +272,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
                 ("overdue", _("Overdue")),
                 ("failed", _("Failed")),
             ],
-            "counts": selectors.worklist_counts(user=request.user, at=now),
+            "counts": selectors.worklist_counts(user=user, at=now),
             "page": page,
             "now": now,
             "demo_mail": settings.DEBUG,
@@ -266,10 +282,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 @role_required(*SITE_STAFF)
 def questionnaire_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    q = selectors.questionnaire_get(user=request.user, pk=pk)
+    user = acting_user(request)
+    q = selectors.questionnaire_get(user=user, pk=pk)
     language = translation.get_language() or "nl"
     responses = {r.instrument: r for r in q.responses.all()}
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for code in q.timepoint.instruments:
         response = responses.get(code)
         blocks.append(
@@ -283,7 +300,7 @@ def questionnaire_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 "response": response,
             }
         )
-    access = access_for(request.user)
+    access = access_for(user)
     return render(
         request,
         "crf/questionnaire_detail.html",
@@ -300,7 +317,8 @@ def questionnaire_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
     """Enter a questionnaire answered on paper or by phone. A partial entry, or a date
     outside the window, is saved only after the nurse saw and confirmed it."""
-    q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
+    user = acting_user(request)
+    q = selectors.questionnaire_get(user=user, pk=pk, for_write=True)
     if q.status == "completed":
         messages.info(request, _("This questionnaire is already completed; correct it instead."))
         return redirect("crf:questionnaire_detail", pk=q.pk)
@@ -309,9 +327,9 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
     language = translation.get_language() or "nl"
     codes = list(q.timepoint.instruments)
     meta = EntryMetaForm(request.POST or None, initial={"completed_on": timezone.localdate()})
-    answers: dict[str, dict] = {code: {} for code in codes}
-    shown: dict[str, dict] = answers
-    errors: dict[str, dict] = {}
+    answers: dict[str, dict[str, Any]] = {code: {} for code in codes}
+    shown: dict[str, dict[str, Any]] = answers
+    errors: dict[str, dict[str, str]] = {}
     confirm = None
     status = 200
     if request.method == "POST":
@@ -326,7 +344,7 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
             try:
                 services.questionnaire_enter(
                     questionnaire=q,
-                    user=request.user,
+                    user=user,
                     mode=data["mode"],
                     completed_on=data["completed_on"],
                     completed_time=data["completed_time"],
@@ -357,7 +375,7 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, _("Questionnaire saved and scored."))
                 return redirect("crf:questionnaire_detail", pk=q.pk)
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {
             "code": code,
             "title": _instrument_title(code, language),
@@ -391,15 +409,19 @@ def questionnaire_entry(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> HttpResponse:
     """Correct one instrument's answers of a completed questionnaire, with a reason."""
-    q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
+    user = acting_user(request)
+    q = selectors.questionnaire_get(user=user, pk=pk, for_write=True)
     if instrument not in q.timepoint.instruments:
         raise Http404
     if q.status != "completed":
         raise PermissionDenied
     language = translation.get_language() or "nl"
-    current = next((r.answers for r in q.responses.all() if r.instrument == instrument), {})
+    current: dict[str, Any] = next(
+        (r.answers for r in q.responses.all() if r.instrument == instrument), {}
+    )
     reason_form = CorrectionReasonForm(request.POST or None)
-    answers, errors = current, {}
+    answers = current
+    errors: dict[str, str] = {}
     status = 200
     if request.method == "POST":
         answers, errors = parse_instrument(instrument, request.POST, prefix=f"{instrument}-")
@@ -409,7 +431,7 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
                     questionnaire=q,
                     instrument=instrument,
                     answers=answers,
-                    user=request.user,
+                    user=user,
                     reason=reason_form.cleaned_data["reason"],
                 )
             except services.InvalidAnswers as exc:
@@ -445,9 +467,10 @@ def questionnaire_correct(request: HttpRequest, pk: int, instrument: str) -> Htt
 @require_http_methods(["POST"])
 def questionnaire_send_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a failed invitation again (after the cause, e.g. the address, is fixed)."""
-    q = selectors.questionnaire_get(user=request.user, pk=pk, for_write=True)
+    user = acting_user(request)
+    q = selectors.questionnaire_get(user=user, pk=pk, for_write=True)
     try:
-        services.questionnaire_send_retry(questionnaire=q, user=request.user)
+        services.questionnaire_send_retry(questionnaire=q, user=user)
     except services.NotAnswerable:
         messages.error(request, _("This invitation cannot be sent again."))
     else:
@@ -460,7 +483,7 @@ def _mail_dir() -> Path:
     return Path(settings.EMAIL_FILE_PATH)
 
 
-def _mail_of_own_sites(user, files: list[Path]) -> list[Path]:
+def _mail_of_own_sites(user: User, files: list[Path]) -> list[Path]:
     """The mail files whose every questionnaire link belongs to a participant at one of
     ``user``'s sites; a file without a known link is shown to nobody."""
     import email
@@ -491,6 +514,7 @@ def _mail_of_own_sites(user, files: list[Path]) -> list[Path]:
 def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
     """Mail the demo wrote to EMAIL_FILE_PATH, so a person can read it. DEBUG only.
     Only mail to participants of the viewer's own sites is listed or shown."""
+    user = acting_user(request)
     if not settings.DEBUG:
         raise Http404
     folder = _mail_dir()
@@ -501,7 +525,7 @@ def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
             key=lambda p: p.stat().st_mtime,
             reverse=True,
         )[:200]
-    files = _mail_of_own_sites(request.user, files)
+    files = _mail_of_own_sites(user, files)
     content = None
     if name is not None:
         match = next((p for p in files if p.name == name), None)

@@ -7,35 +7,43 @@ No endpoint here reads a sequence or a slot: an unused allocation cannot leak th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cohort import selectors as cohort_selectors
-from cohort.models import ConsentFormVersion
-from core.access import CLINICAL_READERS, DATA_ENTRY
+from cohort.models import ConsentFormVersion, Participant
+from core.access import CLINICAL_READERS, DATA_ENTRY, acting_user
 from core.apis import HasRole
 from core.pagination import Pagination
 from core.schema import NOT_FUTURE, ServerRule, error_response
 from randomization import selectors, services
-from randomization.models import Answer, Decision, ScreeningAnswer
+from randomization.models import Allocation, Answer, Decision, ScreeningAnswer
 
 # --- errors ----------------------------------------------------------------------------------
 # Service refusals reach core.apis.exception_handler: 409 with the reason codes in
 # ``errors.reasons``, 403 for access, 400 for field errors.
 # 400, 401, 403, 404, 415 and 429 are documented on every operation by core.schema.AutoSchema
+if TYPE_CHECKING:  # pragma: no cover - the stubs' name for what get_permissions returns
+    from rest_framework.permissions import _SupportsHasPermission
+
 REFUSALS = {409: error_response(409)}
 PARTICIPANT_RULE = ServerRule("the study number of a participant at your sites")
 
 
-def _participant(request, study_number: str):
+def _participant(request: Request, study_number: str) -> Participant:
+    user = acting_user(request)
     try:
-        return cohort_selectors.participant_get(user=request.user, study_number=study_number)
+        return cohort_selectors.participant_get(user=user, study_number=study_number)
     except Http404 as exc:
         raise exceptions.ValidationError(
             {"participant": [_("No participant with this study number at your sites.")]}
@@ -69,11 +77,10 @@ class TrialListApi(APIView):
     allowed_roles = tuple(CLINICAL_READERS)
 
     @extend_schema(responses={200: TrialOutput(many=True)})
-    def get(self, request):
+    def get(self, request: Request) -> Response:
+        user = acting_user(request)
         paginator = Pagination()
-        page = paginator.paginate_queryset(
-            selectors.trial_list(user=request.user), request, view=self
-        )
+        page = paginator.paginate_queryset(selectors.trial_list(user=user), request, view=self)
         return paginator.get_paginated_response(TrialOutput(page, many=True).data)
 
 
@@ -102,7 +109,9 @@ class ScreeningInput(serializers.Serializer):
 class ScreeningAnswerOutput(serializers.Serializer):
     criterion = serializers.CharField(source="criterion.code")
     answer = serializers.CharField()
-    source = serializers.CharField(
+    # A declared field (moved into ``_declared_fields`` by SerializerMetaclass), not the
+    # ``Field.source`` attribute the stub sees it overriding.
+    source = serializers.CharField(  # type: ignore[assignment]
         help_text=_("entered, or derived (answered by the system from stored data)")
     )
     basis = serializers.DictField(
@@ -131,7 +140,7 @@ class ScreeningListCreateApi(APIView):
     permission_classes = [HasRole]
     allowed_roles = tuple(CLINICAL_READERS)
 
-    def get_permissions(self):
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         if self.request.method == "POST":
             self.allowed_roles = tuple(DATA_ENTRY)
         return super().get_permissions()
@@ -140,10 +149,11 @@ class ScreeningListCreateApi(APIView):
         parameters=[OpenApiParameter("participant", str, description=_("Study number"))],
         responses={200: ScreeningOutput(many=True)},
     )
-    def get(self, request, code: str):
-        trial = selectors.trial_get(user=request.user, code=code)
+    def get(self, request: Request, code: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
         qs = (
-            selectors.screening_list(user=request.user, trial=trial)
+            selectors.screening_list(user=user, trial=trial)
             .select_related("trial")
             .prefetch_related(
                 Prefetch("answers", queryset=ScreeningAnswer.objects.select_related("criterion"))
@@ -157,14 +167,15 @@ class ScreeningListCreateApi(APIView):
         return paginator.get_paginated_response(ScreeningOutput(page, many=True).data)
 
     @extend_schema(request=ScreeningInput, responses={201: ScreeningOutput, **REFUSALS})
-    def post(self, request, code: str):
-        trial = selectors.trial_get(user=request.user, code=code)
+    def post(self, request: Request, code: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
         data = ScreeningInput(data=request.data)
         data.is_valid(raise_exception=True)
         participant = _participant(request, data.validated_data["participant"])
         try:
             screening = services.screening_record(
-                by=request.user,
+                by=user,
                 trial=trial,
                 participant=participant,
                 screened_on=data.validated_data["screened_on"],
@@ -174,7 +185,7 @@ class ScreeningListCreateApi(APIView):
             if getattr(exc, "names_identifying", False):  # the message named the date of birth
                 from cohort.services import identity_access_log
 
-                identity_access_log(user=request.user, participants=[participant], context="api")
+                identity_access_log(user=user, participants=[participant], context="api")
             raise
         return Response(ScreeningOutput(screening).data, status=status.HTTP_201_CREATED)
 
@@ -218,7 +229,7 @@ class AllocationDetailOutput(RandomisationOutput):
     offer = serializers.SerializerMethodField()
 
     @extend_schema_field(OfferOutput(allow_null=True))
-    def get_offer(self, obj) -> dict | None:
+    def get_offer(self, obj: Allocation) -> dict[str, Any] | None:
         offer = getattr(obj, "offer", None)
         return OfferOutput(offer).data if offer is not None else None
 
@@ -236,17 +247,16 @@ class RandomisationListCreateApi(APIView):
     permission_classes = [HasRole]
     allowed_roles = tuple(CLINICAL_READERS)
 
-    def get_permissions(self):
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
         if self.request.method == "POST":
             self.allowed_roles = tuple(DATA_ENTRY)
         return super().get_permissions()
 
     @extend_schema(responses={200: AllocationDetailOutput(many=True)})
-    def get(self, request, code: str):
-        trial = selectors.trial_get(user=request.user, code=code)
-        qs = selectors.allocation_list(user=request.user, trial=trial).select_related(
-            "offer__offered_by"
-        )
+    def get(self, request: Request, code: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
+        qs = selectors.allocation_list(user=user, trial=trial).select_related("offer__offered_by")
         paginator = Pagination()
         page = paginator.paginate_queryset(qs.order_by("trial_number"), request, view=self)
         return paginator.get_paginated_response(AllocationDetailOutput(page, many=True).data)
@@ -255,13 +265,14 @@ class RandomisationListCreateApi(APIView):
         request=RandomiseInput,
         responses={201: RandomisationOutput, 200: RandomisationOutput, **REFUSALS},
     )
-    def post(self, request, code: str):
-        trial = selectors.trial_get(user=request.user, code=code)
+    def post(self, request: Request, code: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
         data = RandomiseInput(data=request.data)
         data.is_valid(raise_exception=True)
         participant = _participant(request, data.validated_data["participant"])
         result = services.allocation_randomise(
-            by=request.user,
+            by=user,
             trial=trial,
             participant=participant,
             request_id=data.validated_data.get("request_id")
@@ -280,11 +291,10 @@ class RandomisationDetailApi(APIView):
     allowed_roles = tuple(CLINICAL_READERS)
 
     @extend_schema(responses={200: AllocationDetailOutput})
-    def get(self, request, code: str, trial_number: str):
-        trial = selectors.trial_get(user=request.user, code=code)
-        allocation = selectors.allocation_get(
-            user=request.user, trial=trial, trial_number=trial_number
-        )
+    def get(self, request: Request, code: str, trial_number: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
+        allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
         return Response(AllocationDetailOutput(allocation).data)
 
 
@@ -340,16 +350,15 @@ class DecisionApi(APIView):
     allowed_roles = tuple(DATA_ENTRY)
 
     @extend_schema(request=DecisionInput, responses={200: OfferOutput, **REFUSALS})
-    def post(self, request, code: str, trial_number: str):
-        trial = selectors.trial_get(user=request.user, code=code)
-        allocation = selectors.allocation_get(
-            user=request.user, trial=trial, trial_number=trial_number
-        )
+    def post(self, request: Request, code: str, trial_number: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
+        allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         offer = services.offer_decision_record(
-            by=request.user,
+            by=user,
             allocation=allocation,
             offered_on=v["offered_on"],
             decision=v["decision"],
@@ -393,21 +402,18 @@ class TreatmentStartApi(APIView):
     allowed_roles = tuple(DATA_ENTRY)
 
     @extend_schema(request=TreatmentStartInput, responses={200: AllocationDetailOutput, **REFUSALS})
-    def put(self, request, code: str, trial_number: str):
-        trial = selectors.trial_get(user=request.user, code=code)
-        allocation = selectors.allocation_get(
-            user=request.user, trial=trial, trial_number=trial_number
-        )
+    def put(self, request: Request, code: str, trial_number: str) -> Response:
+        user = acting_user(request)
+        trial = selectors.trial_get(user=user, code=code)
+        allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
         data = TreatmentStartInput(data=request.data)
         data.is_valid(raise_exception=True)
         services.treatment_start_set(
-            by=request.user,
+            by=user,
             allocation=allocation,
             planned=data.validated_data.get("planned"),
             actual=data.validated_data.get("actual"),
             reason=data.validated_data.get("reason", ""),
         )
-        allocation = selectors.allocation_get(
-            user=request.user, trial=trial, trial_number=trial_number
-        )
+        allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
         return Response(AllocationDetailOutput(allocation).data)

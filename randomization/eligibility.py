@@ -144,10 +144,10 @@ def derive(
         reasons = list(facts.consent_reasons)
         return Derived(NO if reasons else YES, {"consent_reasons": reasons})
     if derivation == ALIVE_AT_SCREENING:
-        dead = facts.died_on is not None and facts.died_on <= on
-        return Derived(
-            NO if dead else YES, {"died_on": facts.died_on.isoformat() if dead else None}
-        )
+        died_on = facts.died_on
+        if died_on is not None and died_on <= on:
+            return Derived(NO, {"died_on": died_on.isoformat()})
+        return Derived(YES, {"died_on": None})
     raise ValueError(f"unknown derivation {derivation!r}")
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from cohort.models import ConsentFormVersion
+from core.forms import form_field
 from randomization.models import (
     STRATIFICATION_FACTORS,
     Answer,
+    Criterion,
     CriterionKind,
     Decision,
     Environment,
@@ -16,16 +21,21 @@ from randomization.models import (
     TrialStatus,
 )
 
+if TYPE_CHECKING:  # pragma: no cover - django-stubs-ext is a development dependency
+    from django_stubs_ext import StrOrPromise
+
 
 class DateInput(forms.DateInput):
     input_type = "date"
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("format", "%Y-%m-%d")
         super().__init__(**kwargs)
 
 
-def _date_field(label, required=True, help_text=""):
+def _date_field(
+    label: StrOrPromise, required: bool = True, help_text: StrOrPromise = ""
+) -> forms.DateField:
     return forms.DateField(
         label=label,
         required=required,
@@ -47,7 +57,13 @@ class ScreeningForm(forms.Form):
 
     screened_on = _date_field(_("Screening date"))
 
-    def __init__(self, *args, criteria, derived=None, **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        criteria: Iterable[Criterion],
+        derived: dict[str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.criteria = criteria
         # code -> {"answer": ..., "label": ..., "basis": ...}: answered by the system, read-only.
@@ -60,7 +76,7 @@ class ScreeningForm(forms.Form):
                 required=c.code not in self.derived,
             )
 
-    def criterion_rows(self):
+    def criterion_rows(self) -> list[dict[str, Any]]:
         return [
             {
                 "criterion": c,
@@ -80,7 +96,7 @@ class ScreeningForm(forms.Form):
     def answers(self) -> dict[str, str]:
         """Answers so far (also from an incomplete, unvalidated form: for the live verdict)."""
         source = self.cleaned_data if hasattr(self, "cleaned_data") else {}
-        out = {}
+        out: dict[str, str] = {}
         for c in self.criteria:
             value = source.get(f"c_{c.code}") or self.data.get(f"c_{c.code}") or ""
             if value in Answer.values:
@@ -123,12 +139,14 @@ class DecisionForm(forms.Form):
         help_text=_("Needed only when you change a recorded decision."),
     )
 
-    def __init__(self, *args, trial_code: str, **kwargs):
+    def __init__(self, *args: Any, trial_code: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         qs = ConsentFormVersion.objects.filter(code__icontains=trial_code)
         if not qs.exists():
             qs = ConsentFormVersion.objects.all()
-        self.fields["consent_form_version"].queryset = qs.order_by("code", "-effective_from")
+        form_field(self, "consent_form_version", forms.ModelChoiceField).queryset = qs.order_by(
+            "code", "-effective_from"
+        )
 
 
 class TreatmentStartForm(forms.Form):
@@ -217,7 +235,7 @@ class SequenceForm(forms.Form):
         widget=forms.NumberInput(attrs={"class": "form-control", "step": "0.05"}),
     )
 
-    def __init__(self, *args, environment_label: str = "", **kwargs):
+    def __init__(self, *args: Any, environment_label: StrOrPromise = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["environment"].help_text = self.fields["environment"].help_text % {
             "env": environment_label
@@ -254,8 +272,10 @@ class TrialStatusForm(forms.Form):
         widget=forms.TextInput(attrs={"class": "form-control"}),
     )
 
-    def __init__(self, *args, current: str, **kwargs):
+    def __init__(self, *args: Any, current: str, **kwargs: Any) -> None:
         from randomization.lifecycle import manual_targets
 
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = [(s, TrialStatus(s).label) for s in manual_targets(current)]
+        form_field(self, "status", forms.ChoiceField).choices = [
+            (s, TrialStatus(s).label) for s in manual_targets(current)
+        ]

@@ -11,6 +11,7 @@ the same 403 page.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,9 +23,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cohort import selectors as cohort_selectors
-from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, require_write
+from cohort.models import Participant
+from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, acting_user, require_write
 from core.forms import add_refusal, refusal_notice
-from core.models import Role
+from core.models import Role, User
 from core.refusals import Refusal
 from core.views import role_required
 from randomization import reasons as reason_text
@@ -43,34 +45,37 @@ from randomization.forms import (
     TrialStatusForm,
 )
 from randomization.models import (
+    Allocation,
     AllocationStatus,
     Answer,
     Decision,
     Environment,
     SequenceStatus,
+    Trial,
     TrialStatus,
 )
 
 
-def _participant_url(participant) -> str | None:
+def _participant_url(participant: Participant) -> str | None:
     try:
         return reverse("cohort:participant_detail", args=[participant.study_number])
     except NoReverseMatch:
         return None
 
 
-def _criteria_text(trial) -> dict[str, str]:
+def _criteria_text(trial: Trial) -> dict[str, str]:
     return {c.code: c.text for c in selectors.criteria_current(trial=trial)}
 
 
-def _banner(participant) -> bool:
+def _banner(participant: Participant) -> bool:
     return selectors.is_not_informed(participant)
 
 
 # --- trials ----------------------------------------------------------------------------------
 @role_required(*CLINICAL_READERS)
 def trial_list(request: HttpRequest) -> HttpResponse:
-    trials = list(selectors.trial_list(user=request.user))
+    user = acting_user(request)
+    trials = list(selectors.trial_list(user=user))
     if len(trials) == 1:
         return redirect("randomization:trial_overview", code=trials[0].code)
     return render(request, "randomization/trial_list.html", {"trials": trials})
@@ -79,11 +84,12 @@ def trial_list(request: HttpRequest) -> HttpResponse:
 @role_required(*CLINICAL_READERS)
 def trial_overview(request: HttpRequest, code: str) -> HttpResponse:
     """Screenings and allocations at the user's sites; counts by arm for sponsor roles."""
-    trial = selectors.trial_get(user=request.user, code=code)
-    access = access_for(request.user)
-    screenings = list(selectors.screening_list(user=request.user, trial=trial)[:50])
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    access = access_for(user)
+    screenings = list(selectors.screening_list(user=user, trial=trial)[:50])
     allocations = list(
-        selectors.allocation_list(user=request.user, trial=trial).order_by("-randomised_at")[:100]
+        selectors.allocation_list(user=user, trial=trial).order_by("-randomised_at")[:100]
     )
     return render(
         request,
@@ -92,16 +98,16 @@ def trial_overview(request: HttpRequest, code: str) -> HttpResponse:
             "trial": trial,
             "screenings": screenings,
             "allocations": allocations,
-            "arm_counts": selectors.arm_counts(user=request.user, trial=trial),
+            "arm_counts": selectors.arm_counts(user=user, trial=trial),
             "lookup": LookupForm(),
             "can_write": access.has_role(*DATA_ENTRY),
-            "can_manage_sequences": selectors.can_manage_sequences(request.user),
+            "can_manage_sequences": selectors.can_manage_sequences(user),
             "can_correct": access.has_role(Role.INVESTIGATOR, Role.STATISTICIAN),
-            "open_corrections": selectors.corrections_open_count(user=request.user, trial=trial),
+            "open_corrections": selectors.corrections_open_count(user=user, trial=trial),
             "environment": selectors.current_environment(),
             "recruitment_refusal": selectors.recruitment_refusal(trial),
             "status_form": TrialStatusForm(current=trial.status)
-            if services.can_change_trial_status(request.user)
+            if services.can_change_trial_status(user)
             else None,
         },
     )
@@ -110,7 +116,8 @@ def trial_overview(request: HttpRequest, code: str) -> HttpResponse:
 @role_required(Role.STATISTICIAN, Role.ADMINISTRATOR)
 def trial_status(request: HttpRequest, code: str) -> HttpResponse:
     """Close recruitment, reopen it, or close the trial (with a reason, audited)."""
-    trial = selectors.trial_for_status_change(user=request.user, code=code)
+    user = acting_user(request)
+    trial = selectors.trial_for_status_change(user=user, code=code)
     if request.method != "POST":
         return render(
             request,
@@ -124,11 +131,11 @@ def trial_status(request: HttpRequest, code: str) -> HttpResponse:
         )
     form = TrialStatusForm(request.POST, current=trial.status)
     if not form.is_valid():
-        messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
     else:
         try:
             trial = services.trial_status_change(
-                by=request.user,
+                by=user,
                 trial=trial,
                 status=form.cleaned_data["status"],
                 reason=form.cleaned_data["reason"],
@@ -140,19 +147,20 @@ def trial_status(request: HttpRequest, code: str) -> HttpResponse:
                 request,
                 _("Trial status: %(status)s.") % {"status": TrialStatus(trial.status).label},
             )
-    if not access_for(request.user).has_role(*CLINICAL_READERS):
+    if not access_for(user).has_role(*CLINICAL_READERS):
         return redirect("randomization:trial_status", code=trial.code)
     return redirect("randomization:trial_overview", code=trial.code)
 
 
 @role_required(*DATA_ENTRY)
 def screening_lookup(request: HttpRequest, code: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
     form = LookupForm(request.GET or None)
     if form.is_valid():
         try:
             participant = cohort_selectors.participant_get(
-                user=request.user, study_number=form.cleaned_data["participant"]
+                user=user, study_number=form.cleaned_data["participant"]
             )
         except Http404:
             form.add_error("participant", _("No participant with this study number at your sites."))
@@ -166,7 +174,9 @@ def screening_lookup(request: HttpRequest, code: str) -> HttpResponse:
 
 
 # --- screening ---------------------------------------------------------------------------------
-def _screening_context(request, trial, participant, form) -> dict:
+def _screening_context(
+    request: HttpRequest, trial: Trial, participant: Participant, form: ScreeningForm
+) -> dict[str, Any]:
     return {
         "trial": trial,
         "participant": participant,
@@ -177,7 +187,7 @@ def _screening_context(request, trial, participant, form) -> dict:
     }
 
 
-def _screening_date(request) -> date:
+def _screening_date(request: HttpRequest) -> date:
     raw = (request.POST.get("screened_on") or "").strip()
     try:
         return date.fromisoformat(raw) if raw else timezone.localdate()
@@ -185,7 +195,7 @@ def _screening_date(request) -> date:
         return timezone.localdate()
 
 
-def _derived(trial, participant, on: date) -> dict[str, dict]:
+def _derived(trial: Trial, participant: Participant, on: date) -> dict[str, dict[str, Any]]:
     """The criteria the stored data answer on ``on``, for display: the answer and its basis
     (the age, never the date of birth)."""
     draft = selectors.screening_evaluate(trial=trial, participant=participant, answers={}, on=on)
@@ -200,18 +210,22 @@ def _derived(trial, participant, on: date) -> dict[str, dict]:
     }
 
 
-def _log_identifying(request, participant, exc: Exception, context: str) -> None:
+def _log_identifying(
+    request: HttpRequest, participant: Participant, exc: Exception, context: str
+) -> None:
+    user = acting_user(request)
     if getattr(exc, "names_identifying", False):
         from cohort.services import identity_access_log
 
-        identity_access_log(user=request.user, participants=[participant], context=context)
+        identity_access_log(user=user, participants=[participant], context=context)
 
 
 @role_required(*DATA_ENTRY)
 def screening_create(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    participant = cohort_selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     criteria = selectors.criteria_current(trial=trial)
     derived = _derived(trial, participant, _screening_date(request))
     if request.method == "POST":
@@ -219,7 +233,7 @@ def screening_create(request: HttpRequest, code: str, study_number: str) -> Http
         if form.is_valid():
             try:
                 screening = services.screening_record(
-                    by=request.user,
+                    by=user,
                     trial=trial,
                     participant=participant,
                     screened_on=form.cleaned_data["screened_on"],
@@ -252,7 +266,9 @@ def screening_create(request: HttpRequest, code: str, study_number: str) -> Http
     return render(request, "randomization/screening_form.html", ctx)
 
 
-def _live_verdict(trial, participant, form, on: date | None = None) -> dict:
+def _live_verdict(
+    trial: Trial, participant: Participant, form: ScreeningForm, on: date | None = None
+) -> dict[str, Any]:
     answers = {k: v for k, v in form.answers().items() if k not in form.derived}
     result = selectors.screening_verdict(
         trial=trial, participant=participant, answers=answers, on=on
@@ -272,9 +288,10 @@ def _live_verdict(trial, participant, form, on: date | None = None) -> dict:
 @require_POST
 def screening_verdict(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     """htmx: the verdict the answers so far would get (writes nothing)."""
-    trial = selectors.trial_get(user=request.user, code=code)
-    participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    participant = cohort_selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     on = _screening_date(request)
     derived = _derived(trial, participant, on)
     form = ScreeningForm(
@@ -290,8 +307,9 @@ def screening_verdict(request: HttpRequest, code: str, study_number: str) -> Htt
 
 @role_required(*CLINICAL_READERS)
 def screening_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    screening = selectors.screening_get(user=request.user, trial=trial, pk=pk)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    screening = selectors.screening_get(user=user, trial=trial, pk=pk)
     text = {a.criterion.code: a.criterion.text for a in screening.answers.all()}
     return render(
         request,
@@ -303,7 +321,7 @@ def screening_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
             "participant_url": _participant_url(screening.participant),
             "reasons": reason_text.describe(screening.reasons, text),
             "not_informed": _banner(screening.participant),
-            "can_write": access_for(request.user).can_write_site(screening.site_id),
+            "can_write": access_for(user).can_write_site(screening.site_id),
         },
     )
 
@@ -312,9 +330,10 @@ def screening_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
 @role_required(*DATA_ENTRY)
 def randomise(request: HttpRequest, code: str, study_number: str) -> HttpResponse:
     """Confirmation step with the eligibility summary; POST randomises (idempotent)."""
-    trial = selectors.trial_get(user=request.user, code=code)
-    participant = cohort_selectors.participant_get(user=request.user, study_number=study_number)
-    require_write(request.user, participant.site_id)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    participant = cohort_selectors.participant_get(user=user, study_number=study_number)
+    require_write(user, participant.site_id)
     existing = selectors.allocation_for_participant(trial=trial, participant=participant)
     if existing is not None and existing.status == AllocationStatus.ACTIVE:
         return redirect(
@@ -324,7 +343,7 @@ def randomise(request: HttpRequest, code: str, study_number: str) -> HttpRespons
     if request.method == "POST" and form.is_valid():
         try:
             result = services.allocation_randomise(
-                by=request.user,
+                by=user,
                 trial=trial,
                 participant=participant,
                 request_id=request.POST.get("request_id", ""),
@@ -363,9 +382,12 @@ def randomise(request: HttpRequest, code: str, study_number: str) -> HttpRespons
 
 
 # --- allocation and what follows ---------------------------------------------------------------------
-def _allocation_context(request, trial, allocation, **extra) -> dict:
-    access = access_for(request.user)
-    ctx = {
+def _allocation_context(
+    request: HttpRequest, trial: Trial, allocation: Allocation, **extra: Any
+) -> dict[str, Any]:
+    user = acting_user(request)
+    access = access_for(user)
+    ctx: dict[str, Any] = {
         "trial": trial,
         "allocation": allocation,
         "participant": allocation.participant,
@@ -386,8 +408,9 @@ def _allocation_context(request, trial, allocation, **extra) -> dict:
 
 @role_required(*CLINICAL_READERS)
 def allocation_detail(request: HttpRequest, code: str, trial_number: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    allocation = selectors.allocation_get(user=request.user, trial=trial, trial_number=trial_number)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
     return render(
         request,
         "randomization/allocation_detail.html",
@@ -397,8 +420,9 @@ def allocation_detail(request: HttpRequest, code: str, trial_number: str) -> Htt
 
 @role_required(*DATA_ENTRY)
 def offer_decision(request: HttpRequest, code: str, trial_number: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    allocation = selectors.allocation_get(user=request.user, trial=trial, trial_number=trial_number)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
     offer = getattr(allocation, "offer", None)
     initial = {"offered_on": timezone.localdate().isoformat(), "decision": Decision.PENDING}
     if offer is not None:
@@ -415,7 +439,7 @@ def offer_decision(request: HttpRequest, code: str, trial_number: str) -> HttpRe
         d = form.cleaned_data
         try:
             services.offer_decision_record(
-                by=request.user,
+                by=user,
                 allocation=allocation,
                 offered_on=d["offered_on"],
                 decision=d["decision"],
@@ -441,8 +465,9 @@ def offer_decision(request: HttpRequest, code: str, trial_number: str) -> HttpRe
 
 @role_required(*DATA_ENTRY)
 def treatment_start(request: HttpRequest, code: str, trial_number: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    allocation = selectors.allocation_get(user=request.user, trial=trial, trial_number=trial_number)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
     initial = {
         "planned": allocation.treatment_start_planned.isoformat()
         if allocation.treatment_start_planned
@@ -455,7 +480,7 @@ def treatment_start(request: HttpRequest, code: str, trial_number: str) -> HttpR
     if request.method == "POST" and form.is_valid():
         try:
             services.treatment_start_set(
-                by=request.user,
+                by=user,
                 allocation=allocation,
                 planned=form.cleaned_data.get("planned"),
                 actual=form.cleaned_data.get("actual"),
@@ -477,12 +502,13 @@ def treatment_start(request: HttpRequest, code: str, trial_number: str) -> HttpR
 
 @role_required(*DATA_ENTRY)
 def disclosure_create(request: HttpRequest, code: str, trial_number: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    allocation = selectors.allocation_get(user=request.user, trial=trial, trial_number=trial_number)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
     form = DisclosureForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.disclosure_record(by=request.user, allocation=allocation, **form.cleaned_data)
+            services.disclosure_record(by=user, allocation=allocation, **form.cleaned_data)
         except (ValidationError, Refusal) as exc:
             add_refusal(form, exc)
         else:
@@ -500,13 +526,14 @@ def disclosure_create(request: HttpRequest, code: str, trial_number: str) -> Htt
 # --- corrections ---------------------------------------------------------------------------------------
 @role_required(Role.INVESTIGATOR, Role.STATISTICIAN)
 def correction_propose(request: HttpRequest, code: str, trial_number: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    allocation = selectors.allocation_get(user=request.user, trial=trial, trial_number=trial_number)
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    allocation = selectors.allocation_get(user=user, trial=trial, trial_number=trial_number)
     form = CorrectionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             services.correction_propose(
-                by=request.user, allocation=allocation, reason=form.cleaned_data["reason"]
+                by=user, allocation=allocation, reason=form.cleaned_data["reason"]
             )
         except (ValidationError, Refusal) as exc:
             add_refusal(form, exc)
@@ -522,8 +549,9 @@ def correction_propose(request: HttpRequest, code: str, trial_number: str) -> Ht
 
 @role_required(Role.INVESTIGATOR, Role.STATISTICIAN)
 def correction_list(request: HttpRequest, code: str) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    corrections = list(selectors.corrections_visible(user=request.user, trial=trial))
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    corrections = list(selectors.corrections_visible(user=user, trial=trial))
     return render(
         request,
         "randomization/correction_list.html",
@@ -534,15 +562,16 @@ def correction_list(request: HttpRequest, code: str) -> HttpResponse:
 @role_required(Role.INVESTIGATOR, Role.STATISTICIAN)
 @require_POST
 def correction_decide(request: HttpRequest, code: str, pk: int) -> HttpResponse:
-    trial = selectors.trial_get(user=request.user, code=code)
-    correction = selectors.corrections_visible(user=request.user, trial=trial).filter(pk=pk).first()
+    user = acting_user(request)
+    trial = selectors.trial_get(user=user, code=code)
+    correction = selectors.corrections_visible(user=user, trial=trial).filter(pk=pk).first()
     if correction is None:
         raise PermissionDenied
     form = CorrectionDecideForm(request.POST)
     if form.is_valid():
         try:
             services.correction_decide(
-                by=request.user,
+                by=user,
                 correction=correction,
                 confirm=form.cleaned_data["confirm"],
                 note=form.cleaned_data.get("note") or "",
@@ -557,21 +586,22 @@ def correction_decide(request: HttpRequest, code: str, pk: int) -> HttpResponse:
 
 
 # --- sequences (statistician with the sequence permission) --------------------------------------------
-def _require_sequence_rights(request) -> None:
-    if not selectors.can_manage_sequences(request.user):
+def _require_sequence_rights(user: User) -> None:
+    if not selectors.can_manage_sequences(user):
         raise PermissionDenied
 
 
 @role_required(Role.STATISTICIAN)
 def sequence_list(request: HttpRequest, code: str) -> HttpResponse:
-    _require_sequence_rights(request)
-    trial = selectors.trial_get(user=request.user, code=code)
+    user = acting_user(request)
+    _require_sequence_rights(user)
+    trial = selectors.trial_get(user=user, code=code)
     return render(
         request,
         "randomization/sequence_list.html",
         {
             "trial": trial,
-            "sequences": list(selectors.sequence_list(user=request.user, trial=trial)),
+            "sequences": list(selectors.sequence_list(user=user, trial=trial)),
             "environment": selectors.current_environment(),
         },
     )
@@ -579,8 +609,9 @@ def sequence_list(request: HttpRequest, code: str) -> HttpResponse:
 
 @role_required(Role.STATISTICIAN)
 def sequence_generate(request: HttpRequest, code: str) -> HttpResponse:
-    _require_sequence_rights(request)
-    trial = selectors.trial_get(user=request.user, code=code)
+    user = acting_user(request)
+    _require_sequence_rights(user)
+    trial = selectors.trial_get(user=user, code=code)
     env = selectors.current_environment()
     form = SequenceForm(
         request.POST or None,
@@ -591,7 +622,7 @@ def sequence_generate(request: HttpRequest, code: str) -> HttpResponse:
         d = form.cleaned_data
         try:
             sequence = services.sequence_generate(
-                by=request.user,
+                by=user,
                 trial=trial,
                 method=d["method"],
                 environment=d["environment"],
@@ -612,9 +643,10 @@ def sequence_generate(request: HttpRequest, code: str) -> HttpResponse:
 
 @role_required(Role.STATISTICIAN)
 def sequence_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
-    _require_sequence_rights(request)
-    trial = selectors.trial_get(user=request.user, code=code)
-    sequence = selectors.sequence_get(user=request.user, trial=trial, pk=pk)
+    user = acting_user(request)
+    _require_sequence_rights(user)
+    trial = selectors.trial_get(user=user, code=code)
+    sequence = selectors.sequence_get(user=user, trial=trial, pk=pk)
     show_slots = request.GET.get("slots") == "1"
     return render(
         request,
@@ -622,8 +654,8 @@ def sequence_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
         {
             "trial": trial,
             "sequence": sequence,
-            "balance": selectors.sequence_balance(user=request.user, sequence=sequence),
-            "slots": list(selectors.sequence_slots(user=request.user, sequence=sequence))
+            "balance": selectors.sequence_balance(user=user, sequence=sequence),
+            "slots": list(selectors.sequence_slots(user=user, sequence=sequence))
             if show_slots
             else None,
             "verified": services.sequence_fingerprint_recompute(sequence=sequence)
@@ -641,11 +673,12 @@ def sequence_detail(request: HttpRequest, code: str, pk: int) -> HttpResponse:
 @role_required(Role.STATISTICIAN)
 @require_POST
 def sequence_activate(request: HttpRequest, code: str, pk: int) -> HttpResponse:
-    _require_sequence_rights(request)
-    trial = selectors.trial_get(user=request.user, code=code)
-    sequence = selectors.sequence_get(user=request.user, trial=trial, pk=pk)
+    user = acting_user(request)
+    _require_sequence_rights(user)
+    trial = selectors.trial_get(user=user, code=code)
+    sequence = selectors.sequence_get(user=user, trial=trial, pk=pk)
     try:
-        services.sequence_activate(by=request.user, sequence=sequence)
+        services.sequence_activate(by=user, sequence=sequence)
     except Refusal as exc:
         messages.error(request, refusal_notice(exc))
     else:
@@ -656,17 +689,16 @@ def sequence_activate(request: HttpRequest, code: str, pk: int) -> HttpResponse:
 @role_required(Role.STATISTICIAN)
 @require_POST
 def sequence_retire(request: HttpRequest, code: str, pk: int) -> HttpResponse:
-    _require_sequence_rights(request)
-    trial = selectors.trial_get(user=request.user, code=code)
-    sequence = selectors.sequence_get(user=request.user, trial=trial, pk=pk)
+    user = acting_user(request)
+    _require_sequence_rights(user)
+    trial = selectors.trial_get(user=user, code=code)
+    sequence = selectors.sequence_get(user=user, trial=trial, pk=pk)
     form = RetireForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Give a reason for retiring."))
     else:
         try:
-            services.sequence_retire(
-                by=request.user, sequence=sequence, reason=form.cleaned_data["reason"]
-            )
+            services.sequence_retire(by=user, sequence=sequence, reason=form.cleaned_data["reason"])
         except (ValidationError, Refusal) as exc:
             messages.error(request, refusal_notice(exc))
         else:

@@ -1,12 +1,14 @@
 """Small template helpers for the cohort screens."""
 
 from django import template
+from django.forms import BoundField
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
 
 @register.simple_tag
-def field_widget(field):
+def field_widget(field: BoundField) -> SafeString:
     """Render a bound field's widget, marked invalid (and tied to its error) when it has errors."""
     if not field.errors:
         return field.as_widget()

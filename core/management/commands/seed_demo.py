@@ -4,8 +4,12 @@ Idempotent. Refuses to run when DEBUG is off unless --force is given, so demo
 passwords never reach a production database by accident.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from core import hooks
@@ -13,6 +17,10 @@ from core.audit import system_actor
 from core.demo_accounts import DEMO_PASSWORD, SITES, USERS
 from core.models import Site, User
 from core.services import membership_grant
+
+if TYPE_CHECKING:  # pragma: no cover
+    from django.contrib.auth.models import Permission
+    from django.db.models import QuerySet
 
 ADMIN_MODELS = [
     ("core", "user"),
@@ -23,7 +31,7 @@ ADMIN_MODELS = [
 ]
 
 
-def administrator_permissions():
+def administrator_permissions() -> QuerySet[Permission]:
     """Model permissions of the administrator role: users, sites, roles and trial set-up only."""
     from django.contrib.auth.models import Permission
     from django.db.models import Q
@@ -39,10 +47,10 @@ def administrator_permissions():
 class Command(BaseCommand):
     help = "Create demo sites and one user per role (idempotent; DEBUG only unless --force)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--force", action="store_true", help="run even when DEBUG is off")
 
-    def handle(self, *args, force: bool = False, **options):
+    def handle(self, *args: str, force: bool = False, **options: Any) -> None:
         if not settings.DEBUG and not force:
             raise CommandError(
                 "Refusing to load demo data with DEBUG off (use --force on a test system)."
