@@ -150,14 +150,15 @@ SEED_SQL = [
     """
     INSERT INTO cohort_participant (study_number, site_id, sex, year_of_birth, primary_tumour,
         referring_department, registered_at, registered_by_id)
-    SELECT 'PRE-' || lpad(nextval('cohort_study_number_seq')::text, 5, '0'),
+    SELECT 'PRE-' || lpad(num, greatest(5, length(num)), '0'),
            (%(sites)s::bigint[])[1 + g %% 2],
            (ARRAY['female','male'])[1 + g %% 2], 1940 + g %% 50,
            (ARRAY['breast','prostate','lung','kidney','other'])[1 + g %% 5],
            'radiation_oncology',
            now() - make_interval(secs => (%(n)s - g)::float8 * %(span)s * 86400 / %(n)s),
            (%(nurses)s::bigint[])[1 + g %% 2]
-    FROM generate_series(1, %(n)s) AS g
+    FROM (SELECT g, nextval('cohort_study_number_seq')::text AS num
+          FROM generate_series(1, %(n)s) AS g) AS s
     """,
     """
     INSERT INTO cohort_identity (participant_id, site_id, given_name, family_name, date_of_birth,

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from cohort import selectors as cohort_selectors
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for
 from core.models import Role
+from core.pagination import keyset_page_or_first
 from core.views import role_required
 from randomization import reasons as reason_text
 from randomization import selectors, services
@@ -46,6 +47,8 @@ from randomization.models import (
     SequenceStatus,
     TrialStatus,
 )
+
+CORRECTIONS_PAGE_SIZE = 50
 
 
 def _apply(form, exc: Exception) -> None:
@@ -546,11 +549,20 @@ def correction_propose(request: HttpRequest, code: str, trial_number: str) -> Ht
 @role_required(Role.INVESTIGATOR, Role.STATISTICIAN)
 def correction_list(request: HttpRequest, code: str) -> HttpResponse:
     trial = selectors.trial_get(user=request.user, code=code)
-    corrections = list(selectors.corrections_visible(user=request.user, trial=trial))
+    page = keyset_page_or_first(
+        selectors.corrections_visible(user=request.user, trial=trial),
+        cursor=request.GET.get("cursor"),
+        size=CORRECTIONS_PAGE_SIZE,
+    )
     return render(
         request,
         "randomization/correction_list.html",
-        {"trial": trial, "corrections": corrections, "decide_form": CorrectionDecideForm()},
+        {
+            "trial": trial,
+            "corrections": page.object_list,
+            "page": page,
+            "decide_form": CorrectionDecideForm(),
+        },
     )
 
 
