@@ -49,7 +49,7 @@ class CappedCount:
     """How many rows, counted up to ``cap``: ``more`` when there are more than ``cap``."""
 
     n: int
-    cap: int = COUNT_CAP
+    cap: int
 
     @property
     def more(self) -> bool:
@@ -60,8 +60,10 @@ class CappedCount:
         return min(self.n, self.cap)
 
 
-def count_capped(qs: QuerySet, cap: int = COUNT_CAP) -> CappedCount:
-    """``SELECT count(*) FROM (... LIMIT cap + 1)``: at most ``cap + 1`` rows are read."""
+def count_capped(qs: QuerySet, cap: int | None = None) -> CappedCount:
+    """``SELECT count(*) FROM (... LIMIT cap + 1)``: at most ``cap + 1`` rows are read
+    (``cap`` defaults to :data:`COUNT_CAP`)."""
+    cap = COUNT_CAP if cap is None else cap
     return CappedCount(n=qs.order_by().values("pk")[: cap + 1].count(), cap=cap)
 
 
