@@ -184,7 +184,11 @@ def _study_number_q(search: str) -> Q | None:
     if term in STUDY_NUMBER_PREFIX:
         return Q()
     if term.isdigit():
-        return Q(ArrayContains(study_number_fragments(), Value([term])))
+        # both: PostgreSQL answers a rare run of digits from the GIN index, and a common
+        # one by reading the list in order with the cheap LIKE until the page is full
+        return Q(study_number__contains=term) & Q(
+            ArrayContains(study_number_fragments(), Value([term]))
+        )
     for start in range(len(STUDY_NUMBER_PREFIX)):
         head = STUDY_NUMBER_PREFIX[start:]
         digits = term.removeprefix(head)

@@ -4,7 +4,8 @@ it while its views are still loading).
 Keyset ("cursor") paging: a page is the ``size`` rows that follow (or precede) the row a
 cursor names, in the list's fixed order, so PostgreSQL reads about ``size`` index entries
 whatever the page and however long the list. No total is counted: a screen that shows how
-many there are uses :func:`count_capped` (exact up to :data:`COUNT_CAP`, then "more than").
+many there are uses :func:`count_capped`, exact up to :data:`COUNT_CAP`, then "more than"
+(it reads about ``COUNT_CAP / density`` index entries of a filtered list: keep it small).
 
 - :func:`keyset_page` pages any queryset ordered by local fields that end in a unique one
   (``("-registered_at", "-pk")``), all in the same direction; an index on exactly those
@@ -36,7 +37,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
-COUNT_CAP = 1000
+COUNT_CAP = 100
 NEXT, PREVIOUS = "n", "p"
 
 
@@ -61,10 +62,12 @@ class CappedCount:
 
 
 def count_capped(qs: QuerySet, cap: int | None = None) -> CappedCount:
-    """``SELECT count(*) FROM (... LIMIT cap + 1)``: at most ``cap + 1`` rows are read
-    (``cap`` defaults to :data:`COUNT_CAP`)."""
+    """``SELECT count(*) FROM (... ORDER BY <the list's order> LIMIT cap + 1)``: counted
+    in the list's own order, so the index that serves the list stops after ``cap + 1``
+    rows (without the order PostgreSQL reads every match into a bitmap first).
+    ``cap`` defaults to :data:`COUNT_CAP`."""
     cap = COUNT_CAP if cap is None else cap
-    return CappedCount(n=qs.order_by().values("pk")[: cap + 1].count(), cap=cap)
+    return CappedCount(n=qs.values("pk")[: cap + 1].count(), cap=cap)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 FRAGMENTS = """
 CREATE OR REPLACE FUNCTION cohort_study_number_fragments(study_number text) RETURNS text[]
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 1000 AS $$
     SELECT coalesce(array_agg(DISTINCT substr(digits, i, n)), '{}')
     FROM (SELECT substr(study_number, 5) AS digits) AS s,
          generate_series(1, length(digits)) AS i,
