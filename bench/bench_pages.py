@@ -14,7 +14,8 @@ Every page is requested through Django's test client (server time: middleware, v
 templates, SQL) by the role that uses it. The sizes are measured in interleaved rounds
 (each round visits every size), so a load change on the machine hits every size alike.
 
-Per page and size: median, p95, SQL queries (BEGIN/COMMIT/SAVEPOINT not counted). Per
+Per page and size: median, p95, SQL queries (BEGIN/COMMIT/SAVEPOINT not counted), rows
+listed (a list that is not full at 2,000 also grows by filling its page). Per
 page: the ratio of its median at each larger size to its median at 2,000 (same run), and
 PASS/FAIL against the budget: ratio ≤ 1.2, same query count at every size, median < 50 ms,
 p95 < 150 ms, at most 15 queries. The copies are dropped at the end.
@@ -383,10 +384,10 @@ def _pages(study_number: str) -> dict[str, tuple]:
             reverse("cohort:participant_list") + "?q=" + sn,
             None,
         ),
-        "participant list, search fragment (HTML)": (
+        "participant list, search digits (HTML)": (
             "nurse",
             "get",
-            reverse("cohort:participant_list") + "?q=" + sn[-3:],
+            reverse("cohort:participant_list") + "?q=" + sn[-5:],  # five digits, as typed
             None,
         ),
         "participant page (HTML)": (
@@ -494,15 +495,44 @@ def _keep_query_log():
         request_started.connect(reset_queries)
 
 
+def _rows(response) -> int | None:
+    """How many rows the page listed (a list not yet full at 2,000 renders fewer rows
+    there: the ratio then also measures the page filling up)."""
+    if response.get("Content-Type", "").startswith("application/json"):
+        body = response.json()
+        return len(body.get("results", [])) if isinstance(body, dict) else None
+    if response.context is None or "participant" in response.context:
+        return None  # a record's page (its panels), not a list
+    found = None
+    for key in ("page", "screenings", "allocations", "events"):  # lists, not panels
+        try:
+            value = response.context[key]
+        except KeyError:
+            continue
+        found = (found or 0) + len(getattr(value, "object_list", value))
+        if key == "page":
+            break
+    return found
+
+
 def _count_queries(client, method: str, url: str, data) -> dict:
+    from django.template import Template
+    from django.test.utils import instrumented_test_render
+
     _request(client, method, url, data)  # warm caches and the connection
-    with _keep_query_log() as ctx:
-        response = _request(client, method, url, data)
+    plain = Template._render
+    Template._render = instrumented_test_render  # response.context, for this request only
+    try:
+        with _keep_query_log() as ctx:
+            response = _request(client, method, url, data)
+    finally:
+        Template._render = plain
     statements = [q["sql"].strip().upper() for q in ctx.captured_queries]
     return {
         "status": response.status_code,
         "queries": sum(1 for sql in statements if not sql.startswith(CONTROL)),
         "statements_incl_transaction_control": len(statements),
+        "rows_listed": _rows(response),
     }
 
 
@@ -548,15 +578,17 @@ def _table(labels, by_size, verdicts, sizes) -> str:
     """The report as text lines (also in the JSON), one line per page."""
     head = ["page".ljust(42)]
     for s in sizes:
-        head.append(f"{s:>7} med/p95 ms q")
+        head.append(f"{s:>7}: med/p95 ms, queries, rows")
     head += [f"{s}/{REFERENCE}" for s in sizes if s != REFERENCE] + ["verdict"]
     lines = ["  ".join(head)]
     for label in labels:
         cells = [label.ljust(42)]
         for s in sizes:
             r = by_size[s][label]
+            rows = r.get("rows_listed")
             cells.append(
-                f"{r.get('median_ms', '-'):>7}/{r.get('p95_ms', '-'):<6} {r.get('queries')}"
+                f"{r.get('median_ms', '-'):>7}/{r.get('p95_ms', '-'):<7} "
+                f"{r.get('queries')!s:>2} {'-' if rows is None else rows:>4}   "
             )
         cells += [
             f"×{verdicts[label]['ratios'].get(f'{s}/{REFERENCE}', '-')}"
