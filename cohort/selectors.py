@@ -230,7 +230,7 @@ def participant_list(
         if cond is None:  # no study number can contain it
             cond = Q(pk__in=[])
         number = parse_study_number(search)
-        if number is not None:
+        if number:  # "PRE-00000" parses as 0, which no study number has
             cond |= Q(study_number=format_study_number(number))
         if match_hospital_number and identifying_sites:
             cond |= Q(

@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -79,7 +79,6 @@ class KeysetPage:
     next_cursor: str | None
     previous_cursor: str | None
     is_first: bool
-    order: tuple[str, ...] = field(default=())
 
     def __iter__(self):
         return iter(self.object_list)
@@ -164,16 +163,13 @@ def _beyond(order: tuple[str, ...], key: list, *, forward: bool) -> Q:
 
     ``(a, b) < (x, y)`` as ``a <= x AND (a < x OR (a = x AND b < y))``: the leading
     ``a <= x`` is the index condition, the rest drops the ties."""
-    descending = order[0].startswith("-")
-    less = descending == forward
-    op, op_eq = ("lt", "lte") if less else ("gt", "gte")
     names = [o.lstrip("-") for o in order]
+    less = order[0].startswith("-") == forward
+    op, op_eq = ("lt", "lte") if less else ("gt", "gte")
     cond = Q()
     for i, name in enumerate(names):
-        step = Q(**{f"{n}": key[j] for j, n in enumerate(names[:i])}) & Q(
-            **{f"{name}__{op}": key[i]}
-        )
-        cond = step if i == 0 else cond | step
+        ties = {n: key[j] for j, n in enumerate(names[:i])}
+        cond |= Q(**ties, **{f"{name}__{op}": key[i]})
     return Q(**{f"{names[0]}__{op_eq}": key[0]}) & cond
 
 
@@ -188,20 +184,20 @@ def keyset_page(qs: QuerySet, *, cursor: str | None, size: int) -> KeysetPage:
     if not cursor:
         rows = list(qs[: size + 1])
         nxt = _encode(NEXT, _key(rows[size - 1], order)) if len(rows) > size else None
-        return KeysetPage(rows[:size], nxt, None, True, order)
+        return KeysetPage(rows[:size], nxt, None, True)
     direction, key = _decode(qs, order, cursor)
     if direction == NEXT:
         rows = list(qs.filter(_beyond(order, key, forward=True))[: size + 1])
         more, rows = len(rows) > size, rows[:size]
         nxt = _encode(NEXT, _key(rows[-1], order)) if more else None
         prev = _encode(PREVIOUS, _key(rows[0], order)) if rows else None
-        return KeysetPage(rows, nxt, prev, False, order)
+        return KeysetPage(rows, nxt, prev, False)
     backwards = qs.filter(_beyond(order, key, forward=False)).reverse()
     rows = list(backwards[: size + 1])
     more, rows = len(rows) > size, rows[:size][::-1]
     prev = _encode(PREVIOUS, _key(rows[0], order)) if more else None
     nxt = _encode(NEXT, _key(rows[-1], order)) if rows else None
-    return KeysetPage(rows, nxt, prev, not more, order)
+    return KeysetPage(rows, nxt, prev, not more)
 
 
 def keyset_page_or_first(qs: QuerySet, *, cursor: str | None, size: int) -> KeysetPage:

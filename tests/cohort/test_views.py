@@ -231,6 +231,7 @@ def test_status_filter_and_pagination(client_for, nurse_a, register, site_a):
     for junk in ("<x>", "bm9uc2Vuc2U", "WyJuIixbIngiLDFdXQ", "WyJuIixbXV0", "x" * 500):
         response = client.get("/cohort/", {"cursor": junk, "status": "nonsense", "q": "x" * 500})
         assert response.status_code == 200
+    assert client.get("/cohort/", {"q": "PRE-00000"}).status_code == 200  # parses as 0
     first = client.get("/cohort/", {"cursor": "WyJuIixbIngiLDFdXQ"}).content.decode()
     assert made[-1].study_number in first
 
