@@ -213,9 +213,9 @@ def participant_schema(*, detail: bool = False, many: bool = False) -> Polymorph
 
 
 class ParticipantPageOutput(serializers.Serializer):
-    """One page of participants (``page`` / ``page_size`` query parameters)."""
+    """One page of participants (``cursor`` / ``page_size`` query parameters; follow
+    ``next`` and ``previous``, null at either end)."""
 
-    count = serializers.IntegerField(min_value=0)
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = participant_schema(many=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.contrib.postgres.fields.array import ArrayContains
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.http import Http404
 from django.utils import timezone
 
@@ -26,8 +27,10 @@ from cohort.models import (
     Participant,
     Withdrawal,
     WithdrawalScope,
+    study_number_fragments,
 )
 from cohort.rules import (
+    STUDY_NUMBER_PREFIX,
     ConsentRule,
     ParticipantStatus,
     Status,
@@ -172,6 +175,30 @@ def _scoped_participants(user) -> QuerySet[Participant]:
     return access_for(user).scope(Participant.objects.all(), roles=CLINICAL_READERS)
 
 
+def _study_number_q(search: str) -> Q | None:
+    """``study_number icontains search`` as a condition an index answers, or None when no
+    study number can contain it. Every study number is ``PRE-`` and five or more digits
+    (a check constraint), so a search that ends ``PRE-`` and goes on with digits
+    (``PRE-0004``, ``E-0004``) is a prefix (the unique index), digits alone are a run of
+    digits inside the number (the GIN index over :func:`study_number_fragments`), and a
+    piece of ``PRE-`` itself matches every number."""
+    term = search.upper()
+    if term in STUDY_NUMBER_PREFIX:
+        return Q()
+    if term.isdigit():
+        # both: PostgreSQL answers a rare run of digits from the GIN index, and a common
+        # one by reading the list in order with the cheap LIKE until the page is full
+        return Q(study_number__contains=term) & Q(
+            ArrayContains(study_number_fragments(), Value([term]))
+        )
+    for start in range(len(STUDY_NUMBER_PREFIX)):
+        head = STUDY_NUMBER_PREFIX[start:]
+        digits = term.removeprefix(head)
+        if term.startswith(head) and digits.isdigit():
+            return Q(study_number__startswith=STUDY_NUMBER_PREFIX + digits)
+    return None
+
+
 def participant_list(
     *,
     user,
@@ -179,8 +206,10 @@ def participant_list(
     status: str | None = None,
     match_hospital_number: bool = False,
 ) -> QuerySet[Participant]:
-    """Participants the user may read, newest first, with their status computed in the
-    same query (``died_on``, ``withdrawn_scopes``) so a page costs a fixed number of queries.
+    """Participants the user may read, newest first (``-registered_at, -pk``: page it with
+    ``core.pagination.keyset_page``), with their status computed in the same query
+    (``died_on``, ``withdrawn_scopes``) so a page costs a fixed number of queries; the
+    "not informed" flag of a page's rows comes from :func:`participants_not_informed`.
 
     ``search`` matches the study number (``PRE-00042``, ``42`` or a fragment) and, only
     with ``match_hospital_number`` (searches that came in a POST body, never in a URL) and
@@ -197,14 +226,13 @@ def participant_list(
             Withdrawal.objects.filter(participant=OuterRef("pk")).order_by("scope").values("scope")
         ),
     )
-    not_informed = not_informed_q()
-    if not_informed is not None:
-        qs = qs.annotate(not_informed=not_informed)
     search = (search or "").strip()[:40]
     if search:
-        cond = Q(study_number__icontains=search)
+        cond = _study_number_q(search)
+        if cond is None:  # no study number can contain it
+            cond = Q(pk__in=[])
         number = parse_study_number(search)
-        if number is not None:
+        if number:  # "PRE-00000" parses as 0, which no study number has
             cond |= Q(study_number=format_study_number(number))
         if match_hospital_number and identifying_sites:
             cond |= Q(
@@ -221,6 +249,20 @@ def participant_list(
     elif status == Status.ACTIVE:
         qs = qs.filter(~died, ~withdrew)
     return qs.order_by("-registered_at", "-pk")
+
+
+def participants_not_informed(participants: list[Participant]) -> set[int]:
+    """The ids among ``participants`` (one page) that some app marks "never told about a
+    trial" (``core.hooks.not_informed_records``): one query per subscriber over these ids
+    only. (An ``Exists`` in the list query itself made PostgreSQL hash every control-arm
+    allocation on each request, before the page's ``LIMIT``.)"""
+    ids = [p.pk for p in participants]
+    found: set[int] = set()
+    if not ids:
+        return found
+    for _name, call in hooks.not_informed_records.each():
+        found.update(call().filter(participant_id__in=ids).values_list("participant_id", flat=True))
+    return found
 
 
 def not_informed_q(outer: str = "pk") -> Q | None:

@@ -15,7 +15,6 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -42,6 +41,7 @@ from core import hooks
 from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user, require_write
 from core.forms import add_refusal
 from core.models import User
+from core.pagination import count_capped, keyset_page_or_first
 from core.refusals import Refusal
 from core.views import role_required
 
@@ -153,10 +153,11 @@ def _list_response(
         status=status,
         match_hospital_number=match_hospital_number,
     )
-    paginator = Paginator(qs, PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
+    # a keyset page and a capped count: the cost of a page does not grow with the cohort
+    page = keyset_page_or_first(qs, cursor=request.GET.get("cursor"), size=PAGE_SIZE)
     access = access_for(user)
     identifying_sites = access.identifying_site_ids()
+    not_informed = selectors.participants_not_informed(page.object_list)
     rows = []
     shown = []
     for p in page.object_list:
@@ -165,16 +166,24 @@ def _list_response(
             identity = getattr(p, "identity", None)
             if identity is not None:
                 shown.append(p)
-        rows.append({"p": p, "status": selectors.status_of(p), "identity": identity})
+        rows.append(
+            {
+                "p": p,
+                "status": selectors.status_of(p),
+                "identity": identity,
+                "not_informed": p.pk in not_informed,
+            }
+        )
     services.identity_access_log(user=user, participants=shown, context=IdentityAccess.Context.LIST)
     query = request.GET.copy()
-    query.pop("page", None)
+    query.pop("cursor", None)
     return render(
         request,
         "cohort/participant_list.html",
         {
             "form": form,
             "page": page,
+            "found": count_capped(qs),
             "rows": rows,
             "show_identity": bool(identifying_sites),
             "can_register": access.writable_sites().exists(),

@@ -237,6 +237,16 @@ class Questionnaire(models.Model):
                 condition=Q(status__in=["scheduled", "open", "sending", "sent", "reminded"]),
             ),
             models.Index(fields=["status", "due_at"], name="q_status_due"),
+            # the staff worklist's buckets in their order (closing soonest first), a keyset
+            # page at a time: open and overdue rows, and failed ones
+            models.Index(
+                fields=["closes_at", "id"],
+                name="q_worklist_active",
+                condition=Q(status__in=["scheduled", "open", "sending", "sent", "reminded"]),
+            ),
+            models.Index(
+                fields=["closes_at", "id"], name="q_worklist_failed", condition=Q(status="failed")
+            ),
         ]
         triggers = [NO_DELETE]
 

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from cohort.models import Participant
 from core.access import DATA_ENTRY, SITE_STAFF, access_for, require_write
+from core.pagination import CappedCount, count_capped
 from crf.models import (
     ACTIVE_STATUSES,
     ANSWERABLE_STATUSES,
@@ -218,11 +219,15 @@ def worklist(*, user, bucket: str = "open", site_id: int | None = None, at=None)
         qs = qs.filter(Q(status__in=ACTIVE_STATUSES, opens_at__lte=at, closes_at__gt=at))
     if site_id:
         qs = qs.filter(participant__site_id=site_id)
+    # closing soonest first; the partial indexes q_worklist_active / q_worklist_failed
+    # serve the order (keyset pages, core.pagination)
     return qs.select_related("participant__site", "timepoint", "trial").order_by("closes_at", "pk")
 
 
-def worklist_counts(*, user, at=None) -> dict[str, int]:
-    return {b: worklist(user=user, bucket=b, at=at).count() for b in WORKLIST_BUCKETS}
+def worklist_counts(*, user, at=None) -> dict[str, CappedCount]:
+    """Rows per bucket, each counted up to ``core.pagination.COUNT_CAP`` (then "more than"):
+    reading at most that many index entries, however many questionnaires are open."""
+    return {b: count_capped(worklist(user=user, bucket=b, at=at)) for b in WORKLIST_BUCKETS}
 
 
 # --- API ------------------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ import pghistory
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods
 from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user
 from core.forms import add_refusal
 from core.models import Role, User
+from core.pagination import keyset_page_or_first
 from core.views import role_required
 from crf import selectors, services
 from crf.forms import (
@@ -253,6 +254,9 @@ def patient_done(request: HttpRequest) -> HttpResponse:
 
 
 # --- staff: worklist, detail, entry, correction --------------------------------------------------
+WORKLIST_PAGE_SIZE = 50
+
+
 @role_required(*(DATA_ENTRY | {Role.DATA_MANAGER}))
 def worklist(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
@@ -261,7 +265,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
         bucket = "open"
     now = timezone.now()
     qs = selectors.worklist(user=user, bucket=bucket, at=now)
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    page = keyset_page_or_first(qs, cursor=request.GET.get("cursor"), size=WORKLIST_PAGE_SIZE)
     return render(
         request,
         "crf/worklist.html",
@@ -274,6 +278,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
             ],
             "counts": selectors.worklist_counts(user=user, at=now),
             "page": page,
+            "query": urlencode({"bucket": bucket}),
             "now": now,
             "demo_mail": settings.DEBUG,
         },

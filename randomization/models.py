@@ -213,6 +213,8 @@ class Screening(models.Model):
         indexes = [
             models.Index(fields=["trial", "participant", "-recorded_at"], name="screening_latest"),
             models.Index(fields=["trial", "site", "-recorded_at"], name="screening_site_recent"),
+            # the overview's and the API's newest-first list for sponsor-wide readers
+            models.Index(fields=["trial", "-recorded_at", "-id"], name="screening_recent"),
         ]
         triggers = [NO_DELETE]
 
@@ -478,7 +480,13 @@ class Allocation(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["trial", "site", "-randomised_at"], name="alloc_site_recent")
+            models.Index(fields=["trial", "site", "-randomised_at"], name="alloc_site_recent"),
+            # the overview's newest-first list for sponsor-wide readers
+            models.Index(fields=["trial", "-randomised_at", "-id"], name="alloc_recent"),
+            # counts by arm read from the index alone (arm_counts)
+            models.Index(
+                fields=["trial", "arm"], name="alloc_active_arm", condition=Q(status="active")
+            ),
         ]
         triggers = [NO_DELETE]
 
@@ -565,6 +573,8 @@ class AllocationCorrection(models.Model):
                 name="correction_two_persons",
             ),
         ]
+        # the corrections list, newest first, a page at a time
+        indexes = [models.Index(fields=["-proposed_at", "-id"], name="correction_recent")]
         triggers = [NO_DELETE]
 
     def __str__(self) -> str:

@@ -27,6 +27,7 @@ from cohort.models import Participant
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, acting_user, require_write
 from core.forms import add_refusal, refusal_notice
 from core.models import Role, User
+from core.pagination import keyset_page_or_first
 from core.refusals import Refusal
 from core.views import role_required
 from randomization import reasons as reason_text
@@ -54,6 +55,8 @@ from randomization.models import (
     Trial,
     TrialStatus,
 )
+
+CORRECTIONS_PAGE_SIZE = 50
 
 
 def _participant_url(participant: Participant) -> str | None:
@@ -551,11 +554,20 @@ def correction_propose(request: HttpRequest, code: str, trial_number: str) -> Ht
 def correction_list(request: HttpRequest, code: str) -> HttpResponse:
     user = acting_user(request)
     trial = selectors.trial_get(user=user, code=code)
-    corrections = list(selectors.corrections_visible(user=user, trial=trial))
+    page = keyset_page_or_first(
+        selectors.corrections_visible(user=user, trial=trial),
+        cursor=request.GET.get("cursor"),
+        size=CORRECTIONS_PAGE_SIZE,
+    )
     return render(
         request,
         "randomization/correction_list.html",
-        {"trial": trial, "corrections": corrections, "decide_form": CorrectionDecideForm()},
+        {
+            "trial": trial,
+            "corrections": page.object_list,
+            "page": page,
+            "decide_form": CorrectionDecideForm(),
+        },
     )
 
 

@@ -193,7 +193,17 @@ def test_a_hospital_number_typed_into_the_address_is_never_searched(
     assert resp.status_code == 302 and resp["Location"] == f"/cohort/{target.study_number}/"
 
 
+def _link(html: str, rel: str) -> str | None:
+    """The href of the pager's rel="next" / rel="prev" link (unescaped), else None."""
+    import html as html_lib
+    import re
+
+    found = re.search(rf'rel="{rel}" href="([^"]+)"', html)
+    return html_lib.unescape(found.group(1)) if found else None
+
+
 def test_status_filter_and_pagination(client_for, nurse_a, register, site_a):
+    """Next / previous pages (keyset, 25 a page) keep the filters; the count is shown."""
     made = [register(nurse_a, site_a) for _ in range(27)]
     from cohort import services
 
@@ -201,15 +211,42 @@ def test_status_filter_and_pagination(client_for, nurse_a, register, site_a):
     client = client_for(nurse_a)
     page1 = client.get("/cohort/").content.decode()
     assert made[-1].study_number in page1 and made[1].study_number not in page1
-    page2 = client.get("/cohort/", {"page": 2}).content.decode()
-    assert made[1].study_number in page2
+    assert "27 participants" in page1 and _link(page1, "prev") is None
+    page2 = client.get("/cohort/" + _link(page1, "next")).content.decode()
+    assert made[1].study_number in page2 and made[0].study_number in page2
+    assert made[2].study_number not in page2 and _link(page2, "next") is None
+    back = client.get("/cohort/" + _link(page2, "prev")).content.decode()
+    assert made[2].study_number in back and made[-1].study_number in back
+    assert _link(back, "prev") is None and made[1].study_number not in back
     deceased = client.get("/cohort/", {"status": "deceased"}).content.decode()
     assert made[0].study_number in deceased and made[5].study_number not in deceased
-    # junk paging and filters never 500
-    assert (
-        client.get("/cohort/", {"page": "<x>", "status": "nonsense", "q": "x" * 500}).status_code
-        == 200
-    )
+    assert "1 participant<" in deceased
+    # a filter stays in the page links
+    active = client.get("/cohort/", {"status": "active"}).content.decode()
+    nxt = _link(active, "next")
+    assert nxt.startswith("?status=active&cursor=")
+    active2 = client.get("/cohort/" + nxt).content.decode()
+    assert made[1].study_number in active2 and made[0].study_number not in active2
+    # junk paging and filters never 500; a cursor the list did not make shows page one
+    for junk in ("<x>", "bm9uc2Vuc2U", "WyJuIixbIngiLDFdXQ", "WyJuIixbXV0", "x" * 500):
+        response = client.get("/cohort/", {"cursor": junk, "status": "nonsense", "q": "x" * 500})
+        assert response.status_code == 200
+    assert client.get("/cohort/", {"q": "PRE-00000"}).status_code == 200  # parses as 0
+    first = client.get("/cohort/", {"cursor": "WyJuIixbIngiLDFdXQ"}).content.decode()
+    assert made[-1].study_number in first
+
+
+def test_list_shows_more_than_the_cap_without_counting_it(
+    client_for, nurse_a, register, site_a, monkeypatch
+):
+    """Above the cap the list says "more than" instead of counting every participant."""
+    from core import pagination
+
+    monkeypatch.setattr(pagination, "COUNT_CAP", 3)
+    for _ in range(4):
+        register(nurse_a, site_a)
+    html = client_for(nurse_a).get("/cohort/").content.decode()
+    assert "More than 3 participants" in html
 
 
 def test_list_page_uses_a_fixed_number_of_queries(
@@ -227,12 +264,12 @@ def test_list_page_uses_a_fixed_number_of_queries(
     for p in made[1::5]:
         services.death_record(by=nurse_a, participant=p, died_on=TODAY(), source="family")
     client = client_for(nurse_a)
-    client.get("/cohort/")
+    page1 = client.get("/cohort/").content.decode()
     with CaptureQueriesContext(connection) as few:  # page 2 holds 5 rows
-        client.get("/cohort/", {"page": 2})
+        client.get("/cohort/" + _link(page1, "next"))
     with django_assert_num_queries(len(few.captured_queries)):  # page 1 holds 25 rows
         client.get("/cohort/")
-    assert len(few.captured_queries) <= 12
+    assert len(few.captured_queries) <= 13
 
 
 # --- participant page ------------------------------------------------------------------------

@@ -166,6 +166,44 @@ def test_worklist_is_scoped_and_has_a_fixed_query_count(
     assert len(response.context["page"].object_list) == 8  # week 4 overdue for 8 of ours
 
 
+def test_worklist_pages_and_capped_counts(
+    client, blend, make_participant, site_a, nurse_a, monkeypatch
+):
+    """Next / previous through the bucket, closing soonest first; the tab counts stop at
+    the cap ("2+", "more than 2" for screen readers) instead of counting every row."""
+    import html as html_lib
+    import re
+
+    from core import pagination
+    from crf import views
+
+    monkeypatch.setattr(views, "WORKLIST_PAGE_SIZE", 2)
+    monkeypatch.setattr(pagination, "COUNT_CAP", 2)
+    for days in (28, 29, 30):
+        services.schedule_anchor(
+            participant=make_participant(site_a),
+            trial=blend,
+            day0=timezone.localdate() - timedelta(days=days),
+            is_actual=True,
+        )
+    client.force_login(nurse_a)
+    url = reverse("crf:worklist")
+    first = client.get(url + "?bucket=overdue")
+    rows = list(first.context["page"].object_list)
+    html = first.content.decode()
+    assert len(rows) == 2 and "2+" in html and "more than 2" in html
+    nxt = html_lib.unescape(re.search(r'rel="next" href="([^"]+)"', html).group(1))
+    assert nxt.startswith("?bucket=overdue&cursor=")
+    second = client.get(url + nxt)
+    more = list(second.context["page"].object_list)
+    assert len(more) == 1 and not second.context["page"].has_next
+    everything = rows + more
+    assert [q.pk for q in everything] == [
+        q.pk for q in selectors.worklist(user=nurse_a, bucket="overdue")
+    ]
+    assert [q.closes_at for q in everything] == sorted(q.closes_at for q in everything)
+
+
 def test_worklist_buckets(blend, participant, nurse_a, nurse_b):
     services.schedule_anchor(
         participant=participant,

@@ -247,7 +247,7 @@ def test_list_query_count_does_not_grow_with_allocations(
         randomised(site_a, nurse_a)
     with django_assert_max_num_queries(8):
         large = client.get(f"{BASE}/randomisations/")
-    assert large.json()["count"] >= 9 > small.json()["count"]
+    assert len(large.json()["results"]) >= 9 > len(small.json()["results"])
     with django_assert_max_num_queries(9):  # + one for the answers of the page
         client.get(f"{BASE}/screenings/")
 
