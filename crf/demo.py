@@ -70,7 +70,7 @@ def seed(stdout: TextIOBase) -> None:
             planned = timezone.localdate(allocation.randomised_at) + timedelta(days=3)
             try:
                 with transaction.atomic():
-                    treatment_start_set(by=nurse, allocation=allocation, planned=planned)
+                    treatment_start_set.nested(by=nurse, allocation=allocation, planned=planned)
             except Exception as exc:  # noqa: BLE001 - demo data: report and go on
                 stdout.write(f"crf demo: no planned day 0 for {allocation.pk}: {exc}\n")
                 continue

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -1144,9 +1144,7 @@ def _check_treatment_start(
     return errors
 
 
-# Called by crf's demo seeding inside its own transaction: durable once that caller uses
-# ``treatment_start_set.within`` (see the note of issue 10).
-@transaction.atomic
+@top_level
 def treatment_start_set(
     *,
     by,
