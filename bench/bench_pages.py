@@ -11,8 +11,9 @@ intervention arm, a few corrections); the nine BLEND questionnaires of every par
 clock); an audit event per participant.
 
 Every page is requested through Django's test client (server time: middleware, views,
-templates, SQL) by the role that uses it. The sizes are measured in interleaved rounds
-(each round visits every size), so a load change on the machine hits every size alike.
+templates, SQL) by the role that uses it, in interleaved rounds: each page at every size
+in turn (one untimed request after switching database), so a load change on the machine
+hits every size alike.
 
 Per page and size: median, p95, SQL queries (BEGIN/COMMIT/SAVEPOINT not counted), rows
 listed (a list that is not full at 2,000 also grows by filling its page). Per
@@ -501,7 +502,7 @@ def _rows(response) -> int | None:
     if response.get("Content-Type", "").startswith("application/json"):
         body = response.json()
         return len(body.get("results", [])) if isinstance(body, dict) else None
-    if response.context is None or "participant" in response.context:
+    if response.context is None or response.context.get("participant") is not None:
         return None  # a record's page (its panels), not a list
     found = None
     for key in ("page", "screenings", "allocations", "events"):  # lists, not panels
@@ -640,10 +641,13 @@ def run(ctx) -> dict:
                 _use(names[size])
                 for label, (who, method, url, data) in pages[size].items():
                     by_size[size][label] = _count_queries(clients[who], method, url, data)
+            # each page at every size in turn, so one page's sizes are timed within a
+            # second of each other: a load change on the machine hits them alike
             for _round in range(ROUNDS):
-                for size in sizes:
-                    _use(names[size])
-                    for label, (who, method, url, data) in pages[size].items():
+                for label in labels:
+                    for size in sizes:
+                        _use(names[size])
+                        who, method, url, data = pages[size][label]
                         times, codes = _time(clients[who], method, url, data, PER_ROUND)
                         samples[size][label] += times
                         statuses[size][label] |= codes
