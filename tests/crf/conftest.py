@@ -16,8 +16,9 @@ CONSENTED_ON = date(2024, 1, 10)
 
 
 @pytest.fixture
-def make_participant(db):
-    """make_participant(site, email=..., language=..., proms=True) -> Participant with
+def make_prom_participant(db):
+    """The crf tests' participant (root ``make_participant`` with questionnaire defaults):
+    make_prom_participant(site, email=..., language=..., proms=True) -> Participant with
     consent (a) and (b) given on 10 Jan 2024 and an identity holding the email address."""
 
     def _make(site, *, email="patient@example.invalid", language="nl", proms=True):
@@ -33,8 +34,8 @@ def make_participant(db):
 
 
 @pytest.fixture
-def participant(make_participant, site_a):
-    return make_participant(site_a)
+def participant(make_prom_participant, site_a):
+    return make_prom_participant(site_a)
 
 
 # --- answering helpers -------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_patient_completes_c15pal_on_a_phone_and_nurse_sees_pf2(
 
 
 def test_nurse_worklist_and_phone_entry(
-    page, make_participant, site_a, nurse_a, blend, screenshot, browser_login
+    page, make_prom_participant, site_a, nurse_a, blend, screenshot, browser_login
 ):
     from datetime import timedelta
 
@@ -86,7 +86,7 @@ def test_nurse_worklist_and_phone_entry(
     from crf import services
     from crf.models import Questionnaire
 
-    p = make_participant(site_a)
+    p = make_prom_participant(site_a)
     services.schedule_anchor(
         participant=p, trial=blend, day0=timezone.localdate() - timedelta(days=30), is_actual=True
     )

@@ -10,11 +10,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def mail_dir(tmp_path, make_participant, open_questionnaire, mailoutbox, site_a, site_b):
+def mail_dir(tmp_path, make_prom_participant, open_questionnaire, mailoutbox, site_a, site_b):
     """Two real invitation mails (site A, site B) and one without a link, written as
     Django's file-based backend writes them (one message per file)."""
-    pa = make_participant(site_a, email="a-patient@example.invalid")
-    pb = make_participant(site_b, email="b-patient@example.invalid")
+    pa = make_prom_participant(site_a, email="a-patient@example.invalid")
+    pb = make_prom_participant(site_b, email="b-patient@example.invalid")
     _qa, token_a = open_questionnaire(pa)
     _qb, token_b = open_questionnaire(pb)
     by_address = {m.to[0]: m for m in mailoutbox}

@@ -24,9 +24,9 @@ REGISTERED_ON = date(2024, 1, 5)  # consent (a) and (b) follow on 10 Jan 2024 (c
 
 
 @pytest.fixture
-def participant(make_participant, site_a):
+def participant(make_prom_participant, site_a):
     """Registered on 5 Jan 2024 (consent on 10 Jan 2024), so earlier dates can be tried."""
-    return factories.backdate_registration(make_participant(site_a), REGISTERED_ON, time(9, 0))
+    return factories.backdate_registration(make_prom_participant(site_a), REGISTERED_ON, time(9, 0))
 
 
 @pytest.fixture

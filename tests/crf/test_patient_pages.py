@@ -136,7 +136,7 @@ def test_invalid_answers_get_field_messages_and_no_write(client, participant, op
 
 
 def test_forged_expired_used_and_stopped_links_get_the_same_neutral_page(
-    client, participant, make_participant, site_a, open_questionnaire, nurse_a
+    client, participant, make_prom_participant, site_a, open_questionnaire, nurse_a
 ):
     from crf import services
 
@@ -155,7 +155,7 @@ def test_forged_expired_used_and_stopped_links_get_the_same_neutral_page(
     assert response.content == neutral_forged
 
     # stopped: a questionnaire withdrawal cancels it, the link dies with it
-    other = make_participant(site_a, email="other@example.invalid")
+    other = make_prom_participant(site_a, email="other@example.invalid")
     q2, token2 = open_questionnaire(other)
     assert client.get(start_url(token2)).status_code == 200
     services.questionnaires_cancel_pending(participant=other, reason="withdrawal")
@@ -165,10 +165,10 @@ def test_forged_expired_used_and_stopped_links_get_the_same_neutral_page(
 
 
 def test_a_token_never_opens_another_participants_questionnaire(
-    client, make_participant, site_a, site_b, open_questionnaire
+    client, make_prom_participant, site_a, site_b, open_questionnaire
 ):
-    p1 = make_participant(site_a, email="one@example.invalid")
-    p2 = make_participant(site_b, email="two@example.invalid")
+    p1 = make_prom_participant(site_a, email="one@example.invalid")
+    p2 = make_prom_participant(site_b, email="two@example.invalid")
     q1, token1 = open_questionnaire(p1)
     q2, token2 = open_questionnaire(p2)
     assert token1 != token2
@@ -184,8 +184,10 @@ def test_a_token_never_opens_another_participants_questionnaire(
     assert QuestionnaireLink.objects.filter(questionnaire=q1).count() == 1
 
 
-def test_english_when_preferred(client, make_participant, site_a, open_questionnaire, mailoutbox):
-    p = make_participant(site_a, email="en@example.invalid", language="en")
+def test_english_when_preferred(
+    client, make_prom_participant, site_a, open_questionnaire, mailoutbox
+):
+    p = make_prom_participant(site_a, email="en@example.invalid", language="en")
     q, token = open_questionnaire(p)
     mail = [m for m in mailoutbox if "en@example.invalid" in m.to][-1]
     assert mail.subject == "Your PRESENT questionnaire"
@@ -328,9 +330,9 @@ def test_pain_page_keeps_the_medication_rows_and_focuses_the_first_error(
 
 
 def test_mails_are_signed_with_the_participants_site(
-    make_participant, site_b, open_questionnaire, mailoutbox
+    make_prom_participant, site_b, open_questionnaire, mailoutbox
 ):
-    p = make_participant(site_b, email="partner@example.invalid")
+    p = make_prom_participant(site_b, email="partner@example.invalid")
     open_questionnaire(p)
     mail = [m for m in mailoutbox if "partner@example.invalid" in m.to][-1]
     for text in [mail.body] + [alt[0] for alt in mail.alternatives]:
@@ -339,9 +341,9 @@ def test_mails_are_signed_with_the_participants_site(
 
 
 def test_patient_pages_name_the_participants_site_not_umc_utrecht(
-    client, make_participant, site_b, open_questionnaire
+    client, make_prom_participant, site_b, open_questionnaire
 ):
-    p = make_participant(site_b, email="partner2@example.invalid")
+    p = make_prom_participant(site_b, email="partner2@example.invalid")
     q, token = open_questionnaire(p)
     html = client.get(start_url(token)).content.decode()
     assert "UMC Utrecht" not in html and "Site B" in html

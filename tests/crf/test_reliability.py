@@ -38,11 +38,11 @@ def worker_env(monkeypatch, tmp_path, settings):
     return count_file
 
 
-def due_baselines(blend, make_participant, site, n=1, prefix="p"):
+def due_baselines(blend, make_prom_participant, site, n=1, prefix="p"):
     """Participants whose baseline window has been open for days: the invitation is due."""
     people = []
     for i in range(n):
-        p = make_participant(site, email=f"{prefix}{i}@example.invalid")
+        p = make_prom_participant(site, email=f"{prefix}{i}@example.invalid")
         services.schedule_anchor(
             participant=p,
             trial=blend,
@@ -72,7 +72,7 @@ def baseline(p) -> Questionnaire:
 
 def test_sigkill_during_send_gives_exactly_one_email_after_restart(
     blend,
-    make_participant,
+    make_prom_participant,
     site_a,
     worker_env,
     monkeypatch,
@@ -80,7 +80,7 @@ def test_sigkill_during_send_gives_exactly_one_email_after_restart(
     celery_beat_process,
 ):
     monkeypatch.setenv("CRF_MAIL_SEND_DELAY", "4")  # the kill lands inside the hand-over
-    (p,) = due_baselines(blend, make_participant, site_a)
+    (p,) = due_baselines(blend, make_prom_participant, site_a)
     worker = celery_worker_process()
     beat = celery_beat_process(interval=1.0)
     assert wait_for(lambda: baseline(p).status == "sending", 30), "the send never started"
@@ -120,7 +120,7 @@ def _alive(pid: int) -> bool:
 
 def test_two_beats_and_two_workers_send_each_invitation_once(
     blend,
-    make_participant,
+    make_prom_participant,
     site_a,
     worker_env,
     monkeypatch,
@@ -128,7 +128,7 @@ def test_two_beats_and_two_workers_send_each_invitation_once(
     celery_beat_process,
 ):
     monkeypatch.setenv("CRF_MAIL_SEND_DELAY", "0.1")
-    people = due_baselines(blend, make_participant, site_a, n=15)
+    people = due_baselines(blend, make_prom_participant, site_a, n=15)
     celery_worker_process()
     celery_worker_process()
     celery_beat_process(interval=0.5)
@@ -149,7 +149,7 @@ def test_two_beats_and_two_workers_send_each_invitation_once(
 
 def test_smtp_failure_backs_off_and_ends_failed_with_a_real_worker(
     blend,
-    make_participant,
+    make_prom_participant,
     site_a,
     worker_env,
     monkeypatch,
@@ -165,7 +165,7 @@ def test_smtp_failure_backs_off_and_ends_failed_with_a_real_worker(
     monkeypatch.setenv("EMAIL_PORT", str(port))
     monkeypatch.setenv("QUESTIONNAIRE_MAX_SEND_ATTEMPTS", "3")
     monkeypatch.setenv("QUESTIONNAIRE_RETRY_BASE_SECONDS", "1")
-    (p,) = due_baselines(blend, make_participant, site_a)
+    (p,) = due_baselines(blend, make_prom_participant, site_a)
     celery_worker_process()
     celery_beat_process(interval=0.5)
     assert wait_for(lambda: baseline(p).status == "failed", 60)
@@ -182,7 +182,7 @@ def test_smtp_failure_backs_off_and_ends_failed_with_a_real_worker(
 
 def test_redis_down_keeps_pages_working_and_mail_goes_out_once_back(
     blend,
-    make_participant,
+    make_prom_participant,
     site_a,
     worker_env,
     monkeypatch,
@@ -197,8 +197,8 @@ def test_redis_down_keeps_pages_working_and_mail_goes_out_once_back(
 
     settings.REDIS_URL = settings.CELERY_BROKER_URL = private_redis.url
     # one participant answers on paper (nurse entry), one online, one waits for mail
-    paper, online = due_baselines(blend, make_participant, site_a, n=2, prefix="x")
-    waiting = make_participant(site_a, email="waiting@example.invalid")
+    paper, online = due_baselines(blend, make_prom_participant, site_a, n=2, prefix="x")
+    waiting = make_prom_participant(site_a, email="waiting@example.invalid")
     # the online participant already has a link (sent before Redis went down)
     services.questionnaires_sweep()
     token = _token_for(online)

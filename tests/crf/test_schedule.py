@@ -42,9 +42,9 @@ def test_default_blend_schedule_is_data_from_the_spec(blend):
 
 
 @pytest.mark.parametrize("arm", ["intervention", "control"])
-def test_day0_creates_one_row_per_timepoint_with_windows(blend, make_participant, site_a, arm):
+def test_day0_creates_one_row_per_timepoint_with_windows(blend, make_prom_participant, site_a, arm):
     """The arm plays no part: both arms get the same rows (the arm is not even an input)."""
-    p = make_participant(site_a)
+    p = make_prom_participant(site_a)
     day0 = timezone.localdate() + timedelta(days=10)
     services.schedule_anchor(participant=p, trial=blend, day0=day0, is_actual=False)
     rows = {q.timepoint.code: q for q in Questionnaire.objects.filter(participant=p)}
@@ -181,12 +181,12 @@ def test_anchoring_after_a_withdrawal_creates_cancelled_rows(blend, participant,
 
 
 def test_cohort_withdrawal_and_death_services_cancel_at_once(
-    blend, make_participant, site_a, nurse_a
+    blend, make_prom_participant, site_a, nurse_a
 ):
     """End to end through cohort's own services (they call questionnaires_cancel_pending)."""
     from cohort import services as cohort_services
 
-    p1, p2 = make_participant(site_a), make_participant(site_a)
+    p1, p2 = make_prom_participant(site_a), make_prom_participant(site_a)
     for p in (p1, p2):
         services.schedule_anchor(
             participant=p, trial=blend, day0=timezone.localdate(), is_actual=True
@@ -206,13 +206,13 @@ def test_cohort_withdrawal_and_death_services_cancel_at_once(
         assert set(rows.values_list("cancel_reason", flat=True)) == {why}
 
 
-def test_a_callers_reason_is_not_overwritten(blend, make_participant, site_a, nurse_a):
+def test_a_callers_reason_is_not_overwritten(blend, make_prom_participant, site_a, nurse_a):
     """pghistory shares one context per request: the crf services must not relabel the
     reason the nurse typed for the withdrawal that triggered the cancellation."""
     from cohort import services as cohort_services
     from cohort.models import Withdrawal
 
-    p = make_participant(site_a)
+    p = make_prom_participant(site_a)
     services.schedule_anchor(participant=p, trial=blend, day0=timezone.localdate(), is_actual=True)
     w = cohort_services.withdrawal_record(
         by=nurse_a,

@@ -139,11 +139,11 @@ def test_detail_access(client, request, week2, who, status):
 
 
 def test_worklist_is_scoped_and_has_a_fixed_query_count(
-    client, blend, make_participant, site_a, site_b, nurse_a, django_assert_max_num_queries
+    client, blend, make_prom_participant, site_a, site_b, nurse_a, django_assert_max_num_queries
 ):
     def make(site, n):
         for _ in range(n):
-            p = make_participant(site)
+            p = make_prom_participant(site)
             services.schedule_anchor(
                 participant=p,
                 trial=blend,
@@ -167,7 +167,7 @@ def test_worklist_is_scoped_and_has_a_fixed_query_count(
 
 
 def test_worklist_pages_and_capped_counts(
-    client, blend, make_participant, site_a, nurse_a, monkeypatch
+    client, blend, make_prom_participant, site_a, nurse_a, monkeypatch
 ):
     """Next / previous through the bucket, closing soonest first; the tab counts stop at
     the cap ("2+", "more than 2" for screen readers) instead of counting every row."""
@@ -181,7 +181,7 @@ def test_worklist_pages_and_capped_counts(
     monkeypatch.setattr(pagination, "COUNT_CAP", 2)
     for days in (28, 29, 30):
         services.schedule_anchor(
-            participant=make_participant(site_a),
+            participant=make_prom_participant(site_a),
             trial=blend,
             day0=timezone.localdate() - timedelta(days=days),
             is_actual=True,
@@ -332,9 +332,9 @@ def test_staff_pages_need_a_login(client, week2):
 
 
 def test_participant_panel_query_count_is_fixed(
-    blend, make_participant, site_a, nurse_a, django_assert_max_num_queries
+    blend, make_prom_participant, site_a, nurse_a, django_assert_max_num_queries
 ):
-    p = make_participant(site_a)
+    p = make_prom_participant(site_a)
     services.schedule_anchor(participant=p, trial=blend, day0=timezone.localdate(), is_actual=True)
     from core.access import access_for
 

@@ -142,8 +142,10 @@ def test_no_reminder_after_death(week4, mailoutbox, participant, nurse_a):
     )
 
 
-def test_no_email_address_keeps_it_open_for_the_nurses(blend, make_participant, site_a, mailoutbox):
-    p = make_participant(site_a, email="")
+def test_no_email_address_keeps_it_open_for_the_nurses(
+    blend, make_prom_participant, site_a, mailoutbox
+):
+    p = make_prom_participant(site_a, email="")
     services.schedule_anchor(
         participant=p, trial=blend, day0=timezone.localdate() + timedelta(days=2), is_actual=False
     )
@@ -217,12 +219,12 @@ def test_a_stale_sending_claim_is_sent_again_once(week4, mailoutbox):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_sweeps_at_once_send_each_invitation_once(
-    blend, make_participant, site_a, tmp_path, monkeypatch
+    blend, make_prom_participant, site_a, tmp_path, monkeypatch
 ):
     count_file = tmp_path / "sent.jsonl"
     monkeypatch.setenv("CRF_MAIL_COUNT_FILE", str(count_file))
     monkeypatch.setenv("CRF_MAIL_SEND_DELAY", "0.05")
-    people = [make_participant(site_a, email=f"p{i}@example.invalid") for i in range(12)]
+    people = [make_prom_participant(site_a, email=f"p{i}@example.invalid") for i in range(12)]
     day0 = timezone.localdate() + timedelta(days=3)
     for p in people:
         services.schedule_anchor(participant=p, trial=blend, day0=day0, is_actual=False)
@@ -252,13 +254,13 @@ def test_two_sweeps_at_once_send_each_invitation_once(
 
 
 def test_one_broken_row_does_not_block_the_others(
-    blend, make_participant, site_a, mailoutbox, monkeypatch
+    blend, make_prom_participant, site_a, mailoutbox, monkeypatch
 ):
     """A row whose step raises (here: its mail cannot be rendered) is set aside with the
     error recorded; the rows behind it are still sent."""
     import crf.services as svc
 
-    people = [make_participant(site_a, email=f"r{i}@example.invalid") for i in range(3)]
+    people = [make_prom_participant(site_a, email=f"r{i}@example.invalid") for i in range(3)]
     for p in people:
         services.schedule_anchor(
             participant=p,
