@@ -292,7 +292,7 @@ class Pagination(BasePagination):
             },
         }
 
-    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+    def get_schema_operation_parameters(self, view: APIView | None) -> list[dict[str, Any]]:
         return [
             {
                 "name": self.cursor_query_param,
