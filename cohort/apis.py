@@ -11,6 +11,9 @@ output serializers, scoped reads through cohort.selectors, writes through cohort
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import (
@@ -20,6 +23,7 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -41,6 +45,7 @@ from cohort.models import (
     WithdrawalScope,
 )
 from cohort.rules import (
+    ParticipantStatus,
     Status,
     search_safe_in_url,
     validate_hospital_number,
@@ -48,12 +53,14 @@ from cohort.rules import (
     validate_person_name,
     validate_phone,
 )
-from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, require_write
+from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, acting_user, require_write
 from core.apis import NotFutureDate
-from core.models import Site
+from core.models import Site, User
 from core.pagination import Pagination
 from core.refusals import Refusal
 from core.schema import ServerRule
+
+T = TypeVar("T")
 
 
 # --- input helpers --------------------------------------------------------------------------
@@ -62,7 +69,7 @@ class StrictInput(serializers.Serializer):
 
     strict_input = True  # the schema says additionalProperties: false
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise serializers.ValidationError(
                 {"non_field_errors": [_("Send a JSON object.")]}, code="invalid"
@@ -156,19 +163,20 @@ class PseudonymisedParticipantOutput(serializers.Serializer):
     withdrawn_scopes = serializers.SerializerMethodField()
     died_on = serializers.SerializerMethodField()
 
-    def _status(self, obj):
-        cache = self.context.setdefault("_status", {})
+    def _status(self, obj: Participant) -> ParticipantStatus:
+        # DRF's context is the dict the view passed (the stubs declare a read-only Mapping)
+        cache = cast(dict[str, Any], self.context).setdefault("_status", {})
         if obj.pk not in cache:
             cache[obj.pk] = selectors.status_of(obj)
         return cache[obj.pk]
 
-    def get_status(self, obj) -> str:
+    def get_status(self, obj: Participant) -> str:
         return self._status(obj).code
 
-    def get_withdrawn_scopes(self, obj) -> list[str]:
+    def get_withdrawn_scopes(self, obj: Participant) -> list[str]:
         return list(self._status(obj).withdrawn_scopes)
 
-    def get_died_on(self, obj) -> str | None:
+    def get_died_on(self, obj: Participant) -> str | None:
         death = self._status(obj).died_on
         return death.isoformat() if death else None
 
@@ -179,7 +187,7 @@ class StaffParticipantOutput(PseudonymisedParticipantOutput):
     identity = serializers.SerializerMethodField()
 
     @extend_schema_field(IdentityOutput(allow_null=True))
-    def get_identity(self, obj) -> dict | None:
+    def get_identity(self, obj: Participant) -> dict[str, Any] | None:
         if obj.site_id not in self.context["identifying_sites"]:
             return None
         identity = getattr(obj, "identity", None)
@@ -221,30 +229,36 @@ class ParticipantPageOutput(serializers.Serializer):
     results = participant_schema(many=True)
 
 
-def _output_class(user, *, detail: bool = False):
+def _output_class(user: User, *, detail: bool = False) -> type[PseudonymisedParticipantOutput]:
     if access_for(user).identifying_site_ids():
         return ParticipantDetailOutput if detail else StaffParticipantOutput
     return PseudonymisedParticipantDetailOutput if detail else PseudonymisedParticipantOutput
 
 
-def _render_participant(request, participant: Participant, *, code: int = 200) -> Response:
+def _render_participant(request: Request, participant: Participant, *, code: int = 200) -> Response:
     """Detail representation; logs the identity access when identifying data is included."""
-    access = access_for(request.user)
-    participant.consents_list = selectors.participant_consents(participant=participant)
-    participant.withdrawals_list = selectors.participant_withdrawals(participant=participant)
-    output = _output_class(request.user, detail=True)
+    user = acting_user(request)
+    access = access_for(user)
+    # per-instance lists for the output's ``source``\ s, not declared attributes of the model
+    setattr(  # noqa: B010
+        participant, "consents_list", selectors.participant_consents(participant=participant)
+    )
+    setattr(  # noqa: B010
+        participant, "withdrawals_list", selectors.participant_withdrawals(participant=participant)
+    )
+    output = _output_class(user, detail=True)
     data = output(
         participant,
         context={"identifying_sites": access.identifying_site_ids()},
     ).data
     if data.get("identity"):
         services.identity_access_log(
-            user=request.user, participants=[participant], context=IdentityAccess.Context.API
+            user=user, participants=[participant], context=IdentityAccess.Context.API
         )
     return Response(data, status=code)
 
 
-def _identity_errors_nested(call):
+def _identity_errors_nested(call: Callable[[], T]) -> T:
     """Run a service call; refusals about identifying fields are reported under ``identity``,
     as the input nests them there (``core.apis.exception_handler`` answers)."""
     try:
@@ -257,7 +271,7 @@ def _identity_errors_nested(call):
 
 
 # --- input ----------------------------------------------------------------------------------
-NAME_RULES = [
+NAME_RULES: list[Callable[[str], None]] = [
     validate_person_name,
     ServerRule("letters (any script), spaces, apostrophes, dots and hyphens only"),
 ]
@@ -308,7 +322,7 @@ class ParticipantRegisterInput(StrictInput):
 class IdentityPatchInput(IdentityInput):
     min_properties = 1  # an empty object changes nothing and is refused
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for field in self.fields.values():
             field.required = False
@@ -326,7 +340,7 @@ class ParticipantPatchInput(StrictInput):
     )
     identity = IdentityPatchInput(required=False)
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         changes = {k: v for k, v in attrs.items() if k != "reason" and v != {}}
         if not changes:
             raise serializers.ValidationError(
@@ -366,12 +380,14 @@ class WithdrawalInput(StrictInput):
 
 class DeathInput(StrictInput):
     died_on = NotFutureDate()
-    source = serializers.ChoiceField(choices=DeathSource.choices)
+    # A declared field (moved into ``_declared_fields`` by SerializerMetaclass), not the
+    # ``Field.source`` attribute the stub sees it overriding.
+    source = serializers.ChoiceField(choices=DeathSource.choices)  # type: ignore[assignment]
 
 
 # --- views ----------------------------------------------------------------------------------
 class _CohortApi(APIView):
-    def check_roles(self, request, roles) -> None:
+    def check_roles(self, request: Request, roles: Iterable[str]) -> None:
         if not access_for(request.user).has_role(*roles):
             raise PermissionDenied(_("Your role does not allow this."))
 
@@ -404,7 +420,7 @@ class ParticipantListApi(_CohortApi):
         description="Site staff get `identity` for their own site's participants (null otherwise); "
         "statisticians get the same objects without the `identity` key.",
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         self.check_roles(request, CLINICAL_READERS)
         status_ = request.query_params.get("status") or None
         if status_ not in (None, *Status.ALL):
@@ -426,18 +442,17 @@ class ParticipantListApi(_CohortApi):
         request=ParticipantRegisterInput,
         responses={201: participant_schema(detail=True)},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         self.check_roles(request, DATA_ENTRY)
+        user = acting_user(request)
         data = ParticipantRegisterInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         identity = values.pop("identity")
         participant = _identity_errors_nested(
-            lambda: services.participant_register(by=request.user, **values, **identity)
+            lambda: services.participant_register(by=user, **values, **identity)
         )
-        participant = selectors.participant_get(
-            user=request.user, study_number=participant.study_number
-        )
+        participant = selectors.participant_get(user=user, study_number=participant.study_number)
         return _render_participant(request, participant, code=status.HTTP_201_CREATED)
 
 
@@ -451,24 +466,28 @@ class ParticipantSearchInput(StrictInput):
 
 
 def _participant_page(
-    view, request, *, search: str, status: str | None, match_hospital_number: bool = False
+    view: APIView,
+    request: Request,
+    *,
+    search: str,
+    status: str | None,
+    match_hospital_number: bool = False,
 ) -> Response:
     """One page of the participants ``request.user`` may read; identity accesses logged."""
+    user = acting_user(request)
     qs = selectors.participant_list(
-        user=request.user,
+        user=user,
         search=search,
         status=status,
         match_hospital_number=match_hospital_number,
     )
     paginator = Pagination()
     page = paginator.paginate_queryset(qs, request, view=view)
-    identifying = access_for(request.user).identifying_site_ids()
-    output = _output_class(request.user)
+    identifying = access_for(user).identifying_site_ids()
+    output = _output_class(user)
     data = output(page, many=True, context={"identifying_sites": identifying}).data
     shown = [p for p, row in zip(page, data, strict=True) if row.get("identity")]
-    services.identity_access_log(
-        user=request.user, participants=shown, context=IdentityAccess.Context.API
-    )
+    services.identity_access_log(user=user, participants=shown, context=IdentityAccess.Context.API)
     return paginator.get_paginated_response(data)
 
 
@@ -491,7 +510,7 @@ class ParticipantSearchApi(_CohortApi):
         ],
         responses={200: ParticipantPageOutput},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         self.check_roles(request, CLINICAL_READERS)
         data = ParticipantSearchInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -508,9 +527,10 @@ class ParticipantDetailApi(_CohortApi):
     @extend_schema(
         operation_id="participants_retrieve", responses={200: participant_schema(detail=True)}
     )
-    def get(self, request, study_number: str):
+    def get(self, request: Request, study_number: str) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
         return _render_participant(request, participant)
 
     @extend_schema(
@@ -520,10 +540,11 @@ class ParticipantDetailApi(_CohortApi):
         description="Change clinical attributes and/or identifying data, with a reason. "
         "`site`, `study_number` and audit fields are refused.",
     )
-    def patch(self, request, study_number: str):
+    def patch(self, request: Request, study_number: str) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
-        require_write(request.user, participant.site_id)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
+        require_write(user, participant.site_id)
         data = ParticipantPatchInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -531,14 +552,14 @@ class ParticipantDetailApi(_CohortApi):
         identity_changes = values.pop("identity", None) or {}
         _identity_errors_nested(
             lambda: services.participant_update(
-                by=request.user,
+                by=user,
                 participant=participant,
                 reason=reason,
                 changes=values,
                 identity_changes=identity_changes,
             )
         )
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        participant = selectors.participant_get(user=user, study_number=study_number)
         return _render_participant(request, participant)
 
 
@@ -546,9 +567,10 @@ class ConsentListApi(_CohortApi):
     @extend_schema(
         operation_id="participants_consents_list", responses={200: ConsentRecordOutput(many=True)}
     )
-    def get(self, request, study_number: str):
+    def get(self, request: Request, study_number: str) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
         records = selectors.participant_consents(participant=participant)
         return Response(ConsentRecordOutput(records, many=True).data)
 
@@ -557,15 +579,14 @@ class ConsentListApi(_CohortApi):
         request=ConsentInput,
         responses={201: ConsentRecordOutput},
     )
-    def post(self, request, study_number: str):
+    def post(self, request: Request, study_number: str) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
-        require_write(request.user, participant.site_id)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
+        require_write(user, participant.site_id)
         data = ConsentInput(data=request.data)
         data.is_valid(raise_exception=True)
-        record = services.consent_record(
-            by=request.user, participant=participant, **data.validated_data
-        )
+        record = services.consent_record(by=user, participant=participant, **data.validated_data)
         return Response(ConsentRecordOutput(record).data, status=status.HTTP_201_CREATED)
 
 
@@ -577,14 +598,15 @@ class ConsentCorrectionApi(_CohortApi):
         description="Correct a consent record with a reason: a new record replaces it; "
         "the original is kept and points at the new one (`superseded_by`).",
     )
-    def post(self, request, study_number: str, pk: int):
+    def post(self, request: Request, study_number: str, pk: int) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
         record = selectors.consent_record_get(participant=participant, pk=pk)
-        require_write(request.user, participant.site_id)
+        require_write(user, participant.site_id)
         data = ConsentCorrectionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        corrected = services.consent_correct(record=record, by=request.user, **data.validated_data)
+        corrected = services.consent_correct(record=record, by=user, **data.validated_data)
         return Response(ConsentRecordOutput(corrected).data, status=status.HTTP_201_CREATED)
 
 
@@ -594,14 +616,15 @@ class WithdrawalCreateApi(_CohortApi):
         request=WithdrawalInput,
         responses={201: WithdrawalOutput},
     )
-    def post(self, request, study_number: str):
+    def post(self, request: Request, study_number: str) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
-        require_write(request.user, participant.site_id)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
+        require_write(user, participant.site_id)
         data = WithdrawalInput(data=request.data)
         data.is_valid(raise_exception=True)
         withdrawal = services.withdrawal_record(
-            by=request.user, participant=participant, **data.validated_data
+            by=user, participant=participant, **data.validated_data
         )
         return Response(WithdrawalOutput(withdrawal).data, status=status.HTTP_201_CREATED)
 
@@ -612,15 +635,14 @@ class DeathCreateApi(_CohortApi):
         request=DeathInput,
         responses={201: DeathOutput},
     )
-    def post(self, request, study_number: str):
+    def post(self, request: Request, study_number: str) -> Response:
         self.check_roles(request, CLINICAL_READERS)
-        participant = selectors.participant_get(user=request.user, study_number=study_number)
-        require_write(request.user, participant.site_id)
+        user = acting_user(request)
+        participant = selectors.participant_get(user=user, study_number=study_number)
+        require_write(user, participant.site_id)
         data = DeathInput(data=request.data)
         data.is_valid(raise_exception=True)
-        death = services.death_record(
-            by=request.user, participant=participant, **data.validated_data
-        )
+        death = services.death_record(by=user, participant=participant, **data.validated_data)
         return Response(DeathOutput(death).data, status=status.HTTP_201_CREATED)
 
 
@@ -629,6 +651,6 @@ class ConsentFormVersionListApi(_CohortApi):
         operation_id="consent_form_versions_list",
         responses={200: ConsentFormVersionOutput(many=True)},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         self.check_roles(request, CLINICAL_READERS)
         return Response(ConsentFormVersionOutput(selectors.consent_form_versions(), many=True).data)

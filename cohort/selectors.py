@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.contrib.postgres.fields.array import ArrayContains
+
+# The lookup exists (Django defines it next to ArrayField); django-stubs does not declare it.
+from django.contrib.postgres.fields.array import ArrayContains  # type: ignore[attr-defined]
 from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.http import Http404
 from django.utils import timezone
@@ -43,6 +46,10 @@ from cohort.rules import (
 )
 from core import hooks
 from core.access import CLINICAL_READERS, access_for
+from core.models import Site, User
+
+if TYPE_CHECKING:  # pragma: no cover - django-stubs-ext is a development dependency
+    from django_stubs_ext import StrOrPromise
 
 # Which withdrawal scopes end which activity. Withdrawing consent for data use or
 # stopping all data collection also stops questionnaires and trial participation.
@@ -94,7 +101,7 @@ def _death_loaded(participant: Participant) -> bool:
     return "death" in participant._state.fields_cache
 
 
-def _load_death(participant: Participant):
+def _load_death(participant: Participant) -> Death | None:
     from cohort.models import Death
 
     return Death.objects.filter(participant=participant).first()
@@ -171,7 +178,7 @@ def twics_randomisation_consent(
 # --- screens and APIs: every read scoped through core.access ----------------------------------
 
 
-def _scoped_participants(user) -> QuerySet[Participant]:
+def _scoped_participants(user: User) -> QuerySet[Participant]:
     return access_for(user).scope(Participant.objects.all(), roles=CLINICAL_READERS)
 
 
@@ -201,7 +208,7 @@ def _study_number_q(search: str) -> Q | None:
 
 def participant_list(
     *,
-    user,
+    user: User,
     search: str | None = None,
     status: str | None = None,
     match_hospital_number: bool = False,
@@ -269,9 +276,9 @@ def not_informed_q(outer: str = "pk") -> Q | None:
     """ "Never told about a trial" as one condition over the participant ``outer`` refers
     to (an ``OuterRef``), from the apps subscribed to ``core.hooks.not_informed_records``;
     None when no app says so."""
-    found = None
+    found: Q | None = None
     for _name, call in hooks.not_informed_records.each():
-        cond = Exists(call().filter(participant=OuterRef(outer)))
+        cond = Q(Exists(call().filter(participant=OuterRef(outer))))
         found = cond if found is None else found | cond
     return found
 
@@ -284,7 +291,7 @@ def is_not_informed(participant: Participant) -> bool:
     )
 
 
-def participant_get(*, user, study_number: str) -> Participant:
+def participant_get(*, user: User, study_number: str) -> Participant:
     """One participant the user may read; another site's participant is a 404, never a 403.
     The one door to a participant for every app's screens and APIs."""
     qs = _scoped_participants(user).select_related("site", "death", "registered_by")
@@ -296,7 +303,7 @@ def participant_get(*, user, study_number: str) -> Participant:
     return participant
 
 
-def participant_by_hospital_number(*, user, hospital_number: str) -> Participant | None:
+def participant_by_hospital_number(*, user: User, hospital_number: str) -> Participant | None:
     """The participant with this hospital record number at a site where the user may see
     identifying data (exact match), else None."""
     sites = access_for(user).identifying_site_ids()
@@ -329,7 +336,7 @@ def status_of(participant: Participant, on: date | None = None) -> ParticipantSt
     )
 
 
-def identity_visible(*, user, participant: Participant) -> Identity | None:
+def identity_visible(*, user: User, participant: Participant) -> Identity | None:
     """The identifying data of ``participant`` when ``user`` may see it, else None."""
     if not access_for(user).can_see_identifying(participant.site_id):
         return None
@@ -359,7 +366,7 @@ def participant_withdrawals(*, participant: Participant) -> list[Withdrawal]:
 @dataclass(frozen=True)
 class ConsentSummary:
     element: str
-    label: str
+    label: StrOrPromise
     record: ConsentRecord | None
 
     @property
@@ -403,7 +410,7 @@ class TimelineEntry:
         return self.on
 
 
-def timeline_sort_key(entry: TimelineEntry) -> tuple:
+def timeline_sort_key(entry: TimelineEntry) -> tuple[date, date | datetime, datetime, bool]:
     """By date (Europe/Amsterdam), then by the moment when it is known and otherwise by
     when the record was made; the registration first among equals."""
     moment = entry.recorded_at if entry.date_only else entry.on
@@ -415,7 +422,7 @@ def participant_timeline(
     participant: Participant,
     consents: list[ConsentRecord],
     withdrawals: list[Withdrawal],
-    extra: list[dict] | None = None,
+    extra: list[dict[str, Any]] | None = None,
 ) -> list[TimelineEntry]:
     """Registered, consents (corrections shown with their reason), withdrawals, death and
     whatever other apps add (``extra``: ``{"on": date | aware datetime, "recorded_at":
@@ -542,6 +549,6 @@ def death_get(*, participant: Participant) -> Death:
     return death
 
 
-def site_staff_sites(*, user) -> QuerySet:
+def site_staff_sites(*, user: User) -> QuerySet[Site]:
     """Sites where the user may register participants."""
     return access_for(user).writable_sites()

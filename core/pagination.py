@@ -23,19 +23,24 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Field, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+if TYPE_CHECKING:  # pragma: no cover - DRF imports this module while its views load
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 COUNT_CAP = 100
 NEXT, PREVIOUS = "n", "p"
@@ -75,12 +80,12 @@ class KeysetPage:
     """One page: its rows (``object_list``) and the cursors of its neighbours (None at an
     end). ``is_first`` is False when the page was reached through a cursor."""
 
-    object_list: list
+    object_list: list[Any]
     next_cursor: str | None
     previous_cursor: str | None
     is_first: bool
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         return iter(self.object_list)
 
     def __len__(self) -> int:
@@ -100,15 +105,16 @@ class KeysetPage:
 
 
 def _order_of(qs: QuerySet) -> tuple[str, ...]:
-    order = tuple(qs.query.order_by) or tuple(qs.model._meta.ordering)
-    if not order or any(not isinstance(o, str) for o in order):
+    given = tuple(qs.query.order_by) or tuple(qs.model._meta.ordering)
+    order = tuple(o for o in given if isinstance(o, str))
+    if not order or len(order) != len(given):
         raise ValueError("keyset paging needs an order_by() of field names")
     if len({o.startswith("-") for o in order}) != 1:
         raise ValueError("keyset paging needs every order field in the same direction")
     return order
 
 
-def _field(qs: QuerySet, name: str):
+def _field(qs: QuerySet, name: str) -> Field[Any, Any]:
     name = name.lstrip("-")
     model = qs.model
     if name == "pk":
@@ -117,7 +123,7 @@ def _field(qs: QuerySet, name: str):
         found = model._meta.get_field(name)
     except FieldDoesNotExist as exc:
         raise ValueError(f"keyset paging orders by local fields only, not {name!r}") from exc
-    if found.is_relation or not found.concrete:
+    if not isinstance(found, Field) or found.is_relation or not found.concrete:
         raise ValueError(f"keyset paging orders by local fields only, not {name!r}")
     return found
 
@@ -219,7 +225,7 @@ class Pagination(BasePagination):
     # core.schema documents a 404 for a list paged by this parameter (an invalid cursor)
     page_query_param = cursor_query_param
 
-    def get_page_size(self, request) -> int:
+    def get_page_size(self, request: Request) -> int:
         """``page_size`` is a whole number from 1 (larger than the maximum is cut to it);
         anything else is refused (400), as the schema says."""
         raw = request.query_params.get(self.page_size_query_param)
@@ -235,7 +241,14 @@ class Pagination(BasePagination):
             )
         return min(size, self.max_page_size)
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def paginate_queryset(
+        self,
+        queryset: QuerySet[Any, Any] | Sequence[Any],
+        request: Request,
+        view: APIView | None = None,
+    ) -> list[Any]:
+        if not isinstance(queryset, QuerySet):
+            raise TypeError("keyset paging needs a queryset")
         self.request = request
         try:
             self.page = keyset_page(
@@ -254,7 +267,7 @@ class Pagination(BasePagination):
             self.request.build_absolute_uri(), self.cursor_query_param, cursor
         )
 
-    def get_paginated_response(self, data) -> Response:
+    def get_paginated_response(self, data: Any) -> Response:
         previous = self._link(self.page.previous_cursor)
         if previous is None and not self.page.is_first:  # back to the first page
             previous = remove_query_param(
@@ -264,7 +277,7 @@ class Pagination(BasePagination):
             {"next": self._link(self.page.next_cursor), "previous": previous, "results": data}
         )
 
-    def get_paginated_response_schema(self, schema):
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         link = {"type": "string", "format": "uri", "nullable": True}
         return {
             "type": "object",
@@ -279,7 +292,7 @@ class Pagination(BasePagination):
             },
         }
 
-    def get_schema_operation_parameters(self, view):
+    def get_schema_operation_parameters(self, view: APIView | None) -> list[dict[str, Any]]:
         return [
             {
                 "name": self.cursor_query_param,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
@@ -21,6 +21,10 @@ from crf.models import (
     QuestionnaireLink,
     QuestionnaireStatus,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.hooks import Finding
+    from core.models import User
 
 S = QuestionnaireStatus
 # Scores shown in the nurse panel, per instrument (the full set is on the detail page).
@@ -75,13 +79,13 @@ def patient_language(q: Questionnaire) -> str:
 
 
 # --- staff ----------------------------------------------------------------------------------------
-def _readable(user) -> QuerySet[Questionnaire]:
+def _readable(user: User) -> QuerySet[Questionnaire]:
     return access_for(user).scope(
         Questionnaire.objects.all(), site_field="participant__site", roles=SITE_STAFF
     )
 
 
-def questionnaire_get(*, user, pk: int, for_write: bool = False) -> Questionnaire:
+def questionnaire_get(*, user: User, pk: int, for_write: bool = False) -> Questionnaire:
     """One questionnaire the user may read (404 otherwise); with ``for_write`` also enter."""
     q = (
         _readable(user)
@@ -142,7 +146,7 @@ def score_rows(code: str, scores: dict[str, Any] | None, language: str) -> list[
     return rows
 
 
-def participant_panel(*, user, participant: Participant) -> dict | None:
+def participant_panel(*, user: User, participant: Participant) -> dict[str, Any] | None:
     """The questionnaire panel of the participant page (``core.hooks.participant_panels``)."""
     access = access_for(user)
     if not access.can_read_site(participant.site_id, roles=SITE_STAFF):
@@ -155,8 +159,8 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
     if not rows:
         return None
     now = timezone.now()
-    timeline = []
-    items = []
+    timeline: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
     for q in rows:
         items.append(
             {
@@ -197,7 +201,9 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
 WORKLIST_BUCKETS = ("open", "overdue", "failed")
 
 
-def worklist(*, user, bucket: str = "open", site_id: int | None = None, at=None) -> QuerySet:
+def worklist(
+    *, user: User, bucket: str = "open", site_id: int | None = None, at: datetime | None = None
+) -> QuerySet[Questionnaire]:
     """Questionnaires needing attention at the user's sites.
 
     - ``open``: the window is open and no answer is in (including invitations waiting
@@ -224,14 +230,16 @@ def worklist(*, user, bucket: str = "open", site_id: int | None = None, at=None)
     return qs.select_related("participant__site", "timepoint", "trial").order_by("closes_at", "pk")
 
 
-def worklist_counts(*, user, at=None) -> dict[str, CappedCount]:
+def worklist_counts(*, user: User, at: datetime | None = None) -> dict[str, CappedCount]:
     """Rows per bucket, each counted up to ``core.pagination.COUNT_CAP`` (then "more than"):
     reading at most that many index entries, however many questionnaires are open."""
     return {b: count_capped(worklist(user=user, bucket=b, at=at)) for b in WORKLIST_BUCKETS}
 
 
 # --- API ------------------------------------------------------------------------------------------
-def participant_questionnaires(*, user, study_number: str) -> tuple[Participant, QuerySet]:
+def participant_questionnaires(
+    *, user: User, study_number: str
+) -> tuple[Participant, QuerySet[Questionnaire]]:
     """The questionnaires of one participant the user may read (404 when not visible)."""
     participant = (
         access_for(user)
@@ -251,14 +259,16 @@ def participant_questionnaires(*, user, study_number: str) -> tuple[Participant,
 
 
 # --- hook subscribers (registered in crf/apps.py) -------------------------------------------
-def participant_records_after(*, participant: Participant, after, activities) -> list:
+def participant_records_after(
+    *, participant: Participant, after: date, activities: frozenset[str]
+) -> list[Finding]:
     """``core.hooks.participant_records_after``: questionnaires completed after ``after``
     (when questionnaires are among the stopped ``activities``), named for the nurse."""
     from core import hooks
 
     if hooks.QUESTIONNAIRES not in activities:
         return []
-    findings = []
+    findings: list[Finding] = []
     done = Questionnaire.objects.filter(
         participant=participant, status=S.COMPLETED, completed_on__gt=after
     ).select_related("timepoint", "trial")

@@ -6,12 +6,14 @@ sequence screens), and allocations are trial data, written only through services
 """
 
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from randomization.models import Arm, Criterion, Trial
 
 
 class NoDeleteAdmin(admin.ModelAdmin):
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -20,7 +22,7 @@ class ArmInline(admin.TabularInline):
     extra = 0
     fields = ("code", "name", "ratio", "is_intervention")
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from django.core.checks import Tags, Warning, register
+from collections.abc import Iterable
+from typing import Any
+
+from django.apps import AppConfig
+from django.core.checks import CheckMessage, Tags, Warning, register
 from django.db.utils import DatabaseError
 
 
 @register(Tags.database)
-def trial_configuration(app_configs=None, **kwargs):
+def trial_configuration(
+    app_configs: Iterable[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
     from randomization.models import Criterion, Sequence, SequenceStatus, Trial, TrialStatus
     from randomization.selectors import current_environment
 
-    problems = []
+    problems: list[CheckMessage] = []
     try:
         trials = list(Trial.objects.prefetch_related("arms"))
         env = current_environment()

@@ -11,6 +11,8 @@ inside ``seed_demo``'s transaction (``.within``), not in transactions of their o
 
 from __future__ import annotations
 
+from io import TextIOBase
+
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
@@ -24,7 +26,7 @@ SCREEN = 6  # participants screened
 RANDOMISE = 4  # of which randomised (the eligible ones first)
 
 
-def seed(stdout) -> None:
+def seed(stdout: TextIOBase) -> None:
     trial = Trial.objects.filter(code="BLEND").first()
     statistician = User.objects.filter(username="statistician").first()
     if trial is None or statistician is None:
@@ -52,16 +54,19 @@ def seed(stdout) -> None:
         )
 
     nurses = {u.username: u for u in User.objects.filter(username__in=["nurse", "nurse2"])}
-    by_site = {"umcu": nurses.get("nurse"), "partner": nurses.get("nurse2")}
-    candidates = [
-        p
-        for p in Participant.objects.select_related("site")
+    # The demo nurse of each site (a site without one gets no screenings).
+    by_site = {
+        site: nurse
+        for site, username in (("umcu", "nurse"), ("partner", "nurse2"))
+        if (nurse := nurses.get(username)) is not None
+    }
+    candidates = list(
+        Participant.objects.select_related("site")
         .filter(site__code__in=by_site)
         .order_by("registered_at")
-        if by_site.get(p.site.code) is not None
-    ]
+    )
     # Alternate the sites so both demo nurses see screened and randomised participants.
-    per_site: dict[str, list] = {}
+    per_site: dict[str, list[Participant]] = {}
     for p in candidates:
         per_site.setdefault(p.site.code, []).append(p)
     candidates = (

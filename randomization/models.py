@@ -6,6 +6,7 @@ allocations, TwiCs offer/decision, treatment start) build on these two models.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pgtrigger
@@ -494,7 +495,7 @@ class Allocation(models.Model):
         return self.trial_number
 
     @property
-    def day0(self):
+    def day0(self) -> date | None:
         return self.treatment_start_actual or self.treatment_start_planned
 
 

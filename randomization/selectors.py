@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Field, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from cohort.models import Death, Identity, Participant
 from cohort.selectors import randomisation_consent
 from core.access import CLINICAL_READERS, access_for
-from core.models import Role, Site
+from core.models import Role, Site, User
 from randomization import eligibility, lifecycle, rules
 from randomization import sequences as seq
 from randomization.models import (
@@ -41,6 +41,9 @@ from randomization.models import (
     Trial,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from core.hooks import Finding
+
 SPONSOR_READERS = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER, Role.STATISTICIAN})
 
 
@@ -55,7 +58,7 @@ def current_environment() -> str:
     return Environment.TEST if settings.DEBUG else Environment.PRODUCTION
 
 
-def can_manage_sequences(user) -> bool:
+def can_manage_sequences(user: User) -> bool:
     """The statistician role *and* the sequence permission (granted per person)."""
     return bool(
         getattr(user, "is_authenticated", False)
@@ -65,13 +68,13 @@ def can_manage_sequences(user) -> bool:
 
 
 # --- trials and participants ----------------------------------------------------------------
-def trial_list(*, user) -> QuerySet[Trial]:
+def trial_list(*, user: User) -> QuerySet[Trial]:
     if not access_for(user).has_role(*CLINICAL_READERS):
         return Trial.objects.none()
     return Trial.objects.prefetch_related("arms").order_by("code")
 
 
-def trial_get(*, user, code: str) -> Trial:
+def trial_get(*, user: User, code: str) -> Trial:
     trial = trial_list(user=user).filter(code__iexact=code).first()
     if trial is None:
         raise Http404
@@ -87,7 +90,7 @@ def recruitment_refusal(trial: Trial) -> str | None:
     return lifecycle.recruitment_refusal(status or trial.status, current_environment())
 
 
-def trial_for_status_change(*, user, code: str) -> Trial:
+def trial_for_status_change(*, user: User, code: str) -> Trial:
     """A trial whose lifecycle ``user`` may change (statistician or administrator), or 404."""
     if not access_for(user).has_role(Role.STATISTICIAN, Role.ADMINISTRATOR):
         raise Http404
@@ -98,14 +101,14 @@ def trial_for_status_change(*, user, code: str) -> Trial:
 
 
 # --- screenings -----------------------------------------------------------------------------
-def screening_list(*, user, trial: Trial) -> QuerySet[Screening]:
+def screening_list(*, user: User, trial: Trial) -> QuerySet[Screening]:
     return access_for(user).scope(
         Screening.objects.filter(trial=trial).select_related("participant", "screened_by", "site"),
         roles=CLINICAL_READERS,
     )
 
 
-def screening_get(*, user, trial: Trial, pk: int) -> Screening:
+def screening_get(*, user: User, trial: Trial, pk: int) -> Screening:
     screening = (
         screening_list(user=user, trial=trial)
         .prefetch_related(
@@ -306,12 +309,14 @@ def factor_levels(factors: list[str]) -> dict[str, list[str]]:
             )
         else:
             field = Participant._meta.get_field(factor)
+            if not isinstance(field, Field) or field.choices is None:  # pragma: no cover
+                raise TypeError(f"Participant.{factor} is not a field with choices")
             levels[factor] = [str(v) for v, _label in field.choices]
     return levels
 
 
 # --- allocations ----------------------------------------------------------------------------
-def allocation_list(*, user, trial: Trial) -> QuerySet[Allocation]:
+def allocation_list(*, user: User, trial: Trial) -> QuerySet[Allocation]:
     return access_for(user).scope(
         Allocation.objects.filter(trial=trial).select_related(
             "participant", "arm", "randomised_by", "site", "offer", "trial"
@@ -320,7 +325,7 @@ def allocation_list(*, user, trial: Trial) -> QuerySet[Allocation]:
     )
 
 
-def allocation_get(*, user, trial: Trial, trial_number: str) -> Allocation:
+def allocation_get(*, user: User, trial: Trial, trial_number: str) -> Allocation:
     allocation = (
         allocation_list(user=user, trial=trial)
         .filter(trial_number=(trial_number or "").strip().upper())
@@ -339,7 +344,7 @@ def allocation_for_participant(*, trial: Trial, participant: Participant) -> All
     )
 
 
-def arm_counts(*, user, trial: Trial) -> list[dict] | None:
+def arm_counts(*, user: User, trial: Trial) -> list[dict[str, Any]] | None:
     """Active allocations by arm, for sponsor-wide roles only (``None`` for site staff)."""
     if access_for(user).site_ids(SPONSOR_READERS) is not None:
         return None
@@ -369,7 +374,7 @@ def day0_help(allocation: Allocation) -> str:
 
 
 # --- corrections ------------------------------------------------------------------------------
-def corrections_visible(*, user, trial: Trial) -> QuerySet[AllocationCorrection]:
+def corrections_visible(*, user: User, trial: Trial) -> QuerySet[AllocationCorrection]:
     """Corrections the user may see: investigators at their sites, statisticians everywhere."""
     access = access_for(user)
     if not access.has_role(Role.INVESTIGATOR, Role.STATISTICIAN):
@@ -383,19 +388,19 @@ def corrections_visible(*, user, trial: Trial) -> QuerySet[AllocationCorrection]
     )
 
 
-def corrections_open_count(*, user, trial: Trial) -> int:
+def corrections_open_count(*, user: User, trial: Trial) -> int:
     return (
         corrections_visible(user=user, trial=trial).filter(status=CorrectionStatus.PROPOSED).count()
     )
 
 
 # --- sequences: statistician with the sequence permission only ------------------------------
-def _require_sequence_rights(user) -> None:
+def _require_sequence_rights(user: User) -> None:
     if not can_manage_sequences(user):
         raise PermissionDenied
 
 
-def sequence_list(*, user, trial: Trial) -> QuerySet[Sequence]:
+def sequence_list(*, user: User, trial: Trial) -> QuerySet[Sequence]:
     _require_sequence_rights(user)
     return (
         Sequence.objects.filter(trial=trial)
@@ -404,14 +409,14 @@ def sequence_list(*, user, trial: Trial) -> QuerySet[Sequence]:
     )
 
 
-def sequence_get(*, user, trial: Trial, pk: int) -> Sequence:
+def sequence_get(*, user: User, trial: Trial, pk: int) -> Sequence:
     sequence = sequence_list(user=user, trial=trial).filter(pk=pk).first()
     if sequence is None:
         raise Http404
     return sequence
 
 
-def sequence_slots(*, user, sequence: Sequence) -> QuerySet[Slot]:
+def sequence_slots(*, user: User, sequence: Sequence) -> QuerySet[Slot]:
     _require_sequence_rights(user)
     return (
         Slot.objects.filter(sequence=sequence)
@@ -420,12 +425,12 @@ def sequence_slots(*, user, sequence: Sequence) -> QuerySet[Slot]:
     )
 
 
-def sequence_balance(*, user, sequence: Sequence) -> list[dict]:
+def sequence_balance(*, user: User, sequence: Sequence) -> list[dict[str, Any]]:
     """Per stratum: size, used, and the arm counts of the whole list (statistician only)."""
     _require_sequence_rights(user)
-    counts: dict[str, Counter] = {}
-    for stratum, arm in Slot.objects.filter(sequence=sequence).values_list("stratum", "arm__code"):
-        counts.setdefault(stratum, Counter())[arm] += 1
+    counts: dict[str, Counter[str]] = {}
+    for key, arm in Slot.objects.filter(sequence=sequence).values_list("stratum", "arm__code"):
+        counts.setdefault(key, Counter())[arm] += 1
     rows = []
     for stratum in sequence.strata.order_by("key"):
         rows.append(
@@ -451,7 +456,7 @@ def is_not_informed(participant: Participant) -> bool:
     return control_allocations().filter(participant=participant).exists()
 
 
-def participant_panel(*, user, participant: Participant) -> dict | None:
+def participant_panel(*, user: User, participant: Participant) -> dict[str, Any] | None:
     """The randomization panel of the cohort participant page (``core.hooks.participant_panels``)."""
     access = access_for(user)
     if not access.can_read_site(participant.site_id):
@@ -484,7 +489,7 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
     )
     not_informed = any(not a.arm.is_intervention for a in allocations)
     # Timeline entries: {"on": moment or date, "recorded_at": when recorded, "text": ...}.
-    timeline: list[dict] = []
+    timeline: list[dict[str, Any]] = []
     for s in screenings:
         timeline.append(
             {
@@ -538,12 +543,14 @@ def participant_panel(*, user, participant: Participant) -> dict | None:
 
 
 # --- hook subscribers (registered in randomization/apps.py) ---------------------------------
-def participant_records_after(*, participant: Participant, after, activities) -> list:
+def participant_records_after(
+    *, participant: Participant, after: date, activities: frozenset[str]
+) -> list[Finding]:
     """``core.hooks.participant_records_after``: allocations randomised, intervention decisions
     taken (trial) and treatments started (treatment) after ``after``, named for the nurse."""
     from core import hooks
 
-    findings = []
+    findings: list[Finding] = []
     wants_trial = hooks.TRIAL in activities
     wants_treatment = hooks.TREATMENT in activities
     if not (wants_trial or wants_treatment):

@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 SEED_BYTES = 32
 
@@ -75,7 +76,7 @@ class Stream:
         """A uniform float in ``[0, 1)`` with 53 bits of precision."""
         return (int.from_bytes(self._bytes(7), "big") >> 3) / float(1 << 53)
 
-    def shuffle(self, items: list) -> None:
+    def shuffle(self, items: list[Any]) -> None:
         """Fisher–Yates in place."""
         for i in range(len(items) - 1, 0, -1):
             j = self.randbelow(i + 1)
@@ -205,9 +206,27 @@ def canonical(
     return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=True).encode()
 
 
-def fingerprint(**kwargs) -> str:
+def fingerprint(
+    *,
+    method: str,
+    arms: Sequence[ArmSpec],
+    block_sizes: Sequence[int],
+    factors: Sequence[str],
+    probability: str,
+    seed: str,
+    slots: Iterable[tuple[str, int, str]],
+) -> str:
     """SHA-256 (hex) of :func:`canonical`."""
-    return hashlib.sha256(canonical(**kwargs)).hexdigest()
+    document = canonical(
+        method=method,
+        arms=arms,
+        block_sizes=block_sizes,
+        factors=factors,
+        probability=probability,
+        seed=seed,
+        slots=slots,
+    )
+    return hashlib.sha256(document).hexdigest()
 
 
 # --- minimisation (Pocock–Simon) -----------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -30,7 +30,7 @@ from cohort.models import ConsentFormVersion, Participant
 from core import hooks, refusals
 from core.access import access_for, require_write
 from core.audit import reason as audit_reason
-from core.models import Role
+from core.models import Role, User
 from core.refusals import Refusal
 from core.services import Undo, top_level
 from randomization import eligibility, lifecycle, rules
@@ -60,6 +60,7 @@ from randomization.models import (
     Verdict,
 )
 from randomization.selectors import (
+    Readiness,
     arm_specs,
     can_manage_sequences,
     current_environment,
@@ -70,6 +71,14 @@ from randomization.selectors import (
     recruitment_refusal,
     screening_evaluate,
 )
+
+if TYPE_CHECKING:  # pragma: no cover - django-stubs-ext is a development dependency
+    from django_stubs_ext import StrOrPromise
+
+# One field's errors: messages, or the ``ValidationError``\ s a shared rule refused with.
+Messages = list["StrOrPromise | ValidationError"]
+# The field errors a check collects before refusing (empty: valid).
+FieldErrors = dict[str, Messages]
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -133,6 +142,13 @@ class TrialNotRecruiting(RandomisationError):
 TrialClosed = TrialNotRecruiting  # the name earlier callers use
 
 
+class ScreeningInvalid(ValidationError):
+    """The field errors of a screening (a ``ValidationError``). ``names_identifying``: a
+    message named the date of birth, a display the caller logs (IdentityAccess)."""
+
+    names_identifying: bool = False
+
+
 class TrialStatusError(RandomisationError):
     code = "trial_status_refused"
 
@@ -158,7 +174,7 @@ class TreatmentStartError(RandomisationError):
 
 
 # --- helpers -------------------------------------------------------------------------------------
-def _require_site_write(user, participant: Participant) -> None:
+def _require_site_write(user: User, participant: Participant) -> None:
     require_write(user, participant.site_id)
 
 
@@ -174,7 +190,7 @@ def _not_future(value: date | None, field: str) -> None:
         raise ValidationError(refusal.field_errors)
 
 
-def _after_death(errors: dict, field: str, value: date | None, died_on: date | None) -> None:
+def _after_death(errors: FieldErrors, field: str, value: date | None, died_on: date | None) -> None:
     """A date after the recorded death contradicts it: refused, naming the date of death."""
     if value is not None and died_on is not None and value > died_on and field not in errors:
         errors[field] = [
@@ -183,17 +199,17 @@ def _after_death(errors: dict, field: str, value: date | None, died_on: date | N
         ]
 
 
-def _future_error(value: date | None, field: str) -> list | None:
+def _future_error(value: date | None, field: str) -> Messages | None:
     """The error :func:`_not_future` gives ``value`` (None: not in the future), for checks
     that collect every field's error before refusing."""
     try:
         _not_future(value, field)
     except ValidationError as exc:
-        return exc.error_dict[field] if hasattr(exc, "error_dict") else exc.error_list
+        return list(exc.error_dict[field] if hasattr(exc, "error_dict") else exc.error_list)
     return None
 
 
-def _put(errors: dict, field: str, error: list | None) -> None:
+def _put(errors: FieldErrors, field: str, error: Messages | None) -> None:
     """``errors[field] = error`` when there is one."""
     if error:
         errors[field] = error
@@ -238,7 +254,7 @@ def contradiction_message(
 @top_level
 def screening_record(
     *,
-    by,
+    by: User,
     trial: Trial,
     participant: Participant,
     screened_on: date,
@@ -262,7 +278,7 @@ def screening_record(
     )
     criteria = draft.criteria
     codes = {c.code for c in criteria}
-    errors: dict[str, list] = {}
+    errors: FieldErrors = {}
     died_on = draft.facts.died_on
     if died_on is not None and screened_on > died_on:
         errors["screened_on"] = [
@@ -298,10 +314,10 @@ def screening_record(
                 )
             )
     if errors:
-        refusal = ValidationError(errors)
+        invalid = ScreeningInvalid(errors)
         # The message named the date of birth: the caller logs that display (IdentityAccess).
-        refusal.names_identifying = bool(draft.contradictions) and date_of_birth is not None
-        raise refusal
+        invalid.names_identifying = bool(draft.contradictions) and date_of_birth is not None
+        raise invalid
     result = draft.verdict
     screening = Screening.objects.create(
         trial=trial,
@@ -338,10 +354,10 @@ def _check_sequence(
     arms: list[seq.ArmSpec],
     block_sizes: list[int],
     length: int,
-) -> tuple[dict[str, list], Decimal]:
+) -> tuple[FieldErrors, Decimal]:
     """The field errors of a sequence configuration (empty: valid) and its probability,
     rounded to three decimals."""
-    errors: dict[str, list] = {}
+    errors: FieldErrors = {}
     if method not in Method.values:
         errors["method"] = [_("Choose a method.")]
     if environment not in Environment.values:
@@ -375,7 +391,7 @@ def _check_sequence(
 @top_level
 def sequence_generate(
     *,
-    by,
+    by: User,
     trial: Trial,
     method: str,
     environment: str,
@@ -437,7 +453,7 @@ def sequence_generate(
 
 def _sequence_store(
     *,
-    by,
+    by: User,
     trial: Trial,
     method: str,
     environment: str,
@@ -514,7 +530,7 @@ def sequence_fingerprint_recompute(*, sequence: Sequence) -> str:
 
 
 @top_level
-def sequence_activate(*, by, sequence: Sequence) -> Sequence:
+def sequence_activate(*, by: User, sequence: Sequence) -> Sequence:
     """Go live: the sequence becomes the one used for its trial in its environment."""
     if not can_manage_sequences(by):
         raise NotAllowed()
@@ -545,7 +561,7 @@ def sequence_activate(*, by, sequence: Sequence) -> Sequence:
 
 
 @top_level
-def sequence_retire(*, by, sequence: Sequence, reason: str) -> Sequence:
+def sequence_retire(*, by: User, sequence: Sequence, reason: str) -> Sequence:
     if not can_manage_sequences(by):
         raise NotAllowed()
     if not reason.strip():
@@ -577,7 +593,7 @@ TRIAL_STATUS_REFUSALS = {
 }
 
 
-def can_change_trial_status(user) -> bool:
+def can_change_trial_status(user: User) -> bool:
     """Statisticians and administrators close (and reopen) recruitment."""
     return bool(
         getattr(user, "is_authenticated", False) and access_for(user).has_role(*TRIAL_STATUS_ROLES)
@@ -585,7 +601,7 @@ def can_change_trial_status(user) -> bool:
 
 
 @top_level
-def trial_status_change(*, by, trial: Trial, status: str, reason: str) -> Trial:
+def trial_status_change(*, by: User, trial: Trial, status: str, reason: str) -> Trial:
     """Move the trial along its lifecycle by hand (closed to recruitment, reopened, closed),
     with a reason that enters the audit trail. Set-up → recruiting happens only when a
     production sequence is activated (:func:`sequence_activate`)."""
@@ -632,7 +648,7 @@ def _return_existing(existing: Allocation | None) -> Randomised:
     return Randomised(allocation=existing, created=False)
 
 
-def _check_randomisation(readiness) -> RandomisationError | None:
+def _check_randomisation(readiness: Readiness) -> RandomisationError | None:
     """The refusal the readiness facts call for (None: the participant may be randomised)."""
     if readiness.trial_refusal:
         return TrialNotRecruiting.for_reason(readiness.trial_refusal)
@@ -715,7 +731,7 @@ def _take_position(*, sequence: Sequence, key: str) -> tuple[int, int | None, in
 
 def _allocate(
     *,
-    by,
+    by: User,
     trial: Trial,
     participant: Participant,
     screening: Screening,
@@ -775,7 +791,7 @@ def _allocate(
 
 @top_level
 def allocation_randomise(
-    *, by, trial: Trial, participant: Participant, request_id: str | None = None
+    *, by: User, trial: Trial, participant: Participant, request_id: str | None = None
 ) -> Randomised:
     """Randomise ``participant`` in ``trial``; idempotent.
 
@@ -798,6 +814,9 @@ def allocation_randomise(
     refusal = _check_randomisation(readiness)
     if refusal is not None:
         raise refusal
+    screening = readiness.screening
+    if screening is None:  # pragma: no cover - not being screened is a screening reason
+        raise NotEligible()
     sequence = Sequence.objects.filter(
         trial=trial, environment=current_environment(), status=SequenceStatus.ACTIVE
     ).first()
@@ -816,7 +835,7 @@ def allocation_randomise(
             by=by,
             trial=trial,
             participant=participant,
-            screening=readiness.screening,
+            screening=screening,
             sequence=sequence,
             key=key,
             levels=levels,
@@ -830,11 +849,11 @@ def allocation_randomise(
 CORRECTION_ROLES = (Role.INVESTIGATOR, Role.STATISTICIAN)
 
 
-def _correction_roles(user, allocation: Allocation) -> list[str]:
+def _correction_roles(user: User, allocation: Allocation) -> list[str]:
     """The correction roles ``user`` holds for this allocation: investigator at its site,
     statistician (sponsor-wide)."""
     access = access_for(user)
-    roles = []
+    roles: list[str] = []
     if access.can_write_site(allocation.site_id, roles={Role.INVESTIGATOR}):
         roles.append(Role.INVESTIGATOR)
     if access.has_role(Role.STATISTICIAN):
@@ -843,7 +862,7 @@ def _correction_roles(user, allocation: Allocation) -> list[str]:
 
 
 @top_level
-def correction_propose(*, by, allocation: Allocation, reason: str) -> AllocationCorrection:
+def correction_propose(*, by: User, allocation: Allocation, reason: str) -> AllocationCorrection:
     """Propose marking ``allocation`` as randomised in error (investigator or statistician)."""
     roles = _correction_roles(by, allocation)
     if not roles:
@@ -865,7 +884,7 @@ def correction_propose(*, by, allocation: Allocation, reason: str) -> Allocation
 
 @top_level
 def correction_decide(
-    *, by, correction: AllocationCorrection, confirm: bool, note: str = ""
+    *, by: User, correction: AllocationCorrection, confirm: bool, note: str = ""
 ) -> AllocationCorrection:
     """Confirm (or reject) a proposed correction: a different person with a different role.
 
@@ -905,7 +924,9 @@ def correction_decide(
 
 
 # --- TwiCs: offer, decision, disclosure -------------------------------------------------------------
-def _require_active_allocation(by, allocation: Allocation, error=RandomisationError) -> None:
+def _require_active_allocation(
+    by: User, allocation: Allocation, error: type[RandomisationError] = RandomisationError
+) -> None:
     if not access_for(by).can_write_site(allocation.site_id):
         raise NotAllowed()
     if allocation.status != AllocationStatus.ACTIVE:
@@ -915,7 +936,7 @@ def _require_active_allocation(by, allocation: Allocation, error=RandomisationEr
         )
 
 
-def _before(value: date | None, earliest: date | None, message) -> list | None:
+def _before(value: date | None, earliest: date | None, message: StrOrPromise) -> Messages | None:
     """``[message]`` when ``value`` lies before ``earliest``."""
     if value is not None and earliest is not None and value < earliest:
         return [message]
@@ -932,7 +953,7 @@ def _check_offer_decision(
     refusal_reason: str,
     consent_form_version: ConsentFormVersion | None,
     consent_date: date | None,
-) -> tuple[dict[str, list], dict[str, Any]]:
+) -> tuple[FieldErrors, dict[str, Any]]:
     """The field errors of an offer and decision (empty: valid) and the values to store: a
     pending decision keeps no decision date, reason or consent; a refusal no consent; an
     acceptance no reason for refusing."""
@@ -942,7 +963,7 @@ def _check_offer_decision(
         consent_form_version, consent_date = None, None
     elif decision == Decision.ACCEPTED:
         refusal_reason = ""
-    errors: dict[str, list] = {}
+    errors: FieldErrors = {}
     _put(
         errors,
         "offered_on",
@@ -980,7 +1001,7 @@ def _check_offer_decision(
 
 
 def _check_trial_consent(
-    errors: dict,
+    errors: FieldErrors,
     offered_on: date,
     consent_form_version: ConsentFormVersion | None,
     consent_date: date | None,
@@ -1005,7 +1026,7 @@ def _check_trial_consent(
         ]
 
 
-def _offer_snapshot(values: dict) -> tuple:
+def _offer_snapshot(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     cfv = values["consent_form_version"]
     return tuple(
         (k, cfv.pk if k == "consent_form_version" and cfv is not None else v)
@@ -1016,7 +1037,7 @@ def _offer_snapshot(values: dict) -> tuple:
 @top_level
 def offer_decision_record(
     *,
-    by,
+    by: User,
     allocation: Allocation,
     offered_on: date,
     decision: str,
@@ -1078,8 +1099,8 @@ def offer_decision_record(
 
 def _check_disclosure(
     *, randomised_on: date, died_on: date | None, disclosed_on: date, description: str
-) -> dict[str, list]:
-    errors: dict[str, list] = {}
+) -> FieldErrors:
+    errors: FieldErrors = {}
     _put(
         errors,
         "disclosed_on",
@@ -1098,7 +1119,7 @@ def _check_disclosure(
 
 @top_level
 def disclosure_record(
-    *, by, allocation: Allocation, disclosed_on: date, description: str
+    *, by: User, allocation: Allocation, disclosed_on: date, description: str
 ) -> ControlDisclosure:
     """Record an accidental disclosure to a control-arm participant (a protocol deviation)."""
     if not access_for(by).can_write_site(allocation.site_id):
@@ -1128,8 +1149,8 @@ def disclosure_record(
 # --- start of treatment (day 0) --------------------------------------------------------------------
 def _check_treatment_start(
     *, randomised_on: date, died_on: date | None, planned: date | None, actual: date | None
-) -> dict[str, list]:
-    errors: dict[str, list] = {}
+) -> FieldErrors:
+    errors: FieldErrors = {}
     if planned is None and actual is None:
         errors["planned"] = [_("Enter a planned or an actual date.")]
     precede = _("Day 0 cannot precede randomisation.")
@@ -1147,7 +1168,7 @@ def _check_treatment_start(
 @top_level
 def treatment_start_set(
     *,
-    by,
+    by: User,
     allocation: Allocation,
     planned: date | None = None,
     actual: date | None = None,
