@@ -291,7 +291,7 @@ def recent_events(
             events = events.filter(pgh_obj_id__in=scoped)  # type: ignore[misc]  # as above
     rows = (
         events.select_related("pgh_context")  # type: ignore[misc]  # see _context_metadata
-        .order_by("-pgh_created_at", "-pgh_id")
+        .order_by("-pgh_id")  # insertion order: a backward scan of the primary key
         .values("pgh_id", "pgh_created_at", "pgh_label", "pgh_obj_id", "pgh_context__metadata")[
             :limit
         ]
