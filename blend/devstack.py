@@ -256,6 +256,8 @@ def serve() -> int:
                 ],
                 env,
             )
+            LOCAL.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives here, also
+            # when nothing embedded runs (DATABASE_URL/REDIS_URL given) on a fresh checkout
             children.start(
                 "beat",
                 [

@@ -84,21 +84,31 @@ def _processes_mentioning(text: str) -> list[psutil.Process]:
 
 
 def _serve(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "blend.devstack", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    """``make run``'s command, its output going to a file: a pipe nobody reads while the
+    test waits fills up (64 KiB) and then blocks the server that writes to it."""
+    log = Path(env["BLEND_LOCAL_DIR"]).parent / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "blend.devstack", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
+
+
+def _output(proc: subprocess.Popen) -> str:
+    return proc.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 def _stop_with_ctrl_c(proc: subprocess.Popen) -> str:
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
-    output, _ = proc.communicate(timeout=60)
-    return output
+    proc.wait(timeout=60)
+    return _output(proc)
 
 
 def _base_env(tmp_path: Path, port: int) -> dict[str, str]:
@@ -128,7 +138,7 @@ def test_make_run_on_a_bare_machine(tmp_path):
         assert _processes_mentioning(str(local / "pg")), "embedded PostgreSQL is not running"
         assert _processes_mentioning(str(local / "redis")) or "redis-server" in names
     finally:
-        output = _stop_with_ctrl_c(proc) if proc.poll() is None else proc.stdout.read()
+        output = _stop_with_ctrl_c(proc) if proc.poll() is None else _output(proc)
     assert "embedded PostgreSQL running" in output
     assert "embedded Redis" in output
     assert "nurse" in output and DEMO_PASSWORD in output  # the banner shows the demo logins
@@ -159,7 +169,7 @@ def test_make_run_uses_given_servers(tmp_path):
         try:
             _wait_http(f"http://127.0.0.1:{port}/login/", proc)
         except AssertionError as exc:  # show what serve said, not only that it was silent
-            said = _stop_with_ctrl_c(proc) if proc.poll() is None else proc.stdout.read()
+            said = _stop_with_ctrl_c(proc) if proc.poll() is None else _output(proc)
             raise AssertionError(f"{exc}\n--- serve output ---\n{said[-4000:]}") from None
         servers = [
             p
@@ -169,12 +179,10 @@ def test_make_run_uses_given_servers(tmp_path):
         assert not servers
         assert not [c for c in _tree(proc.pid) if c.name() in ("postgres", "redis-server")]
     finally:
-        if proc.poll() is None:
-            output = _stop_with_ctrl_c(proc)
-        else:
-            output = "" if proc.stdout.closed else proc.stdout.read()
+        output = _stop_with_ctrl_c(proc) if proc.poll() is None else _output(proc)
         with connection.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    assert "Traceback" not in output, output[-4000:]  # e.g. beat without its schedule folder
     assert "using DATABASE_URL from the environment" in output
     assert "using REDIS_URL from the environment" in output
     assert "embedded" not in output.replace("embedded servers stopped", "")
