@@ -34,17 +34,11 @@ def _bench_database_url() -> str:
 
 def _recreate_database(url: str) -> None:
     import dj_database_url
-    import psycopg2
+
+    from bench import admin_connection
 
     cfg = dj_database_url.parse(url)
-    conn = psycopg2.connect(
-        dbname="postgres",
-        user=cfg["USER"] or None,
-        password=cfg["PASSWORD"] or None,
-        host=cfg["HOST"] or None,
-        port=cfg["PORT"] or None,
-    )
-    conn.autocommit = True
+    conn = admin_connection(cfg)
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
         cur.execute(f'CREATE DATABASE "{cfg["NAME"]}"')

@@ -43,18 +43,9 @@ CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 # --- databases -----------------------------------------------------------------------------------
 def _admin_connection():
-    import psycopg2
+    from bench import admin_connection
 
-    cfg = connection.settings_dict
-    conn = psycopg2.connect(
-        dbname="postgres",
-        user=cfg["USER"] or None,
-        password=cfg["PASSWORD"] or None,
-        host=cfg["HOST"] or None,
-        port=cfg["PORT"] or None,
-    )
-    conn.autocommit = True
-    return conn
+    return admin_connection(connection.settings_dict)
 
 
 def _clone(template: str, name: str) -> None:
