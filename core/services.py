@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.audit import reason as audit_reason
@@ -57,6 +57,38 @@ class TopLevel(Generic[P, R]):
 def top_level(func: Callable[P, R]) -> TopLevel[P, R]:
     """Decorate a top-level service: see :class:`TopLevel`."""
     return TopLevel(func)
+
+
+def _outside_transactions(func: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        # The rule of ``atomic(durable=True)``: a test's wrapping transaction does not count.
+        if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+            raise RuntimeError(
+                f"{func.__name__} commits its own write: call it outside a transaction."
+            )
+        return func(*args, **kwargs)
+
+    return run
+
+
+class SingleStatement(TopLevel[P, R]):
+    """A top-level service whose write is a single statement that the database commits on
+    its own (autocommit): its reads run outside a transaction, and no lock it takes waits
+    for a round trip to Python before it is released. Like :class:`TopLevel` it refuses to
+    run inside a caller's transaction; ``.nested`` joins one (the statement then runs in a
+    savepoint). The service keeps any multi-statement write in its own ``atomic`` block."""
+
+    def __init__(self, func: Callable[P, R]) -> None:
+        super().__init__(func)
+        self._durable = _outside_transactions(func)
+        self._savepoint = func
+
+
+def single_statement(func: Callable[P, R]) -> SingleStatement[P, R]:
+    """Decorate a top-level service whose write is one self-committing statement: see
+    :class:`SingleStatement`."""
+    return SingleStatement(func)
 
 
 @transaction.atomic

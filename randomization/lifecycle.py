@@ -61,6 +61,11 @@ def status_after_activation(current: str, environment: str) -> str:
     return current
 
 
+def recruiting_statuses(environment: str) -> list[str]:
+    """The trial statuses in which ``environment`` may screen and randomise."""
+    return [s for s in STATUSES if recruitment_refusal(s, environment) is None]
+
+
 def recruitment_refusal(status: str, environment: str) -> str | None:
     """Why nobody can be screened or randomised now (a reason code), or ``None``."""
     if status == RECRUITING:

@@ -30,7 +30,7 @@ class TrialStatus(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
-@track()
+@track(exclude=["numbers_issued"])
 class Trial(models.Model):
     """A TwiCs trial inside the cohort (PRESENT hosts several; BLEND is the first)."""
 
@@ -55,6 +55,12 @@ class Trial(models.Model):
         help_text=_(
             "Changed only through the lifecycle (sequence go-live, closing with a reason)."
         ),
+    )
+    # How many trial numbers were given out: the last allocation's number. Advanced in the
+    # randomisation's own statement, under this row's lock, so that numbers stay gapless
+    # across strata. Not in the audit trail: each allocation's number is.
+    numbers_issued = models.PositiveIntegerField(
+        _("trial numbers issued"), default=0, editable=False
     )
 
     class Meta:

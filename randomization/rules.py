@@ -54,6 +54,9 @@ def minimisation_counts(
     return counts
 
 
+TRIAL_NUMBER_DIGITS = 3
+
+
 def trial_number(code: str, n: int) -> str:
-    """The ``n``-th trial number of a trial: ``BLEND-017``."""
-    return f"{code}-{n:03d}"
+    """The ``n``-th trial number of a trial: ``BLEND-017`` (at least three digits)."""
+    return f"{code}-{n:0{TRIAL_NUMBER_DIGITS}d}"

@@ -15,14 +15,15 @@ Services called by views, APIs, tasks and commands are ``@top_level``
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.db.models import Count, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -32,7 +33,7 @@ from core.access import access_for, require_write
 from core.audit import reason as audit_reason
 from core.models import Role, User
 from core.refusals import Refusal
-from core.services import Undo, top_level
+from core.services import single_statement, top_level
 from randomization import eligibility, lifecycle, rules
 from randomization import sequences as seq
 from randomization.models import (
@@ -689,44 +690,146 @@ def _minimised_arm(
     )
 
 
-def _take_position(*, sequence: Sequence, key: str) -> tuple[int, int | None, int | None]:
-    """Lock the stratum row and take its next position, in one statement: the position, and
-    the id and arm of the slot there (None under minimisation). The lock is held until
-    commit.
+_ALLOCATION_COLUMNS = (
+    "trial_id",
+    "participant_id",
+    "site_id",
+    "arm_id",
+    "trial_number",
+    "sequence_id",
+    "stratum",
+    "slot_id",
+    "screening_id",
+    "randomised_at",
+    "randomised_by_id",
+    "request_id",
+    "status",
+)
 
-    One statement rather than lock, read and update: under contention every statement a
-    lock holder makes is a wait for everyone queued behind it. It locks the stratum row
-    only (a ``select_for_update()`` following ``Stratum``'s ordering joined the sequence and
-    the trial and locked their rows too: every randomisation of the trial queued at the
-    stratum, behind the whole of the previous one). The slot is read in the same
-    statement (``RETURNING``): slots are sealed when the list is generated, so the
-    statement's snapshot always holds them, and the position is the locked row's newest.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {Stratum._meta.db_table} AS stratum SET used = stratum.used + 1
-            WHERE stratum.sequence_id = %s AND stratum.key = %s AND stratum.used < stratum.size
-            RETURNING stratum.used, (
-                SELECT slot.id FROM {Slot._meta.db_table} AS slot
-                WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
-                AND slot.position = stratum.used
-            ), (
-                SELECT slot.arm_id FROM {Slot._meta.db_table} AS slot
-                WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
-                AND slot.position = stratum.used
-            )
-            """,  # noqa: S608 - table names from the models, values as parameters
-            [sequence.pk, key],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        exists = Stratum.objects.filter(sequence=sequence, key=key).exists()
-        raise RandomisationUnavailable(reasons=["sequence_exhausted" if exists else "no_stratum"])
-    position, slot_id, arm_id = row
-    if sequence.method == Method.PERMUTED_BLOCKS and slot_id is None:
-        raise RandomisationUnavailable(reasons=["sequence_exhausted"])
-    return position, slot_id, arm_id
+
+def _allocation_insert_sql(*, arm_from: str, slot_from: str, source: str) -> str:
+    """``INSERT`` of one allocation from a CTE row ``numbered`` (the trial's next number) and
+    ``arm_from``/``slot_from`` (SQL expressions); the trial number is formatted as
+    :func:`rules.trial_number` formats it (``tests/randomization/test_randomise_sql.py``)."""
+    digits = rules.TRIAL_NUMBER_DIGITS
+    number = (
+        f"numbered.code || '-' || lpad(numbered.issued::text, "
+        f"greatest({digits}, length(numbered.issued::text)), '0')"
+    )
+    values = (
+        "numbered.id",
+        "%(participant)s",
+        "%(site)s",
+        arm_from,
+        number,
+        "%(sequence)s",
+        "%(key)s",
+        slot_from,
+        "%(screening)s",
+        "%(now)s",
+        "%(by)s",
+        "%(request_id)s",
+        "%(status)s",
+    )
+    return (
+        # table and column names from the models, values as parameters
+        f"INSERT INTO {Allocation._meta.db_table} ({', '.join(_ALLOCATION_COLUMNS)}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM {source} "
+        "RETURNING id, arm_id, slot_id, trial_number"
+    )
+
+
+# The trial's next number, under the trial row's lock, only while it recruits.
+_NUMBERED = f"""
+    numbered AS (
+        UPDATE {Trial._meta.db_table} AS trial SET numbers_issued = trial.numbers_issued + 1
+        WHERE trial.id = %(trial)s AND trial.status = ANY(%(open_statuses)s)
+        RETURNING trial.id, trial.code, trial.numbers_issued AS issued
+    )"""  # noqa: S608 - the table name from the model, values as parameters
+
+# The stratum's next position and the slot there (None under minimisation).
+_CLAIMED = f"""
+    claimed AS (
+        UPDATE {Stratum._meta.db_table} AS stratum SET used = stratum.used + 1
+        FROM numbered
+        WHERE stratum.sequence_id = %(sequence)s AND stratum.key = %(key)s
+        AND stratum.used < stratum.size
+        RETURNING stratum.used AS position, (
+            SELECT slot.id FROM {Slot._meta.db_table} AS slot
+            WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
+            AND slot.position = stratum.used
+        ) AS slot_id, (
+            SELECT slot.arm_id FROM {Slot._meta.db_table} AS slot
+            WHERE slot.sequence_id = stratum.sequence_id AND slot.stratum = stratum.key
+            AND slot.position = stratum.used
+        ) AS arm_id
+    )"""  # noqa: S608 - table names from the models, values as parameters
+
+# Permuted blocks: number, slot and allocation in ONE statement. Outside a transaction the
+# database commits it on its own, so the trial row is locked for the statement and its
+# commit only: no round trip to Python (and, in a threaded server, no wait for the
+# interpreter lock) while other requests queue behind it. All or nothing: an exhausted
+# stratum leaves the arm empty and the insert fails its NOT NULL, a parallel request for
+# the same participant fails the insert's unique constraint; either undoes the number and
+# the slot with it (no gap, no skipped slot).
+_RANDOMISE_BLOCKS = (
+    f"WITH {_NUMBERED}, {_CLAIMED}, allocated AS ("
+    + _allocation_insert_sql(
+        arm_from="claimed.arm_id",
+        slot_from="claimed.slot_id",
+        source="numbered LEFT JOIN claimed ON true",
+    )
+    + ") SELECT allocated.id, allocated.arm_id, allocated.slot_id, allocated.trial_number "
+    "FROM allocated"
+)
+
+# Minimisation, first statement: the number and the stratum's next position (the arm is
+# decided in Python from the counts, under both locks); second statement: the allocation.
+_MINIMISATION_CLAIM = (
+    f"WITH {_NUMBERED}, {_CLAIMED} SELECT claimed.position, numbered.issued "  # noqa: S608
+    "FROM numbered LEFT JOIN claimed ON true"
+)
+_MINIMISATION_INSERT = (
+    "WITH numbered AS (SELECT %(trial)s::bigint AS id, %(code)s::text AS code, "
+    "%(issued)s::integer AS issued) "
+    + _allocation_insert_sql(arm_from="%(arm)s", slot_from="NULL", source="numbered")
+)
+
+
+def _constraint(error: IntegrityError) -> str:
+    cause = error.__cause__
+    diag = getattr(cause, "diag", None)
+    return (getattr(diag, "constraint_name", None) or getattr(diag, "column_name", None)) or ""
+
+
+def _refused_write(trial: Trial, participant: Participant, error: IntegrityError) -> Randomised:
+    """What a refused allocation statement means: nothing was written (the statement is
+    all or nothing); a parallel request got there first (return its allocation), or the
+    stratum has no slot left."""
+    constraint = _constraint(error)
+    if constraint == "allocation_once_per_participant":
+        return _return_existing(_existing(trial, participant))
+    if constraint == "arm_id":  # NOT NULL: no slot (left) in the stratum
+        raise RandomisationUnavailable(reasons=["sequence_exhausted"]) from None
+    raise error
+
+
+def _nothing_claimed(trial: Trial, sequence: Sequence, key: str) -> RandomisationError:
+    """Why the statement wrote nothing: the trial stopped recruiting meanwhile, or the
+    stratum is missing or used up."""
+    status = Trial.objects.filter(pk=trial.pk).values_list("status", flat=True).first()
+    refusal_code = lifecycle.recruitment_refusal(status or "", current_environment())
+    if refusal_code:
+        return TrialNotRecruiting.for_reason(refusal_code)
+    exists = Stratum.objects.filter(sequence=sequence, key=key).exists()
+    return RandomisationUnavailable(reasons=["sequence_exhausted" if exists else "no_stratum"])
+
+
+def _statement_alone() -> contextlib.AbstractContextManager[Any]:
+    """Outside a transaction: nothing (the statement commits itself). Inside the caller's
+    transaction (``.nested``, a test): a savepoint, so that a refused statement leaves the
+    caller's transaction usable."""
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
 
 
 def _allocate(
@@ -740,73 +843,108 @@ def _allocate(
     levels: dict[str, str],
     arms: list[Arm],
     request_id: str | None,
-) -> Allocation:
-    """The write of :func:`allocation_randomise`, under its two locks, taken in this order."""
-    # 2. The stratum lock (one request per stratum at a time): its next position, and
-    #    the slot there or the minimised arm. Nothing waits for the trial row yet.
-    position, slot_id, arm_id = _take_position(sequence=sequence, key=key)
+) -> Randomised:
+    """The write of :func:`allocation_randomise`: the trial row's lock first (its next
+    number), then the stratum's (its next slot), then the allocation."""
+    params: dict[str, Any] = {
+        "trial": trial.pk,
+        "open_statuses": lifecycle.recruiting_statuses(current_environment()),
+        "sequence": sequence.pk,
+        "key": key,
+        "participant": participant.pk,
+        "site": participant.site_id,
+        "screening": screening.pk,
+        "now": timezone.now(),
+        "by": by.pk,
+        "request_id": (request_id or "")[:64],
+        "status": AllocationStatus.ACTIVE,
+    }
     decision = None
-    if slot_id is None:
-        decision = _minimised_arm(sequence=sequence, draw_index=position - 1, levels=levels)
-        arm = next(a for a in arms if a.code == decision.chosen)
-    else:
-        arm = next(a for a in arms if a.pk == arm_id)
-
-    # 3. The trial row lock, last: it serialises the trial numbers, so it covers only
-    #    the re-checks of what can change meanwhile, the number and the insert.
-    locked_trial = Trial.objects.select_for_update().get(pk=trial.pk)
-    refusal_code = lifecycle.recruitment_refusal(locked_trial.status, current_environment())
-    if refusal_code:  # closed while this request waited for the locks
-        raise TrialNotRecruiting.for_reason(refusal_code)
-    tally = Allocation.objects.filter(trial=locked_trial).aggregate(
-        n=Count("pk"), mine=Count("pk", filter=Q(participant=participant))
-    )
-    if tally["mine"]:  # a parallel request randomised them: give the slot back, return that
-        raise Undo(lambda: _return_existing(_existing(trial, participant)))
-    allocation = Allocation.objects.create(
-        trial=locked_trial,
+    try:
+        if sequence.method == Method.MINIMISATION:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(_MINIMISATION_CLAIM, params)
+                    claim = cursor.fetchone()
+                if claim is None:
+                    raise _nothing_claimed(trial, sequence, key)
+                position, issued = claim
+                if position is None:
+                    raise RandomisationUnavailable(reasons=["sequence_exhausted"])
+                decision = _minimised_arm(sequence=sequence, draw_index=position - 1, levels=levels)
+                arm_pk = next(a.pk for a in arms if a.code == decision.chosen)
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        _MINIMISATION_INSERT,
+                        {**params, "code": trial.code, "issued": issued, "arm": arm_pk},
+                    )
+                    row = cursor.fetchone()
+                _store_decision(row[0], decision, levels, sequence)
+        else:
+            with _statement_alone(), connection.cursor() as cursor:
+                cursor.execute(_RANDOMISE_BLOCKS, params)
+                row = cursor.fetchone()
+            if row is None:
+                raise _nothing_claimed(trial, sequence, key)
+    except IntegrityError as error:
+        return _refused_write(trial, participant, error)
+    allocation_pk, arm_pk, slot_pk, trial_number = row
+    allocation = Allocation(
+        pk=allocation_pk,
+        trial=trial,
         participant=participant,
         site_id=participant.site_id,
-        arm=arm,
-        trial_number=rules.trial_number(locked_trial.code, tally["n"] + 1),
+        arm=next(a for a in arms if a.pk == arm_pk),
+        trial_number=trial_number,
         sequence=sequence,
         stratum=key,
-        slot_id=slot_id,
+        slot_id=slot_pk,
         screening=screening,
+        randomised_at=params["now"],
         randomised_by=by,
-        request_id=(request_id or "")[:64],
+        request_id=params["request_id"],
+        status=AllocationStatus.ACTIVE,
     )
-    if decision is not None:
-        MinimisationDecision.objects.create(
-            allocation=allocation,
-            levels=levels,
-            imbalance=decision.imbalance,
-            preferred=decision.preferred,
-            probability=sequence.probability,
-            draw=decision.draw,
-            chosen=decision.chosen,
-        )
-    return allocation
+    allocation._state.adding = False
+    return Randomised(allocation=allocation, created=True)
 
 
-@top_level
+def _store_decision(
+    allocation_pk: int, decision: seq.MinimisationResult, levels: dict[str, str], sequence: Sequence
+) -> None:
+    MinimisationDecision.objects.create(
+        allocation_id=allocation_pk,
+        levels=levels,
+        imbalance=decision.imbalance,
+        preferred=decision.preferred,
+        probability=sequence.probability,
+        draw=decision.draw,
+        chosen=decision.chosen,
+    )
+
+
+@single_statement
 def allocation_randomise(
     *, by: User, trial: Trial, participant: Participant, request_id: str | None = None
 ) -> Randomised:
     """Randomise ``participant`` in ``trial``; idempotent.
 
     Requires a current eligible screening and randomisation consent. Every read and check
-    that does not depend on the locks comes first, without a lock. Then, in one
-    transaction: lock the participant's stratum row of the active sequence and take its
-    next slot (or the minimised arm); lock the trial row last (always in that order: no
-    deadlock), re-check the trial's status and "already randomised" under it, assign the
-    next gapless trial number and record who and when. The same participant again returns
-    the existing allocation (``created=False``). Unique constraints (one allocation per
-    participant per trial, one use per slot, unique trial number) back the locks up.
+    comes first, without a lock and outside a transaction. Then the write, all or nothing:
+    the trial's next gapless number under the trial row's lock (only while the trial
+    recruits: a trial closed meanwhile refuses), the stratum's next slot under its row's
+    lock (always in this order: no deadlock), the allocation with who and when. Under
+    permuted blocks that is one statement the database commits on its own; under
+    minimisation the arm is decided between two statements of one transaction, from the
+    counts read under the locks. The same participant again returns the existing
+    allocation (``created=False``), also when a parallel request got there first (the
+    unique constraint on one allocation per participant refuses the second insert, which
+    undoes its number and slot). Unique constraints (one allocation per participant per
+    trial, one use per slot, unique trial number) back the locks up.
     """
     _require_site_write(by, participant)
-    # 1. No lock: the latest screening with the trial's status and any allocation (a repeat
-    #    ends here), consent, and the active sequence.
+    # No lock: the latest screening with the trial's status and any allocation (a repeat
+    # ends here), consent, and the active sequence.
     latest = latest_screening(trial=trial, participant=participant)
     if getattr(latest, "allocation_pk", None) is not None:
         return _return_existing(_existing(trial, participant))
@@ -829,9 +967,8 @@ def allocation_randomise(
         if sequence.method == Method.MINIMISATION
         else seq.stratum_key(sequence.factors, levels)
     )
-
     with audit_reason("randomisation"):
-        allocation = _allocate(
+        return _allocate(
             by=by,
             trial=trial,
             participant=participant,
@@ -842,7 +979,6 @@ def allocation_randomise(
             arms=arms,
             request_id=request_id,
         )
-    return Randomised(allocation=allocation, created=True)
 
 
 # --- corrections (two persons) -------------------------------------------------------------------
