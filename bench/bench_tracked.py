@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
+from typing import Any
 
 ROWS = 100_000
 PER_ROW_ROWS = 30_000
@@ -74,7 +76,7 @@ def _setup(participants: int) -> list[int]:
                     day0=now.date(),
                     opens_at=now,
                     due_at=now,
-                    closes_at=now + timezone.timedelta(days=7),
+                    closes_at=now + timedelta(days=7),
                     next_action_at=now,
                     created_at=now,
                 )
@@ -86,7 +88,7 @@ def _setup(participants: int) -> list[int]:
     return [q.pk for q in questionnaires]
 
 
-def _responses(questionnaire_ids: list[int], tag: str, lo: int, hi: int):
+def _responses(questionnaire_ids: list[int], tag: str, lo: int, hi: int) -> list[Any]:
     from crf.models import InstrumentResponse
 
     return [
@@ -113,14 +115,16 @@ def _context_writes() -> dict:
     return {"inserts": row[0], "updates": row[1]}
 
 
-def _part(questionnaire_ids: list[int], *, tag: str, rows: int, per_row: bool, context: bool):
+def _part(
+    questionnaire_ids: list[int], *, tag: str, rows: int, per_row: bool, context: bool
+) -> dict:
     import pghistory
     from django.db import transaction
 
     from core.selectors import event_model_for
     from crf.models import InstrumentResponse
 
-    events = event_model_for(InstrumentResponse)
+    events: Any = event_model_for(InstrumentResponse)
     last_pk = InstrumentResponse.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     seconds: list[float] = []
     context_id: uuid.UUID | None = None
@@ -166,7 +170,7 @@ def _part(questionnaire_ids: list[int], *, tag: str, rows: int, per_row: bool, c
     }
 
 
-def run(ctx) -> dict:
+def run(ctx: Any) -> dict:
     t0 = time.perf_counter()
     questionnaire_ids = _setup(ctx.participants)
     setup_seconds = round(time.perf_counter() - t0, 1)
