@@ -303,7 +303,10 @@ SPECTACULAR_SETTINGS = {
 # --- Audit trail (django-pghistory) -------------------------------------------
 PGHISTORY_APPEND_ONLY = True
 PGHISTORY_MIDDLEWARE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-PGHISTORY_INSTALL_CONTEXT_FUNC_ON_MIGRATE = True
+# The context function is installed by core (migration 0002 and after every migrate):
+# pghistory's own version catches an error per row outside a context, which made big
+# inserts quadratic (core/audit.py). Turned off so pghistory does not reinstall it.
+PGHISTORY_INSTALL_CONTEXT_FUNC_ON_MIGRATE = False
 
 # --- Security ------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

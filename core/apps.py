@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,3 +9,9 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core import checks, schema  # noqa: F401  (registers checks and schema extensions)
+        from core.audit import install_trigger_helpers_after_migrate
+
+        # After pgtrigger and pghistory (earlier in INSTALLED_APPS) installed theirs.
+        post_migrate.connect(
+            install_trigger_helpers_after_migrate, sender=self, dispatch_uid="core-trigger-helpers"
+        )
