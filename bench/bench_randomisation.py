@@ -1,12 +1,18 @@
 """Randomisation under load, in-process and over HTTP.
 
-In-process: 50 parallel requests through the service (real threads, one database
-connection each, released together by a barrier) on a live test sequence stratified by
-site (two sites, so two strata are randomised at once).
+In-process: 50 parallel requests through the service, one forked process each (the way
+a server runs requests: gunicorn's and Celery's workers are processes), each with its own
+database connection warmed by one randomisation of its own (a server's persistent
+connection has served requests before), released together by a barrier, on a live test
+sequence stratified by site (two sites, so two strata are randomised at once). The same
+with one thread per request in one interpreter is reported for information: Python runs
+one thread at a time, so there the last of n requests waits for about n x the CPU time of
+one, whatever the service does.
 
 Over HTTP: the same against gunicorn with the project's config (``blend/gunicorn.conf.py``,
 4 workers, DEBUG off), through the endpoint nurses use
-(``POST /api/v1/trials/BLEND/randomisations/``) with tokens from the API login.
+(``POST /api/v1/trials/BLEND/randomisations/``) with tokens from the API login, after a
+warm-up burst that lets every worker's persistent connection serve a randomisation.
 
 Each part reports the sequential median (the same number of requests one after another,
 in the same run), the parallel median / p95, the ratio p95 ÷ sequential median with
@@ -77,8 +83,9 @@ def _setup(n: int):
             environment=current_environment(),
             factors=["site"],
             block_sizes=[4, 6],
-            # two parts × (parallel + sequential + one) per stratum, with room to spare
-            slots_per_stratum=4 * n + 20,
+            # in-process: warm-up + parallel + sequential + threads (with warm-ups) + 20 +
+            # 2; over HTTP: warm-up + parallel + sequential + 1; split over two strata
+            slots_per_stratum=5 * n + 40,
         )
         sequence_activate(by=stat, sequence=sequence)
         form, _ = ConsentFormVersion.objects.get_or_create(
@@ -147,25 +154,36 @@ def _participants(count, trial, sites, nurses, form, answers):
     return work
 
 
-def _parallel(fn, items, *, connect: bool = True) -> list:
+def _parallel(fn, items, *, connect: bool = True, warm_items=None) -> list:
+    """``fn(item)`` in one thread per item, released together by a barrier: (milliseconds,
+    result, the thread's CPU milliseconds) per item. With ``warm_items`` each thread first
+    runs ``fn(warm_item)`` on its connection, before the barrier."""
     from django.db import connection, connections
 
     barrier = threading.Barrier(len(items))
 
-    def run(item):
+    def run(pair):
+        item, warm = pair
         try:
             if connect:
                 # Like a server's persistent connections: connect first, then start the clock.
                 connection.ensure_connection()
+            if warm is not None:
+                fn(warm)
             barrier.wait(timeout=60)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             result = fn(item)
-            return (time.perf_counter() - started) * 1000, result
+            return (
+                (time.perf_counter() - started) * 1000,
+                result,
+                (time.thread_time() - cpu) * 1000,
+            )
         finally:
             connections.close_all()
 
+    pairs = list(zip(items, warm_items or [None] * len(items), strict=True))
     with ThreadPoolExecutor(max_workers=len(items)) as pool:
-        return list(pool.map(run, items))
+        return list(pool.map(run, pairs))
 
 
 def _sequential(fn, items) -> list[float]:
@@ -245,6 +263,59 @@ def _as_callers_pass(trial, items):
     ]
 
 
+def _child(fn, item, warm_item, barrier, out) -> None:
+    """One forked process: its own database connection, warmed by a randomisation of its
+    own (a server's persistent connection has served requests before), then the timed
+    call, released together with the others."""
+    import os
+
+    from django.db import connection, connections
+
+    try:
+        connection.ensure_connection()
+        if warm_item is not None:
+            fn(warm_item)
+        barrier.wait(timeout=120)
+        started = time.perf_counter()
+        result = fn(item)
+        out.send(((time.perf_counter() - started) * 1000, result.created, None))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        out.send((0.0, False, f"{exc.__class__.__name__}: {exc}"))
+    finally:
+        connections.close_all()
+        out.close()
+        os._exit(0)
+
+
+def _processes(fn, items, warm_items=None) -> list[tuple[float, bool]]:
+    """``fn(item)`` in one forked process per item, released together by a barrier: the
+    way a server runs requests (gunicorn's workers and Celery's are processes), on every
+    core. Returns (milliseconds, created) per item."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # no connection may be shared with the children
+    mp = multiprocessing.get_context("fork")
+    barrier = mp.Barrier(len(items))
+    readers, children = [], []
+    for i, item in enumerate(items):
+        reader, writer = mp.Pipe(duplex=False)
+        warm = warm_items[i] if warm_items else None
+        child = mp.Process(target=_child, args=(fn, item, warm, barrier, writer))
+        child.start()
+        writer.close()
+        readers.append(reader)
+        children.append(child)
+    results = [reader.recv() for reader in readers]
+    for child in children:
+        child.join(timeout=60)
+    errors = [error for _ms, _created, error in results if error]
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(items)} randomisations failed: {errors[0]}")
+    return [(ms, created) for ms, created, _error in results]
+
+
 def _in_process(ctx, trial, sequence, make) -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -254,30 +325,48 @@ def _in_process(ctx, trial, sequence, make) -> dict:
     from randomization.services import allocation_randomise
 
     trial, work = _as_callers_pass(trial, make(PARALLEL))
-    _trial, sequential_work = _as_callers_pass(trial, make(PARALLEL))
+    _trial, warm = _as_callers_pass(trial, make(PARALLEL))
+    _trial, sequential_work = _as_callers_pass(trial, make(PARALLEL + 1))
+    _trial, thread_work = _as_callers_pass(trial, make(PARALLEL))
+    _trial, thread_warm = _as_callers_pass(trial, make(PARALLEL))
     _trial, [single, counted] = _as_callers_pass(trial, make(2))
+    _trial, same_warm = _as_callers_pass(trial, make(SAME_PARTICIPANT))
 
     def randomise(item):
         participant, nurse = item
         with system_actor("bench"):
             return allocation_randomise(by=nurse, trial=trial, participant=participant)
 
-    results = _parallel(randomise, work)
+    results = _processes(randomise, work, warm)
     checks = _check(sequence, [p for p, _n in work])
-    sequential_ms = _sequential(randomise, sequential_work)
-    same = _parallel(randomise, [single] * SAME_PARTICIPANT)
+    randomise(sequential_work[0])  # this process's connection: warmed like the children's
+    sequential_ms = _sequential(randomise, sequential_work[1:])
+    same = _processes(randomise, [single] * SAME_PARTICIPANT, same_warm)
+    # The same in one interpreter, one thread per request (Python runs one thread at a time,
+    # so the last of n requests waits for about n x the CPU time of one).
+    threads = _parallel(randomise, thread_work, warm_items=thread_warm)
     with CaptureQueriesContext(connection) as queries:
         randomise(counted)
+    thread_cpu = ctx.summarise([cpu for _ms, _r, cpu in threads])["median_ms"]
     return {
         "parallel_requests": PARALLEL,
-        **_verdict(ctx, [ms for ms, _r in results], sequential_ms),
+        "processes": PARALLEL,
+        **_verdict(ctx, [ms for ms, _created in results], sequential_ms),
         **checks,
         "queries_per_randomisation": len(queries),
         "same_participant": {
             "parallel_requests": SAME_PARTICIPANT,
             "allocations": Allocation.objects.filter(participant=single[0]).count(),
-            "created": sum(1 for _ms, r in same if r.created),
-            "latency": ctx.summarise([ms for ms, _r in same]),
+            "created": sum(1 for _ms, created in same if created),
+            "latency": ctx.summarise([ms for ms, _created in same]),
+        },
+        "threads_in_one_interpreter": {
+            "note": "informational: one thread per request in one interpreter; Python runs "
+            "one thread at a time, so p95 is bounded below by about 0.95 x n x the CPU time "
+            "of one randomisation",
+            "latency": ctx.summarise([ms for ms, _r, _cpu in threads]),
+            "cpu_ms_per_randomisation": thread_cpu,
+            "interpreter_bound_p95_ms": round(0.95 * PARALLEL * thread_cpu, 1),
         },
     }
 
@@ -371,6 +460,7 @@ def _over_http(ctx, trial, sequence, nurses, make) -> dict:
     from randomization.models import Allocation
 
     work, sequential_work, (single,) = make(PARALLEL), make(PARALLEL), make(1)
+    warm = make(HTTP_WORKERS * 2)
     server = _Gunicorn(HTTP_WORKERS)
     try:
         tokens = {}
@@ -389,10 +479,15 @@ def _over_http(ctx, trial, sequence, nurses, make) -> dict:
                 "POST", path, {"participant": participant.study_number}, tokens[nurse.pk]
             )[0]
 
-        results = _parallel(post, work, connect=False)
+        # Every worker's persistent connection serves a randomisation before the clock starts.
+        _parallel(post, warm, connect=False)
+        results = [(ms, status) for ms, status, _cpu in _parallel(post, work, connect=False)]
         checks = _check(sequence, [p for p, _n in work])
         sequential_ms = _sequential(post, sequential_work)
-        same = _parallel(post, [single] * SAME_PARTICIPANT, connect=False)
+        same = [
+            (ms, status)
+            for ms, status, _cpu in _parallel(post, [single] * SAME_PARTICIPANT, connect=False)
+        ]
     finally:
         server.stop()
     statuses = sorted({s for _ms, s in results})
