@@ -199,7 +199,7 @@ def _clean_row(row: Mapping[str, Any], *, label: str, errors: list[str]) -> dict
         "term": term_text,
         "term_nl": term_nl,
         "soc": soc,
-        "definition": _text(row.get("definition")),
+        "definition": _grade_text(row.get("definition")) or "",  # NCI's "-": none
         "grades": grades,
     }
 
@@ -481,8 +481,13 @@ class SheetRows:
     labels: list[str]
 
 
+_HEADING_VERSION = re.compile(r"\s+v\d+(\.\d+)*\s+")  # "MedDRA v12.0 Code" (older sheets)
+_HEADING_ALIASES = {"meddra system organ class": "meddra soc"}
+
+
 def _heading(value: Any) -> str:
-    return _text(value).casefold()
+    heading = _HEADING_VERSION.sub(" ", f" {_text(value).casefold()} ").strip()
+    return _HEADING_ALIASES.get(heading, heading)
 
 
 def _code_cell(value: Any) -> str:

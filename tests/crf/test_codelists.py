@@ -367,6 +367,23 @@ def test_a_bad_csv_is_refused_whole_with_a_clear_message(administrator, tmp_path
 
 
 @pytest.mark.django_db
+def test_older_heading_spellings_are_read(administrator, tmp_path):
+    """Headings as older CTCAE sheets spell them ("MedDRA v12.0 Code", "CTCAE v4.0 Term",
+    "MedDRA System Organ Class"); a definition of "-" is no definition."""
+    path = _csv_variant(
+        tmp_path,
+        lambda lines: [
+            "MedDRA v12.0 Code,MedDRA System Organ Class,CTCAE v4.0 Term,Grade 1,Grade 2,"
+            "Grade 3,Grade 4,Grade 5,Definition",
+            "10028813,Gastrointestinal disorders,Nausea,Mild,Moderate,Severe,-,-,-",
+        ],
+    )
+    call_command("load_ctcae", str(path), "--user", "administrator", "--version", "4.03")
+    assert current_version(L) == "4.03"
+    assert term(L, "10028813").definition == ""
+
+
+@pytest.mark.django_db
 def test_a_semicolon_csv_loads(administrator, tmp_path):
     path = _csv_variant(
         tmp_path,
