@@ -334,3 +334,79 @@ class InstrumentResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.questionnaire_id}:{self.instrument}"
+
+
+# --- versioned code lists (CTCAE v5.0) -------------------------------------------------------
+@track()
+class CodeList(models.Model):
+    """One loaded version of a code list (e.g. CTCAE v5.0 from NCI's spreadsheet).
+
+    A version is loaded once and never changed; loading a new version makes it the current
+    one (one current version per list). Without any loaded version the list shipped with
+    the code (``crf/codelists/*.json``) applies. Written only by
+    :func:`crf.codelists.code_list_load`.
+    """
+
+    audit_scope = "configuration"
+
+    code = models.SlugField(_("code list"), max_length=40)
+    version = models.CharField(_("version"), max_length=20)
+    source = models.TextField(
+        _("source"), help_text=_("Where the rows came from (file, publisher).")
+    )
+    loaded_at = models.DateTimeField(_("loaded"), default=timezone.now, editable=False)
+    loaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("loaded by"),
+    )
+    is_current = models.BooleanField(_("current version"), default=False)
+
+    class Meta:
+        ordering = ["code", "-loaded_at"]
+        verbose_name = _("code list version")
+        verbose_name_plural = _("code list versions")
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="codelist_version_unique"),
+            models.UniqueConstraint(
+                fields=["code"], condition=Q(is_current=True), name="codelist_one_current"
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.version}"
+
+
+@track()
+class CodeListTerm(models.Model):
+    """One term of a code list version: code (MedDRA code for CTCAE), English term, Dutch
+    label, system organ class, and the description of each grade 1–5 (``null`` where the
+    grade does not exist for the term)."""
+
+    audit_scope = "configuration"
+
+    code_list = models.ForeignKey(
+        CodeList, on_delete=models.PROTECT, related_name="terms", verbose_name=_("code list")
+    )
+    code = models.CharField(_("code"), max_length=20)
+    term = models.CharField(_("term"), max_length=200)
+    term_nl = models.CharField(_("term (Dutch)"), max_length=200, blank=True)
+    soc = models.CharField(_("system organ class"), max_length=200)
+    definition = models.TextField(_("definition"), blank=True)
+    grades = models.JSONField(
+        _("grades"), help_text=_('{"1": description or null, ..., "5": description or null}')
+    )
+
+    class Meta:
+        ordering = ["code_list", "soc", "term"]
+        verbose_name = _("code list term")
+        verbose_name_plural = _("code list terms")
+        constraints = [
+            models.UniqueConstraint(fields=["code_list", "code"], name="codelist_term_unique"),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.term}"

@@ -199,9 +199,11 @@ def _fresh_cache():
     from django.core.cache import caches
 
     from core import throttling
+    from crf import codelists
 
     for alias in ("default", "throttle_fallback"):
         caches[alias].clear()
+    codelists.clear_cache()  # the code lists' per-process cache: same queries in any order
     throttling._state["down_until"] = 0.0
     # throttle windows in Redis outlive a test (60 s): start every test with none
     try:

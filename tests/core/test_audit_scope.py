@@ -42,6 +42,8 @@ CONFIGURATION = {
     "randomization.arm",
     "randomization.criterion",
     "crf.timepoint",
+    "crf.codelist",
+    "crf.codelistterm",
 }
 SEQUENCE_SECRET = {
     "randomization.sequence",
@@ -176,6 +178,23 @@ def world(
         factors=["site"],
         block_sizes=[2, 4],
         slots_per_stratum=8,
+    )
+    # A loaded code list version (configuration).
+    from crf.codelists import code_list_load
+
+    code_list_load(
+        by=factories.UserFactory(username="codelist_loader", role="administrator"),
+        code="ctcae_v5",
+        version="5.0",
+        rows=[
+            {
+                "code": "10028813",
+                "term": "Nausea",
+                "soc": "Gastrointestinal disorders",
+                "grades": {1: "Mild", 2: "Moderate", 3: "Severe"},
+            }
+        ],
+        source="audit scope test",
     )
     before = _pks()
     _site_pass(site_a, nurse_a, investigator_a, trial, form)
