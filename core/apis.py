@@ -206,6 +206,8 @@ class LoginApi(APIView):
         with transaction.atomic():
             # Lock the user row so that parallel logins cannot pass the limit together.
             type(user).objects.select_for_update().filter(pk=user.pk).first()
+            # The user's expired tokens go now (requests check only the token they carry).
+            AuthToken.objects.filter(user=user, expiry__lte=timezone.now()).delete()
             limit = knox_settings.TOKEN_LIMIT_PER_USER
             if limit is not None and (
                 AuthToken.objects.filter(user=user)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.settings import CONSTANTS, knox_settings
+from knox.signals import token_expired
 from rest_framework import exceptions
 from rest_framework.authentication import SessionAuthentication
 
@@ -53,6 +55,18 @@ class TokenAuthentication(KnoxTokenAuthentication):
         if not shape.fullmatch(text) or len(text) < CONSTANTS.TOKEN_KEY_LENGTH:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         return super().authenticate_credentials(token)
+
+    def _cleanup_token(self, auth_token: Any) -> bool:
+        """Knox's check that the presented token has expired (then it is deleted, as knox
+        does, and refused), without knox's read of all the user's other tokens on every
+        request: those expired tokens are deleted when the user next logs in
+        (``core.apis.LoginApi``). One query less per API request."""
+        if auth_token.expiry is not None and auth_token.expiry < timezone.now():
+            username = auth_token.user.get_username()
+            auth_token.delete()
+            token_expired.send(sender=self.__class__, username=username, source="auth_token")
+            return True
+        return False
 
 
 class SessionAuth(SessionAuthentication):

@@ -118,6 +118,38 @@ def test_expired_token_is_refused(client, nurse_a):
     instance, token = AuthToken.objects.create(nurse_a, expiry=timedelta(seconds=1))
     AuthToken.objects.filter(pk=instance.pk).update(expiry=timezone.now() - timedelta(seconds=5))
     assert client.get("/api/v1/auth/me/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 401
+    assert not AuthToken.objects.filter(pk=instance.pk).exists()  # deleted, as knox does
+
+
+@pytest.mark.django_db
+def test_a_request_reads_only_its_own_token_and_login_clears_expired_ones(
+    client, nurse_a, django_assert_num_queries
+):
+    """An API request reads the token it carries (one query, with its user), not all the
+    user's tokens; the user's expired tokens are deleted at their next login."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    expired, _expired_token = AuthToken.objects.create(nurse_a, expiry=timedelta(seconds=1))
+    AuthToken.objects.filter(pk=expired.pk).update(expiry=timezone.now() - timedelta(seconds=5))
+    _live, token = AuthToken.objects.create(nurse_a)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/auth/me/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 200
+    token_reads = [q["sql"] for q in queries if 'FROM "knox_authtoken"' in q["sql"]]
+    assert len(token_reads) == 1 and "token_key" in token_reads[0], token_reads
+    assert AuthToken.objects.filter(pk=expired.pk).exists()  # not this request's business
+    response = client.post(
+        "/api/v1/auth/login/",
+        {"username": "nurse_a", "password": "correct-horse-battery-9"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert not AuthToken.objects.filter(pk=expired.pk).exists()
+    assert AuthToken.objects.filter(user=nurse_a).count() == 2  # the live one and the new one
 
 
 def test_session_idles_out_after_30_minutes():
