@@ -277,6 +277,32 @@ def test_overview_pages_allocations_newest_first_at_own_sites_only(
     assert Allocation.objects.count() == 6
 
 
+def test_overview_pages_cost_the_same_queries(
+    client, active_sequence, randomised, nurse_a, site_a, monkeypatch, django_assert_num_queries
+):
+    """A later page of the overview costs exactly the queries of the first, however many
+    allocations there are (keyset pages, no count)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from randomization import views
+
+    monkeypatch.setattr(views, "OVERVIEW_ALLOCATIONS_PAGE_SIZE", 2)
+    active_sequence()
+    for _ in range(3):
+        randomised(site_a, nurse_a)
+    client.force_login(nurse_a)
+    url = reverse("randomization:trial_overview", args=["BLEND"])
+    client.get(url)  # the session and the caches, once
+    with CaptureQueriesContext(connection) as first:
+        page = client.get(url).context["allocations"]
+    assert len(first.captured_queries) <= 12
+    for _ in range(4):
+        randomised(site_a, nurse_a)
+    with django_assert_num_queries(len(first.captured_queries)):
+        assert client.get(url, {"cursor": page.next_cursor}).status_code == 200
+
+
 def test_overview_without_a_second_page_shows_no_pager(
     client, active_sequence, randomised, nurse_a, site_a
 ):
