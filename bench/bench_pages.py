@@ -305,9 +305,17 @@ SEED_SQL = [
 
 def _seed(n: int, base: dict) -> float:
     """Seed ``n`` participants and what hangs off them into the (empty) cohort; seconds."""
+    started = time.monotonic()
+    _seed_rows(n, base)
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")  # visibility map and statistics, as autovacuum would
+    return time.monotonic() - started
+
+
+def _seed_rows(n: int, base: dict) -> None:
+    """The rows of :func:`_seed`, in one transaction (or inside the caller's)."""
     from django.db import transaction
 
-    started = time.monotonic()
     users = base["users"]
     tps = base["timepoints"]
     params = {
@@ -335,9 +343,6 @@ def _seed(n: int, base: dict) -> float:
         cur.execute("SET LOCAL session_replication_role = replica")
         for sql in SEED_SQL:
             cur.execute(sql, params)
-    with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE")  # visibility map and statistics, as autovacuum would
-    return time.monotonic() - started
 
 
 def _facts() -> dict:
