@@ -325,6 +325,28 @@ def allocation_list(*, user: User, trial: Trial) -> QuerySet[Allocation]:
     )
 
 
+def allocation_overview(*, user: User, trial: Trial) -> QuerySet[Allocation]:
+    """The trial overview's allocations at the user's sites, newest first (keyset pages:
+    ``("-randomised_at", "-pk")``, served by the indexes alloc_recent / alloc_site_recent),
+    with only the relations the table shows."""
+    return (
+        allocation_list(user=user, trial=trial)
+        .select_related(None)
+        .select_related("participant", "arm", "site", "offer")
+        .order_by("-randomised_at", "-pk")
+    )
+
+
+def screening_recent(*, user: User, trial: Trial, limit: int) -> list[Screening]:
+    """The ``limit`` newest screenings at the user's sites (the trial overview's list)."""
+    return list(
+        screening_list(user=user, trial=trial)
+        .select_related(None)
+        .select_related("participant", "screened_by", "site")
+        .order_by("-recorded_at", "-pk")[:limit]
+    )
+
+
 def allocation_get(*, user: User, trial: Trial, trial_number: str) -> Allocation:
     allocation = (
         allocation_list(user=user, trial=trial)

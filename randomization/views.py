@@ -57,6 +57,9 @@ from randomization.models import (
 )
 
 CORRECTIONS_PAGE_SIZE = 50
+# The trial overview: allocations a page at a time (previous / next), the newest screenings
+OVERVIEW_ALLOCATIONS_PAGE_SIZE = 25
+OVERVIEW_SCREENINGS = 25
 
 
 def _participant_url(participant: Participant) -> str | None:
@@ -86,14 +89,17 @@ def trial_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(*CLINICAL_READERS)
 def trial_overview(request: HttpRequest, code: str) -> HttpResponse:
-    """Screenings and allocations at the user's sites; counts by arm for sponsor roles."""
+    """Allocations (a keyset page, newest first) and the newest screenings at the user's
+    sites; counts by arm for sponsor roles."""
     user = acting_user(request)
     trial = selectors.trial_get(user=user, code=code)
     access = access_for(user)
-    screenings = list(selectors.screening_list(user=user, trial=trial)[:50])
-    allocations = list(
-        selectors.allocation_list(user=user, trial=trial).order_by("-randomised_at")[:100]
+    allocations = keyset_page_or_first(
+        selectors.allocation_overview(user=user, trial=trial),
+        cursor=request.GET.get("cursor"),
+        size=OVERVIEW_ALLOCATIONS_PAGE_SIZE,
     )
+    screenings = selectors.screening_recent(user=user, trial=trial, limit=OVERVIEW_SCREENINGS)
     return render(
         request,
         "randomization/trial_overview.html",

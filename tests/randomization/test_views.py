@@ -234,6 +234,85 @@ def test_overview_query_count_is_flat(
         assert client.get(url).status_code == 200
 
 
+def test_overview_pages_allocations_newest_first_at_own_sites_only(
+    client, active_sequence, randomised, nurse_a, nurse_b, site_a, site_b, monkeypatch
+):
+    """The overview lists allocations a keyset page at a time, newest first, with the
+    pager's Dutch texts; every page holds only the user's own sites' allocations."""
+    from randomization import views
+
+    monkeypatch.setattr(views, "OVERVIEW_ALLOCATIONS_PAGE_SIZE", 2)
+    active_sequence()
+    own = [randomised(site_a, nurse_a) for _ in range(5)]
+    other = randomised(site_b, nurse_b)
+    newest_first = [
+        a.trial_number
+        for a in Allocation.objects.filter(pk__in=[a.pk for a in own]).order_by(
+            "-randomised_at", "-pk"
+        )
+    ]
+    client.force_login(nurse_a)
+    url = reverse("randomization:trial_overview", args=["BLEND"])
+    seen, pages, response = [], [], client.get(url)
+    while True:
+        assert response.status_code == 200
+        page = response.context["allocations"]
+        html = response.content.decode()
+        assert 'data-testid="pager"' in html and "Volgende" in html and "Vorige" in html
+        assert other.trial_number not in html
+        pages.append([a.trial_number for a in page])
+        seen += pages[-1]
+        if not page.has_next:
+            break
+        response = client.get(url, {"cursor": page.next_cursor})
+    assert seen == newest_first and [len(p) for p in pages] == [2, 2, 1]
+    # back from the last page to the one before it
+    back = client.get(url, {"cursor": page.previous_cursor})
+    assert [a.trial_number for a in back.context["allocations"]] == pages[1]
+    # a cursor edited by hand shows the first page
+    assert [a.trial_number for a in client.get(url, {"cursor": "x!"}).context["allocations"]] == (
+        pages[0]
+    )
+    # nothing was written by reading
+    assert Allocation.objects.count() == 6
+
+
+def test_overview_pages_cost_the_same_queries(
+    client, active_sequence, randomised, nurse_a, site_a, monkeypatch, django_assert_num_queries
+):
+    """A later page of the overview costs exactly the queries of the first, however many
+    allocations there are (keyset pages, no count)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from randomization import views
+
+    monkeypatch.setattr(views, "OVERVIEW_ALLOCATIONS_PAGE_SIZE", 2)
+    active_sequence()
+    for _ in range(3):
+        randomised(site_a, nurse_a)
+    client.force_login(nurse_a)
+    url = reverse("randomization:trial_overview", args=["BLEND"])
+    client.get(url)  # the session and the caches, once
+    with CaptureQueriesContext(connection) as first:
+        page = client.get(url).context["allocations"]
+    assert len(first.captured_queries) <= 12
+    for _ in range(4):
+        randomised(site_a, nurse_a)
+    with django_assert_num_queries(len(first.captured_queries)):
+        assert client.get(url, {"cursor": page.next_cursor}).status_code == 200
+
+
+def test_overview_without_a_second_page_shows_no_pager(
+    client, active_sequence, randomised, nurse_a, site_a
+):
+    active_sequence()
+    randomised(site_a, nurse_a)
+    client.force_login(nurse_a)
+    html = client.get(reverse("randomization:trial_overview", args=["BLEND"])).content.decode()
+    assert 'data-testid="allocations"' in html and 'data-testid="pager"' not in html
+
+
 def test_treatment_start_page_says_which_date_is_day_0(
     client, active_sequence, randomised, nurse_a, site_a
 ):
