@@ -57,12 +57,15 @@ def definition_errors(sources: Iterable[tuple[str, str, bytes]]) -> list[Error]:
     return errors
 
 
-@register()
+DEFINITIONS = "definitions"  # tag: run with every check, or alone with --tag definitions
+
+
+@register(DEFINITIONS)
 def definitions_load(app_configs: Iterable[AppConfig] | None, **kwargs: Any) -> list[Error]:
     return definition_errors(definition_sources())
 
 
-@register(Tags.database)
+@register(Tags.database, DEFINITIONS)
 def definitions_unchanged(
     app_configs: Iterable[AppConfig] | None,
     *,
@@ -71,7 +74,7 @@ def definitions_unchanged(
 ) -> list[Error]:
     from crf.definition_store import changed_definitions
 
-    errors = []
+    errors: list[Error] = []
     for alias in databases or ():
         try:
             changed = changed_definitions(using=alias)
