@@ -360,7 +360,7 @@ class FormDefinition(models.Model):
     version = models.CharField(_("version"), max_length=20)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     occurs = models.CharField(_("occurs"), max_length=20, blank=True)
-    title = models.JSONField(_("title"), help_text=_('{"nl": ..., "en": ...}'))
+    title = models.JSONField(_("title"), help_text=_("The title in Dutch and English."))
     content = models.JSONField(_("content"), help_text=_("The definition file as shipped."))
     sha256 = models.CharField(_("SHA-256 of the file"), max_length=64)
     loaded_at = models.DateTimeField(_("loaded at"), default=timezone.now)
