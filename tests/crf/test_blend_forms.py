@@ -1,6 +1,6 @@
 """The ten BLEND clinical forms (SPEC.md §3.7) as definitions: each loads, has Dutch and
 English texts, and a complete record round-trips through parse -> compute -> validate;
-the conditions, computed items and checks the protocol needs are in the data. Pure."""
+the conditions, computed items and checks the protocol needs are in the data."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from crf import instruments
 from crf.instruments import compute, load, parse, validate
+
+# Code-list items read crf.codelists, which may consult the database's imported lists.
+pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMS = [

@@ -1,10 +1,11 @@
 """The definition engine (crf.instruments, crf.conditions, crf.computed): loading and its
 refusals, conditions, validation per item kind, computed items, cross-item checks and the
-parsing of HTML form input. Pure: no database needed."""
+parsing of HTML form input (the engine is pure; only code lists may read the database)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import cache
 
 import pytest
 from django.http import QueryDict
@@ -13,6 +14,9 @@ from hypothesis import strategies as st
 
 from crf import computed, conditions, instruments
 from crf.instruments import instrument_from_data, parse, validate
+
+# Code-list items read crf.codelists, which may consult the database's imported lists.
+pytestmark = pytest.mark.django_db
 
 TODAY = date(2026, 6, 15)
 
@@ -48,7 +52,7 @@ def form(*items: dict, **top) -> dict:
     } | top
 
 
-DEMO = instrument_from_data(
+DEMO_FORM = (
     form(
         item("on", "date"),
         item("planned_on", "date", not_future=False, required=False),
@@ -81,8 +85,14 @@ DEMO = instrument_from_data(
         ),
         checks=["discharge_not_before_admission"],
     ),
-    source="demo.json",
 )
+
+
+@cache
+def demo() -> instruments.Instrument:
+    """Built on first use, not at import: the code-list item asks crf.codelists."""
+    return instrument_from_data(DEMO_FORM[0], source="demo.json")
+
 
 VALID = {
     "on": "2026-06-01",
@@ -95,7 +105,7 @@ VALID = {
 
 
 def test_a_complete_valid_record_has_no_errors():
-    assert validate(DEMO, VALID, complete=True, today=TODAY) == {}
+    assert validate(demo(), VALID, complete=True, today=TODAY) == {}
 
 
 # --------------------------------------------------------------------------- validation per kind
@@ -136,20 +146,20 @@ BAD = [
 
 @pytest.mark.parametrize(("code", "value", "message"), BAD)
 def test_bad_value_per_kind_is_refused_on_its_item(code, value, message):
-    errors = validate(DEMO, VALID | {code: value}, today=TODAY)
+    errors = validate(demo(), VALID | {code: value}, today=TODAY)
     assert errors == {code: message}
 
 
 def test_text_too_long_control_characters_and_html():
     data = VALID | {"done": False}
-    assert validate(DEMO, data | {"why": "x" * 21}, today=TODAY) == {
+    assert validate(demo(), data | {"why": "x" * 21}, today=TODAY) == {
         "why": "Use at most 20 characters."
     }
-    assert validate(DEMO, data | {"why": "a\x00b"}, today=TODAY) == {
+    assert validate(demo(), data | {"why": "a\x00b"}, today=TODAY) == {
         "why": "Remove the control characters from the text."
     }
     # HTML is stored as typed (escaped on output); new lines and tabs are text
-    assert validate(DEMO, data | {"why": "<b>x</b>\n\tok"}, today=TODAY) == {}
+    assert validate(demo(), data | {"why": "<b>x</b>\n\tok"}, today=TODAY) == {}
     assert instruments.load("adverse_event").item("description").max == 1000
     long = "x" * 10_000
     assert validate("adverse_event", {"description": long}) == {
@@ -157,41 +167,41 @@ def test_text_too_long_control_characters_and_html():
     }
     default = instrument_from_data(form(item("free", "text")))
     assert validate(default, {"free": "x" * 2001}) == {"free": "Use at most 2000 characters."}
-    assert DEMO.item("why").identifying_risk and not DEMO.item("count").identifying_risk
+    assert demo().item("why").identifying_risk and not demo().item("count").identifying_risk
 
 
 def test_dates_not_future_can_be_switched_off_and_today_is_allowed():
-    assert validate(DEMO, VALID | {"on": TODAY.isoformat()}, today=TODAY) == {}
-    assert validate(DEMO, VALID | {"planned_on": "2026-12-01"}, today=TODAY) == {}
+    assert validate(demo(), VALID | {"on": TODAY.isoformat()}, today=TODAY) == {}
+    assert validate(demo(), VALID | {"planned_on": "2026-12-01"}, today=TODAY) == {}
 
 
 def test_datetime_accepts_offsets_and_refuses_the_future_by_the_clock():
     now = datetime.now(computed.AMSTERDAM)
     soon = (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
     later = now + timedelta(hours=3)
-    assert validate(DEMO, VALID | {"at": "2026-06-01T08:30:00+02:00"}, today=TODAY) == {}
-    assert validate(DEMO, VALID | {"at": "2026-06-01T06:30Z"}, today=TODAY) == {}
-    assert validate(DEMO, VALID | {"at": soon}) == {}  # a ward clock a few minutes ahead
+    assert validate(demo(), VALID | {"at": "2026-06-01T08:30:00+02:00"}, today=TODAY) == {}
+    assert validate(demo(), VALID | {"at": "2026-06-01T06:30Z"}, today=TODAY) == {}
+    assert validate(demo(), VALID | {"at": soon}) == {}  # a ward clock a few minutes ahead
     if later.date() == now.date():
-        assert validate(DEMO, VALID | {"at": later.strftime("%Y-%m-%dT%H:%M")}) == {
+        assert validate(demo(), VALID | {"at": later.strftime("%Y-%m-%dT%H:%M")}) == {
             "at": "The date and time cannot be in the future."
         }
 
 
 def test_completion_requires_required_items_drafts_do_not():
-    assert validate(DEMO, {}, today=TODAY) == {}
-    errors = validate(DEMO, {}, complete=True, today=TODAY)
+    assert validate(demo(), {}, today=TODAY) == {}
+    errors = validate(demo(), {}, complete=True, today=TODAY)
     assert set(errors) == {"on", "done", "grade", "levels", "count", "rows"}
     assert set(errors.values()) == {"Please answer this question."}
     # an empty list is not an answer
-    assert validate(DEMO, VALID | {"levels": []}, complete=True, today=TODAY) == {
+    assert validate(demo(), VALID | {"levels": []}, complete=True, today=TODAY) == {
         "levels": "Please answer this question."
     }
 
 
 def test_repeat_rows_are_checked_field_by_field():
     rows = [{"level": "A", "gy": 8}, {"level": "Z", "gy": 31}, {"gy": 2, "x": 1}]
-    errors = validate(DEMO, VALID | {"rows": rows}, complete=True, today=TODAY)
+    errors = validate(demo(), VALID | {"rows": rows}, complete=True, today=TODAY)
     assert errors == {
         "rows-1-level": "Choose one of the answers.",
         "rows-1-gy": "Enter a number from 1 to 30.",
@@ -202,29 +212,29 @@ def test_repeat_rows_are_checked_field_by_field():
 
 def test_condition_inside_a_row_names_a_sibling_first_then_the_form():
     row_c = {"level": "C", "gy": 8, "note": "boost", "late": True}
-    assert validate(DEMO, VALID | {"rows": [row_c]}, today=TODAY) == {}
+    assert validate(demo(), VALID | {"rows": [row_c]}, today=TODAY) == {}
     row_a = {"level": "A", "gy": 8, "note": "boost"}
-    assert validate(DEMO, VALID | {"rows": [row_a]}, today=TODAY) == {
+    assert validate(demo(), VALID | {"rows": [row_a]}, today=TODAY) == {
         "rows-0-note": "This question does not apply given an earlier answer."
     }
     not_done = VALID | {"done": False, "rows": [{"level": "A", "gy": 8, "late": True}]}
-    assert validate(DEMO, not_done, today=TODAY) == {
+    assert validate(demo(), not_done, today=TODAY) == {
         "rows-0-late": "This question does not apply given an earlier answer."
     }
-    cleaned = instruments.drop_not_applicable(DEMO, not_done | {"why": "x"})
+    cleaned = instruments.drop_not_applicable(demo(), not_done | {"why": "x"})
     assert cleaned["rows"] == [{"level": "A", "gy": 8}]
     assert cleaned["why"] == "x"
 
 
 def test_an_item_whose_condition_is_false_is_not_required_and_its_value_is_dropped():
-    assert "why" not in validate(DEMO, VALID, complete=True, today=TODAY)
-    assert validate(DEMO, VALID | {"done": False}, complete=True, today=TODAY) == {
+    assert "why" not in validate(demo(), VALID, complete=True, today=TODAY)
+    assert validate(demo(), VALID | {"done": False}, complete=True, today=TODAY) == {
         "why": "Please answer this question."
     }
-    assert validate(DEMO, VALID | {"why": "late"}, today=TODAY) == {
+    assert validate(demo(), VALID | {"why": "late"}, today=TODAY) == {
         "why": "This question does not apply given an earlier answer."
     }
-    assert "why" not in instruments.drop_not_applicable(DEMO, VALID | {"why": "late"})
+    assert "why" not in instruments.drop_not_applicable(demo(), VALID | {"why": "late"})
 
 
 # --------------------------------------------------------------------------- computed, checks
@@ -232,26 +242,26 @@ def test_an_item_whose_condition_is_false_is_not_required_and_its_value_is_dropp
 
 def test_computed_values_are_filled_recomputed_and_never_typed():
     data = VALID | {"admitted_on": "2026-06-01", "discharged_on": "2026-06-04"}
-    assert instruments.compute(DEMO, data)["stay"] == 3
-    assert instruments.compute(DEMO, data | {"discharged_on": "2026-06-01"})["stay"] == 0
+    assert instruments.compute(demo(), data)["stay"] == 3
+    assert instruments.compute(demo(), data | {"discharged_on": "2026-06-01"})["stay"] == 0
     # a stale value goes when an input goes
-    assert "stay" not in instruments.compute(DEMO, data | {"stay": 3, "discharged_on": None})
+    assert "stay" not in instruments.compute(demo(), data | {"stay": 3, "discharged_on": None})
     # the right value may be sent back (a stored record re-validated), a different one not
-    assert validate(DEMO, data | {"stay": 3}, today=TODAY) == {}
-    assert validate(DEMO, data | {"stay": 4}, today=TODAY) == {
+    assert validate(demo(), data | {"stay": 3}, today=TODAY) == {}
+    assert validate(demo(), data | {"stay": 4}, today=TODAY) == {
         "stay": "This value is computed and cannot be entered."
     }
     # parse never reads a computed item from a form
-    assert "stay" not in parse(DEMO, {"stay": "9"})[0]
+    assert "stay" not in parse(demo(), {"stay": "9"})[0]
 
 
 def test_cross_item_check_refuses_discharge_before_admission():
     data = VALID | {"admitted_on": "2026-06-04", "discharged_on": "2026-06-01"}
-    assert validate(DEMO, data, today=TODAY) == {
+    assert validate(demo(), data, today=TODAY) == {
         "discharged_on": "The discharge date cannot be before admission."
     }
-    assert "stay" not in instruments.compute(DEMO, data)
-    assert instruments.findings(DEMO, data) == [
+    assert "stay" not in instruments.compute(demo(), data)
+    assert instruments.findings(demo(), data) == [
         computed.Finding("discharged_on", "error", "The discharge date cannot be before admission.")
     ]
 
@@ -482,7 +492,7 @@ def test_parse_html_input_per_kind():
     raw.setlist("rows-2-level", ["C"])
     raw.setlist("rows-2-gy", ["24,5"])
     raw.setlist("rows-2-note", ["boost"])
-    answers, errors = parse(DEMO, raw)
+    answers, errors = parse(demo(), raw)
     assert errors == {}
     assert answers == {
         "on": "2026-06-01",
@@ -497,7 +507,7 @@ def test_parse_html_input_per_kind():
         "term": "10028813",
         "rows": [{"level": "B", "gy": 8}, {"level": "C", "gy": 24.5, "note": "boost"}],
     }
-    assert validate(DEMO, answers, today=TODAY) == {}
+    assert validate(demo(), answers, today=TODAY) == {}
 
 
 @pytest.mark.parametrize(
@@ -514,7 +524,7 @@ def test_parse_html_input_per_kind():
     ],
 )
 def test_parse_refuses_what_is_not_a_value(name, text, message):
-    _answers, errors = parse(DEMO, {name: text, "rows-0-level": "A"})
+    _answers, errors = parse(demo(), {name: text, "rows-0-level": "A"})
     assert errors == {name: message}
 
 
