@@ -48,13 +48,16 @@ def _(message: str) -> str:
 
 
 def as_date(value: Any) -> date | None:
-    """An ISO date string (or the date part of an ISO date-time) as a date; None otherwise."""
-    if not isinstance(value, str) or len(value) < 10:
+    """An ISO date string, or the Amsterdam day of an ISO date-time, as a date; else None."""
+    if not isinstance(value, str):
         return None
-    try:
-        return date.fromisoformat(value[:10]) if len(value) == 10 else as_datetime(value).date()  # type: ignore[union-attr]
-    except (ValueError, AttributeError):
-        return None
+    if len(value) == 10:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    moment = as_datetime(value)
+    return moment.astimezone(AMSTERDAM).date() if moment else None
 
 
 def as_datetime(value: Any) -> datetime | None:

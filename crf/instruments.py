@@ -762,6 +762,8 @@ def applicable_items(code: str | Instrument, answers: Mapping[str, Any]) -> list
     """Items that apply given ``answers``: an item with a condition (``show_if``) applies
     only when the condition holds over the items before it that apply themselves."""
     definition = _definition(code)
+    if definition.computed_items:  # a condition may name a computed item
+        answers = compute(definition, answers)
     result = []
     applies: set[str] = set()
     for item in definition.items:  # conditions name earlier items (checked on load)

@@ -42,6 +42,7 @@ CONFIGURATION = {
     "randomization.arm",
     "randomization.criterion",
     "crf.timepoint",
+    "crf.formdefinition",
 }
 SEQUENCE_SECRET = {
     "randomization.sequence",

@@ -534,3 +534,35 @@ def test_parse_keeps_questionnaire_behaviour():
         {},
     )
     assert set(parse("c15pal", {"q1": "abc", "q2": "2.5"})[1]) == {"q1", "q2"}
+
+
+def test_a_condition_may_name_a_computed_item():
+    """Conditions see computed values: a field that applies only to a long stay."""
+    long_stay = instrument_from_data(
+        form(
+            item("admitted_on", "date"),
+            item("discharged_on", "date"),
+            item(
+                "stay",
+                "computed",
+                function="length_of_stay",
+                inputs=["admitted_on", "discharged_on"],
+            ),
+            item("why_long", "text", show_if={"item": "stay", "gte": 14}),
+        )
+    )
+    short = {"admitted_on": "2026-01-01", "discharged_on": "2026-01-03"}
+    long = {"admitted_on": "2026-01-01", "discharged_on": "2026-01-20"}
+    assert validate(long_stay, short, complete=True, today=TODAY) == {}
+    assert validate(long_stay, long, complete=True, today=TODAY) == {
+        "why_long": "Please answer this question."
+    }
+    assert instruments.drop_not_applicable(long_stay, short | {"why_long": "x"}) == short
+    assert [i.code for i in instruments.unanswered_items(long_stay, long)] == ["why_long"]
+
+
+def test_dates_of_date_times_are_amsterdam_days():
+    assert computed.as_date("2026-06-01T23:30Z") == date(2026, 6, 2)  # 01:30 in Amsterdam
+    assert computed.as_date("2026-06-01") == date(2026, 6, 1)
+    assert computed.as_date("2026-06-31") is None
+    assert computed.as_date(20260601) is None
