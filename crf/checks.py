@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from importlib import resources
 from typing import Any
 
 from django.apps import AppConfig
@@ -21,11 +22,13 @@ from crf import instruments
 
 
 def definition_sources() -> Iterator[tuple[str, str, bytes]]:
-    """``(file name, kind, bytes)`` of every definition file of the package."""
+    """``(file name, kind, bytes)`` of every definition file of the package (every JSON
+    file of the clinical folder, so a misnamed one is reported rather than skipped)."""
+    package = resources.files("crf")
     for kind in instruments.DEFINITION_KINDS:
-        for code in instruments.all_codes(kind):
-            name, raw = instruments.definition_source(code)
-            yield name, kind, raw
+        folder = instruments.FOLDERS[kind]
+        for name in instruments.definition_file_names(kind):
+            yield f"crf/{folder}/{name}", kind, package.joinpath(folder, name).read_bytes()
 
 
 def definition_errors(sources: Iterable[tuple[str, str, bytes]]) -> list[Error]:

@@ -74,6 +74,7 @@ __all__ = [
     "applicable_items",
     "answered_count",
     "compute",
+    "definition_file_names",
     "definition_source",
     "drop_not_applicable",
     "findings",
@@ -122,7 +123,7 @@ _CLINICAL_ORDER = (
     "deviation",
     "end_of_study",
 )
-_FOLDERS = {"questionnaire": "instruments", "clinical": "definitions"}
+FOLDERS = {"questionnaire": "instruments", "clinical": "definitions"}
 _CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -612,12 +613,25 @@ def instrument_from_data(data: Mapping[str, Any], *, source: str | None = None) 
     )
 
 
-def _clinical_codes() -> tuple[str, ...]:
-    folder = resources.files("crf").joinpath(_FOLDERS["clinical"])
-    found = {
-        entry.name[: -len(".json")]
+def definition_file_names(kind: str) -> list[str]:
+    """The names of the data files in the folder of ``kind`` that hold definitions (the
+    questionnaire folder also holds scoring tables; those are not definitions)."""
+    if kind == "questionnaire":
+        return [f"{code}.json" for code in _CODES]
+    folder = resources.files("crf").joinpath(FOLDERS[kind])
+    return sorted(
+        entry.name
         for entry in folder.iterdir()
         if entry.name.endswith(".json") and not entry.name.startswith("_")
+    )
+
+
+@cache
+def _clinical_codes() -> tuple[str, ...]:
+    found = {
+        name[: -len(".json")]
+        for name in definition_file_names("clinical")
+        if _CODE_PATTERN.match(name[: -len(".json")])
     }
     order = {code: index for index, code in enumerate(_CLINICAL_ORDER)}
     return tuple(sorted(found, key=lambda code: (order.get(code, len(order)), code)))
@@ -634,7 +648,7 @@ def _kind_of(code: str) -> str:
 def definition_source(code: str) -> tuple[str, bytes]:
     """The data file of definition ``code``: its name in the package and its bytes."""
     kind = _kind_of(code)
-    name = f"{_FOLDERS[kind]}/{code}.json"
+    name = f"{FOLDERS[kind]}/{code}.json"
     return f"crf/{name}", resources.files("crf").joinpath(name).read_bytes()
 
 
@@ -659,7 +673,7 @@ def load(code: str) -> Instrument:
         )
     instrument = instrument_from_data(data, source=name)
     if instrument.kind != kind:
-        raise ValueError(f"{name}: a file in crf/{_FOLDERS[kind]}/ must be of kind {kind!r}")
+        raise ValueError(f"{name}: a file in crf/{FOLDERS[kind]}/ must be of kind {kind!r}")
     return instrument
 
 

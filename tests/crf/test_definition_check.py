@@ -238,3 +238,16 @@ def test_form_definition_rows_cannot_be_deleted(db):
     with pytest.raises((IntegrityError, InternalError)), transaction.atomic():
         row.delete()
     assert FormDefinition.objects.filter(code="surgery").exists()
+
+
+def test_a_misnamed_file_in_the_folder_is_reported(monkeypatch, db):
+    raw = json.dumps(clinical(item("a", "date"), code="surgery_two")).encode()
+    shipped = list(checks.definition_sources())
+    monkeypatch.setattr(
+        checks,
+        "definition_sources",
+        lambda: iter([*shipped, ("crf/definitions/Surgery Two.json", "clinical", raw)]),
+    )
+    assert crf_errors() == [
+        "crf.E001 crf/definitions/Surgery Two.json: declares code 'surgery_two'"
+    ]

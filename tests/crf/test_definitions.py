@@ -566,3 +566,24 @@ def test_dates_of_date_times_are_amsterdam_days():
     assert computed.as_date("2026-06-01") == date(2026, 6, 1)
     assert computed.as_date("2026-06-31") is None
     assert computed.as_date(20260601) is None
+
+
+def test_a_warning_finding_is_shown_but_does_not_refuse(monkeypatch):
+    """Checks return findings; only "error" findings refuse the save."""
+
+    def long_course(data, items, context):
+        if isinstance(data.get(items["count"]), int) and data[items["count"]] > 5:
+            return [computed.Finding(items["count"], "warning", "More than 5: please confirm.")]
+        return []
+
+    monkeypatch.setitem(
+        computed.CHECKS,
+        "many",
+        computed.Check("many", {"count": "count"}, long_course),
+    )
+    warned = instrument_from_data(form(item("count", "number", min=0, max=10), checks=["many"]))
+    assert validate(warned, {"count": 7}) == {}
+    assert instruments.findings(warned, {"count": 7}) == [
+        computed.Finding("count", "warning", "More than 5: please confirm.")
+    ]
+    assert instruments.findings(warned, {"count": 2}) == []
