@@ -338,3 +338,46 @@ def test_deviation_records_a_control_arm_disclosure():
         "description": "Told at the outpatient clinic.",
     }
     assert validate(form, record, complete=True) == {}
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@pytest.mark.parametrize("code", FORMS)
+def test_any_json_gets_field_errors_never_an_exception(code):
+    """Whatever an API client sends, validation answers with messages (never a 500)."""
+    form = load(code)
+    names = [*form.item_codes, "unknown"]
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.dictionaries(st.sampled_from(names), JSON, max_size=6), st.booleans())
+    def check(data, complete):
+        errors = validate(form, data, complete=complete)
+        assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in errors.items())
+        compute(form, data)
+        instruments.drop_not_applicable(form, data)
+
+    check()
+
+
+@pytest.mark.parametrize("code", FORMS)
+def test_any_typed_text_parses_to_values_or_messages(code):
+    form = load(code)
+    names = list(form.item_codes)
+    for item in form.items:
+        names += [f"{item.code}-{row}-{sub.code}" for sub in item.items for row in (0, 1)]
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.dictionaries(st.sampled_from(names), st.text(max_size=20), max_size=8))
+    def check(raw):
+        answers, errors = parse(form, raw)
+        assert set(errors) <= set(names)
+        validate(form, {k: v for k, v in answers.items() if k not in errors})
+
+    check()
