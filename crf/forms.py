@@ -34,7 +34,7 @@ class FieldView:
     integer: bool = True
     value: Any = None
     error: str = ""
-    choices: list[tuple[int, str, bool]] = field(default_factory=list)
+    choices: list[tuple[int | str, str, bool]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     show_if: str = ""  # "name:1,2" for the progressive-disclosure script
     autofocus: bool = False  # the first field with an error: focused (and so scrolled to)

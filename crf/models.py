@@ -410,3 +410,55 @@ class CodeListTerm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.term}"
+
+
+# --------------------------------------------------------------------------- form definitions
+
+
+@track()
+class FormDefinition(models.Model):
+    """One version of a definition (questionnaire or clinical form) as it was shipped.
+
+    The JSON files in ``crf/instruments/`` and ``crf/definitions/`` are the source; this
+    table is their read-only register, filled after ``migrate`` by
+    :func:`crf.definition_store.form_definitions_sync`, so that every stored record can name
+    the exact definition it was entered with and the admin can list them. A file changed
+    without a new version is refused (system check crf.E002): bump the version.
+    """
+
+    audit_scope = "configuration"
+
+    class Kind(models.TextChoices):
+        QUESTIONNAIRE = "questionnaire", _("Questionnaire")
+        CLINICAL = "clinical", _("Clinical form")
+
+    code = models.SlugField(_("code"), max_length=40)
+    version = models.CharField(_("version"), max_length=20)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    occurs = models.CharField(_("occurs"), max_length=20, blank=True)
+    title = models.JSONField(_("title"), help_text=_("The title in Dutch and English."))
+    content = models.JSONField(_("content"), help_text=_("The definition file as shipped."))
+    sha256 = models.CharField(_("SHA-256 of the file"), max_length=64)
+    loaded_at = models.DateTimeField(_("loaded at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "code", "-loaded_at"]
+        verbose_name = _("form definition")
+        verbose_name_plural = _("form definitions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code", "version"], name="formdefinition_code_version_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["questionnaire", "clinical"]), name="formdefinition_kind"
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.version}"
+
+    def title_in(self, language: str | None = None) -> str:
+        lang = (language or get_language() or "nl").split("-")[0]
+        title = self.title if isinstance(self.title, dict) else {}
+        return str(title.get(lang) or title.get("nl") or self.code)

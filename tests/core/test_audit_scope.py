@@ -44,6 +44,7 @@ CONFIGURATION = {
     "crf.timepoint",
     "crf.codelist",
     "crf.codelistterm",
+    "crf.formdefinition",
 }
 SEQUENCE_SECRET = {
     "randomization.sequence",

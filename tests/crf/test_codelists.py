@@ -432,3 +432,22 @@ def test_a_bad_xlsx_row_is_refused_whole(administrator, tmp_path):
     with pytest.raises(CommandError, match=r"row 3 \(10028813\): the term is missing"):
         call_command("load_ctcae", str(path), "--user", "administrator")
     _nothing_written()
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_loaded_versions_read_only(client, administrator):
+    code_list_load(
+        by=administrator, code=L, version="5.0", rows=_rows("10028813"), source="test rows"
+    )
+    administrator.is_staff = administrator.is_superuser = True
+    administrator.save()
+    client.force_login(administrator)
+    row = CodeList.objects.get()
+    assert "ctcae_v5" in client.get("/admin/crf/codelist/").content.decode()
+    detail = client.get(f"/admin/crf/codelist/{row.pk}/change/").content.decode()
+    assert "10028813" in detail and 'name="_save"' not in detail
+    assert client.get("/admin/crf/codelist/add/").status_code == 403
+    assert client.post(f"/admin/crf/codelist/{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"/admin/crf/codelist/{row.pk}/change/", {"version": "x"}).status_code == 403
+    row.refresh_from_db()
+    assert row.version == "5.0" and CodeListTerm.objects.count() == 1

@@ -431,8 +431,9 @@ def answer_strategy(item: instruments.Item):
         if item.integer:
             return ints
         return st.one_of(ints, st.floats(item.min, item.max, allow_nan=False))
-    if item.kind == "text":
-        return st.text(max_size=int(item.max or 50))
+    if item.kind == "text":  # control characters are refused (not typeable in a form)
+        typeable = st.characters(blacklist_categories=("Cc", "Cs"))
+        return st.text(typeable, max_size=int(item.max or 50))
     table = analgesics.table()
     row = st.sampled_from(sorted(table.drugs)).flatmap(
         lambda drug: st.sampled_from(
