@@ -24,6 +24,7 @@ In-process it also counts the SQL queries of one randomisation.
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import os
@@ -296,6 +297,8 @@ def _processes(fn, items, warm_items=None) -> list[tuple[float, bool]]:
     from django.db import connections
 
     connections.close_all()  # no connection may be shared with the children
+    gc.collect()
+    gc.freeze()  # as blend/wsgi.py does in a server worker once the app is loaded
     mp = multiprocessing.get_context("fork")
     barrier = mp.Barrier(len(items))
     readers, children = [], []
