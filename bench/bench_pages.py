@@ -44,7 +44,7 @@ SPAN_DAYS = 730  # registrations spread over two years, at every size
 SITES = ("bench-a", "bench-b")
 # every list a page renders is longer than its page (50) at every size: the sizes then
 # render the same number of rows and the ratio compares like with like
-CORRECTIONS_MIN = 60
+CORRECTIONS_MIN = 60  # per site
 CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
 
 
@@ -187,23 +187,25 @@ SEED_SQL = [
     SELECT id, 'questionnaires', current_date - 2, '', now() - interval '2 days', registered_by_id
     FROM cohort_participant WHERE id %% 50 = 11
     """,
-    # screenings: 10 % eligible (randomised below), 5 % not eligible; a week after registration
+    # screenings: 10 % eligible (randomised below), 5 % not eligible; a week after registration.
+    # Chosen by pairs of ids (id / 2), and the sites alternate by id: both sites get their
+    # share whatever id the sequence starts at (by id alone, every screening landed at one site)
     """
     INSERT INTO randomization_screening (trial_id, participant_id, site_id, protocol_version,
         screened_on, screened_by_id, recorded_at, verdict, reasons)
     SELECT %(trial)s, id, site_id, %(protocol)s,
            (LEAST(registered_at + interval '7 days', now()) AT TIME ZONE 'UTC')::date,
            registered_by_id, LEAST(registered_at + interval '7 days', now()),
-           CASE WHEN id %% 20 IN (0, 10) THEN 'eligible' ELSE 'ineligible' END,
-           CASE WHEN id %% 20 IN (0, 10) THEN '[]'::jsonb ELSE '["age"]'::jsonb END
-    FROM cohort_participant WHERE id %% 20 IN (0, 10, 5)
+           CASE WHEN (id / 2) %% 20 IN (0, 10) THEN 'eligible' ELSE 'ineligible' END,
+           CASE WHEN (id / 2) %% 20 IN (0, 10) THEN '[]'::jsonb ELSE '["age"]'::jsonb END
+    FROM cohort_participant WHERE (id / 2) %% 20 IN (0, 10, 5)
     """,
     """
     INSERT INTO randomization_allocation (trial_id, participant_id, site_id, arm_id, trial_number,
         sequence_id, stratum, screening_id, randomised_at, randomised_by_id, request_id, status,
         treatment_start_planned)
     SELECT s.trial_id, s.participant_id, s.site_id,
-           CASE WHEN s.participant_id %% 20 = 0 THEN %(intervention)s ELSE %(control)s END,
+           CASE WHEN (s.participant_id / 2) %% 20 = 0 THEN %(intervention)s ELSE %(control)s END,
            'BLEND-' || lpad((row_number() OVER (ORDER BY s.recorded_at, s.id))::text, 6, '0'),
            %(sequence)s, 'site=' || site.code, s.id, s.recorded_at + interval '1 minute',
            s.screened_by_id, '', 'active', s.screened_on + 14
@@ -222,21 +224,23 @@ SEED_SQL = [
            a.randomised_by_id, a.randomised_at
     FROM randomization_allocation a WHERE a.arm_id = %(intervention)s
     """,
-    # corrections: 1 % of allocations but never fewer than CORRECTIONS_MIN (more than a
-    # page of the corrections list at every size, so every size renders a full page),
-    # spread over the allocations in time; a quarter of them still open
+    # corrections: 1 % of each site's allocations but never fewer than CORRECTIONS_MIN per
+    # site (more than a page of the corrections list at every size, so every size renders
+    # a full page), spread over the allocations in time; a quarter of them still open
     """
     INSERT INTO randomization_allocationcorrection (allocation_id, reason, proposed_by_id,
         proposed_role, proposed_at, status, decided_by_id, decided_role, decided_at, decision_note)
     SELECT a.id, 'randomised twice by mistake', %(investigator)s, 'investigator',
            a.randomised_at + interval '1 day',
-           CASE WHEN a.rn %% (4 * a.step) = 0 THEN 'proposed' ELSE 'rejected' END,
-           CASE WHEN a.rn %% (4 * a.step) = 0 THEN NULL ELSE %(statistician)s END,
-           CASE WHEN a.rn %% (4 * a.step) = 0 THEN '' ELSE 'statistician' END,
-           CASE WHEN a.rn %% (4 * a.step) = 0 THEN NULL
+           CASE WHEN (a.rn / a.step) %% 4 = 0 THEN 'proposed' ELSE 'rejected' END,
+           CASE WHEN (a.rn / a.step) %% 4 = 0 THEN NULL ELSE %(statistician)s END,
+           CASE WHEN (a.rn / a.step) %% 4 = 0 THEN '' ELSE 'statistician' END,
+           CASE WHEN (a.rn / a.step) %% 4 = 0 THEN NULL
                 ELSE a.randomised_at + interval '2 days' END, ''
-    FROM (SELECT id, randomised_at, row_number() OVER (ORDER BY id) AS rn,
-                 GREATEST(1, LEAST(100, count(*) OVER () / %(corrections_min)s)) AS step
+    FROM (SELECT id, randomised_at,
+                 row_number() OVER (PARTITION BY site_id ORDER BY id) AS rn,
+                 GREATEST(1, LEAST(100, count(*) OVER (PARTITION BY site_id)
+                                        / %(corrections_min)s)) AS step
           FROM randomization_allocation) a
     WHERE a.rn %% a.step = 0
     """,

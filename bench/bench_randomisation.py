@@ -236,6 +236,29 @@ def _trial_gapless(trial) -> bool:
     return numbers == list(range(1, len(numbers) + 1))
 
 
+def _machine_busy_ms() -> float:
+    """CPU time the whole machine has spent busy (all cores, every process: the server's
+    workers, PostgreSQL, this process), in milliseconds, from ``/proc/stat``."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_load(busy_ms: float, wall_ms: float, requests: int) -> dict:
+    """What the batch cost the machine: busy CPU per request, and the p95 that perfect
+    queueing of ``requests`` such requests on every core would give (the floor no lock or
+    scheduling change can go below)."""
+    cores = os.cpu_count() or 1
+    per_request = busy_ms / requests
+    return {
+        "cores": cores,
+        "cores_busy": round(busy_ms / wall_ms, 2),
+        "cpu_ms_per_request": round(per_request, 2),
+        "queueing_floor_p95_ms": round(0.95 * requests * per_request / cores, 1),
+    }
+
+
 def _verdict(ctx, parallel_ms: list[float], sequential_ms: list[float]) -> dict:
     parallel = ctx.summarise(parallel_ms)
     sequential = ctx.summarise(sequential_ms)
@@ -484,7 +507,11 @@ def _over_http(ctx, trial, sequence, nurses, make) -> dict:
 
         # Every worker's persistent connection serves a randomisation before the clock starts.
         _parallel(post, warm, connect=False)
+        busy, started = _machine_busy_ms(), time.perf_counter()
         results = [(ms, status) for ms, status, _cpu in _parallel(post, work, connect=False)]
+        load = _machine_load(
+            _machine_busy_ms() - busy, (time.perf_counter() - started) * 1000, len(work)
+        )
         checks = _check(sequence, [p for p, _n in work])
         sequential_ms = _sequential(post, sequential_work)
         same = [
@@ -498,6 +525,7 @@ def _over_http(ctx, trial, sequence, nurses, make) -> dict:
         "parallel_requests": PARALLEL,
         "gunicorn_workers": HTTP_WORKERS,
         **_verdict(ctx, [ms for ms, _s in results], sequential_ms),
+        "machine_during_batch": load,
         **checks,
         "statuses": statuses,
         "same_participant": {

@@ -55,6 +55,14 @@ REQUIRED_TERMS = {
 
 
 @pytest.fixture(autouse=True)
+def _in_english():
+    """The refusals are matched in English here (the site's language is Dutch: see
+    test_a_refusal_reads_in_dutch)."""
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_code_lists():
     """The per-process cache starts and ends empty (a test's rolled-back load must not
     leak into the next test)."""
@@ -451,3 +459,11 @@ def test_the_admin_lists_loaded_versions_read_only(client, administrator):
     assert client.post(f"/admin/crf/codelist/{row.pk}/change/", {"version": "x"}).status_code == 403
     row.refresh_from_db()
     assert row.version == "5.0" and CodeListTerm.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_refusal_reads_in_dutch(administrator):
+    with translation.override("nl"), pytest.raises(InvalidCodeList) as refused:
+        code_list_load(by=administrator, code=L, version="5.0", rows=[], source="x")
+    assert "Er zijn geen termen om te laden." in refused.value.messages
+    _nothing_written()
