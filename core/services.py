@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -15,16 +15,6 @@ from core.models import Role, Site, SiteMembership, User
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class Undo(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised inside a top-level service to roll back everything it wrote and return
-    ``then()`` instead, read after the rollback (e.g. a parallel request got there first:
-    give the claimed slot back and return that request's allocation)."""
-
-    def __init__(self, then: Callable[[], Any]) -> None:
-        self.then = then
-        super().__init__()
 
 
 class TopLevel(Generic[P, R]):
@@ -41,17 +31,11 @@ class TopLevel(Generic[P, R]):
         self._savepoint = transaction.atomic(func)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return self._durable(*args, **kwargs)
-        except Undo as undo:
-            return undo.then()  # type: ignore[no-any-return]
+        return self._durable(*args, **kwargs)
 
     def nested(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """The same service inside the caller's transaction (a savepoint)."""
-        try:
-            return self._savepoint(*args, **kwargs)
-        except Undo as undo:
-            return undo.then()  # type: ignore[no-any-return]
+        return self._savepoint(*args, **kwargs)
 
 
 def top_level(func: Callable[P, R]) -> TopLevel[P, R]:
