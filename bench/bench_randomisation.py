@@ -236,6 +236,16 @@ def _trial_gapless(trial) -> bool:
     return numbers == list(range(1, len(numbers) + 1))
 
 
+def _steady() -> None:
+    """The database as it settles between bursts: statistics and visibility maps up to date
+    (as autovacuum would leave them), so that no autovacuum of the rows just seeded runs
+    during a timed batch."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+
+
 def _machine_busy_ms() -> float:
     """CPU time the whole machine has spent busy (all cores, every process: the server's
     workers, PostgreSQL, this process), in milliseconds, from ``/proc/stat``."""
@@ -363,6 +373,7 @@ def _in_process(ctx, trial, sequence, make) -> dict:
         with system_actor("bench"):
             return allocation_randomise(by=nurse, trial=trial, participant=participant)
 
+    _steady()
     results = _processes(randomise, work, warm)
     checks = _check(sequence, [p for p, _n in work])
     randomise(sequential_work[0])  # this process's connection: warmed like the children's
@@ -487,6 +498,7 @@ def _over_http(ctx, trial, sequence, nurses, make) -> dict:
 
     work, sequential_work, (single,) = make(PARALLEL), make(PARALLEL), make(1)
     warm = make(HTTP_WORKERS * 2)
+    _steady()
     server = _Gunicorn(HTTP_WORKERS)
     try:
         tokens = {}
