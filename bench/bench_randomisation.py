@@ -19,7 +19,10 @@ in the same run), the parallel median / p95, the ratio p95 ÷ sequential median 
 PASS/FAIL against ENGINEERING §5 (≤ 30×, p95 < 200 ms), and checks the result: no
 duplicate slot, no skipped position in any stratum, gapless trial numbers (the batch and
 the whole trial). Then 20 parallel requests for one participant: exactly one allocation.
-In-process it also counts the SQL queries of one randomisation.
+In-process it also counts the SQL queries of one randomisation. Over HTTP it also reports
+what the batch cost the whole machine (busy CPU per request, from /proc/stat) and the p95
+perfect queueing of that CPU time on every core would give: where that floor is above
+200 ms, the p95 target is out of the machine's reach and the verdict rests on the ratio.
 """
 
 from __future__ import annotations
@@ -267,6 +270,11 @@ def _machine_load(busy_ms: float, wall_ms: float, requests: int) -> dict:
         "cpu_ms_per_request": round(per_request, 2),
         "queueing_floor_p95_ms": round(0.95 * requests * per_request / cores, 1),
     }
+
+
+def _p95_reachable(part: dict) -> bool:
+    load = part.get("machine_during_batch")
+    return load is None or load["queueing_floor_p95_ms"] < BUDGET_P95_MS
 
 
 def _verdict(ctx, parallel_ms: list[float], sequential_ms: list[float]) -> dict:
@@ -538,6 +546,7 @@ def _over_http(ctx, trial, sequence, nurses, make) -> dict:
         "gunicorn_workers": HTTP_WORKERS,
         **_verdict(ctx, [ms for ms, _s in results], sequential_ms),
         "machine_during_batch": load,
+        "p95_target_reachable_here": load["queueing_floor_p95_ms"] < BUDGET_P95_MS,
         **checks,
         "statuses": statuses,
         "same_participant": {
@@ -559,8 +568,11 @@ def run(ctx) -> dict:
         "in_process": in_process,
         "http": over_http,
         "trial_numbers_gapless": _trial_gapless(trial),
+        # ENGINEERING §5: the ratio always; p95 < 200 ms "where the machine allows": not
+        # where the batch's own CPU time, perfectly queued on every core, already exceeds it
         "within_budget": all(
-            p["ratio_verdict"] == p["p95_verdict"] == "PASS"
+            p["ratio_verdict"] == "PASS"
+            and (p["p95_verdict"] == "PASS" or not _p95_reachable(p))
             and p["duplicate_slots"] == p["skipped_positions"] == 0
             and p["trial_numbers_gapless"]
             and p["same_participant"]["allocations"] == 1
