@@ -327,7 +327,7 @@ def test_treatment_start_page_says_which_date_is_day_0(
 
 
 @pytest.mark.django_db
-def test_no_screening_offer_for_a_deceased_participant(nurse_a, site_a):
+def test_no_screening_offer_for_a_deceased_participant(nurse_a, site_a, blend):
     """The participant panel offers 'Screen for BLEND' to the living only."""
     from cohort.models import Death, Participant
     from randomization.selectors import participant_panel
