@@ -377,3 +377,10 @@ def test_an_entry_is_overdue_exactly_when_required_unrecorded_and_past_its_windo
         past = e.window.end is not None and today > e.window.end
         if e.status != "not_applicable":
             assert (e.status == "overdue") == (e.required and past), e
+
+
+def test_every_expected_form_has_a_definition_and_every_definition_a_rule():
+    """The expectation rules and the form definitions name the same ten forms."""
+    from crf import instruments
+
+    assert set(expected.FORM_CODES) == set(instruments.all_codes(kind="clinical"))
