@@ -164,6 +164,16 @@ treatment_started = define(
     anchor what follows day 0 (crf creates or re-anchors the follow-up schedule).""",
 )
 
+allocation_changed = define(
+    "allocation_changed",
+    kind=ACTION,
+    kwargs=("allocation",),
+    doc="""What decides a participant's expected forms changed on ``allocation`` (a
+    randomization.Allocation): the TwiCs decision was recorded or changed, or the allocation
+    was corrected (randomised in error). Subscribers recompute what follows from it (crf
+    refreshes the participant's expected clinical forms).""",
+)
+
 participant_panels = define(
     "participant_panels",
     kind=READ,

@@ -199,6 +199,21 @@ def _diff(
     return changes
 
 
+def _expanded(data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` with each JSON object column of ``fields`` (``audit_expand_fields`` on the
+    model: a clinical record's answers) spread into one key per item, ``"data.sins_pain"``,
+    so the trail shows each item's old and new value instead of two whole objects."""
+    out = {k: v for k, v in data.items() if k not in fields}
+    for name in fields:
+        value = data.get(name)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                out[f"{name}.{key}"] = item
+        elif value is not None:
+            out[name] = value
+    return out
+
+
 def _context_metadata(event: pghistory.models.Event) -> dict[str, Any]:
     """The request context (user, IP, reason) an event was recorded with; empty without one.
 
@@ -218,6 +233,7 @@ def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list
         .order_by("pgh_created_at", "pgh_id")[:limit]
     )
     field_names = [f.attname for f in model._meta.concrete_fields]
+    expand = tuple(getattr(model, "audit_expand_fields", ()) or ())
     user_ids: set[int] = set()
     for ev in events:
         meta = _context_metadata(ev)
@@ -232,6 +248,8 @@ def audit_trail(*, model: type[models.Model], pk: Any, limit: int = 500) -> list
             name: getattr(ev, name, None) for name in field_names if hasattr(ev, name)
         }
         data = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+        if expand:
+            data = _expanded(data, expand)
         if ev.pgh_label == "delete":
             changes = {k: (v, None) for k, v in data.items() if k not in _HIDDEN_FIELDS}
         else:

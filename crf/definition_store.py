@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
 from core.audit import system_actor
 from crf import instruments
 
+if TYPE_CHECKING:  # pragma: no cover
+    from crf.models import FormDefinition
+
 __all__ = [
     "DefinitionChanged",
     "ShippedDefinition",
     "changed_definitions",
+    "current_definition",
+    "definition_of",
     "form_definitions_sync",
     "shipped_definitions",
 ]
@@ -107,3 +114,32 @@ def form_definitions_sync(*, using: str = "default") -> list[str]:
             )
             added.append(f"{definition.code} {definition.version}")
     return added
+
+
+def current_definition(code: str) -> FormDefinition:
+    """The register row of the shipped version of definition ``code`` (one query): what a
+    new record is entered with. ``FormDefinition.DoesNotExist`` when ``migrate`` (which
+    fills the register) has not run since the file's version changed."""
+    from crf.models import FormDefinition
+
+    return FormDefinition.objects.get(code=code, version=instruments.load(code).version)
+
+
+@lru_cache(maxsize=128)
+def _built(code: str, version: str, sha256: str, content: str) -> instruments.Instrument:
+    return instruments.instrument_from_data(json.loads(content), source=f"{code} {version}")
+
+
+def definition_of(definition: FormDefinition) -> instruments.Instrument:
+    """The definition a record was entered with: the shipped file when the register row is
+    its current version, otherwise built from the row's stored content (rows never change;
+    built once per process)."""
+    shipped = instruments.load(definition.code)
+    if shipped.version == definition.version:
+        return shipped
+    return _built(
+        definition.code,
+        definition.version,
+        definition.sha256,
+        json.dumps(definition.content, sort_keys=True),
+    )

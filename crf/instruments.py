@@ -865,6 +865,8 @@ def _check_text(item: Item, value: Any, today: date) -> str | None:
         return _("Use at most %(max)s characters.") % {"max": limit}
     if _CONTROL.search(value):
         return _("Remove the control characters from the text.")
+    if _MARKUP.search(value):
+        return _("Remove the HTML markup (text between < and >) from the text.")
     return None
 
 
@@ -885,6 +887,8 @@ def _check_analgesics(item: Item, value: Any, today: date) -> str | None:
     return None
 
 
+# A tag, comment or declaration opening ("<b", "</", "<!", "<?"); "<3" or "a < b" are text.
+_MARKUP = re.compile(r"<[A-Za-z/!?]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"

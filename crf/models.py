@@ -462,3 +462,161 @@ class FormDefinition(models.Model):
         lang = (language or get_language() or "nl").split("-")[0]
         title = self.title if isinstance(self.title, dict) else {}
         return str(title.get(lang) or title.get("nl") or self.code)
+
+
+# --------------------------------------------------------------------------- clinical records
+
+
+class RecordStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    COMPLETE = "complete", _("Complete")
+    NOT_DONE = "not_done", _("Not done")
+    VOIDED = "voided", _("Voided (made in error)")
+
+
+@track()
+class ClinicalRecord(models.Model):
+    """One clinical case report form of one participant: every BLEND form in one model.
+
+    ``data`` holds the answers as :mod:`crf.instruments` defines them (item code → plain
+    JSON value), entered with the definition version ``definition``; computed items
+    (SINS, length of stay) are recomputed by the save service on every write. One record
+    per participant, trial, form and occurrence (``"1"`` for a once-only form, the
+    timepoint code for follow-up forms, ``"1"``, ``"2"``, … for events and logs).
+
+    ``revision`` counts the saves: a save based on an older revision is refused (optimistic
+    concurrency, :func:`crf.services.clinical_record_update`). Written only by the services
+    of :mod:`crf.services`; never deleted (a log entry made in error is ``voided`` with a
+    reason). The audit trail shows each item's old and new value (``audit_expand_fields``).
+    """
+
+    audit_site_path = "participant__site"
+    audit_expand_fields = ("data",)
+
+    trial = models.ForeignKey(
+        "randomization.Trial", on_delete=models.PROTECT, related_name="clinical_records"
+    )
+    participant = models.ForeignKey(
+        "cohort.Participant", on_delete=models.PROTECT, related_name="clinical_records"
+    )
+    form_code = models.SlugField(_("form"), max_length=40)
+    occurrence = models.CharField(_("occurrence"), max_length=20)
+    definition = models.ForeignKey(
+        FormDefinition,
+        on_delete=models.PROTECT,
+        related_name="records",
+        verbose_name=_("definition version"),
+    )
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=RecordStatus.choices, default=RecordStatus.DRAFT
+    )
+    status_reason = models.TextField(
+        _("reason"),
+        max_length=2000,
+        blank=True,
+        help_text=_("Why the form was not done, or why the entry was voided."),
+    )
+    revision = models.PositiveIntegerField(_("revision"), default=1)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(_("last changed at"), default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "form_code", "pk"]
+        verbose_name = _("clinical record")
+        verbose_name_plural = _("clinical records")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "trial", "form_code", "occurrence"],
+                name="clinicalrecord_once_per_occurrence",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "complete", "not_done", "voided"]),
+                name="clinicalrecord_status",
+            ),
+            models.CheckConstraint(
+                condition=Q(revision__gte=1), name="clinicalrecord_revision_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "complete"]) | ~Q(status_reason=""),
+                name="clinicalrecord_reason_when_not_done_or_voided",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="complete") | Q(completed_at__isnull=False),
+                name="clinicalrecord_completed_at",
+            ),
+        ]
+        indexes = [
+            # incomplete forms of a site's worklist
+            models.Index(
+                fields=["trial", "updated_at"],
+                name="clinicalrecord_drafts",
+                condition=Q(status="draft"),
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.form_code} {self.occurrence} of {self.participant_id}"
+
+    @property
+    def is_final(self) -> bool:
+        """Complete or not done: a change needs a reason for change."""
+        return self.status in (RecordStatus.COMPLETE, RecordStatus.NOT_DONE)
+
+
+class FormExpectation(models.Model):
+    """Which clinical forms a participant is expected to have, kept in step with the
+    records and their anchors (day 0, surgery, death, arm, the TwiCs decision) by
+    :func:`crf.services.form_expectations_refresh`, so a site's worklist finds overdue forms
+    with one indexed query instead of evaluating every participant.
+
+    A cache of :func:`crf.expected.expected_forms` (the rule), not trial data: rows are
+    replaced when recomputed and not audited. ``status`` is the status on the day of the
+    refresh except that "overdue" is never stored: a required row ``not_started`` whose
+    ``window_end`` has passed is overdue (the worklist asks the database).
+    """
+
+    trial = models.ForeignKey("randomization.Trial", on_delete=models.CASCADE, related_name="+")
+    participant = models.ForeignKey(
+        "cohort.Participant", on_delete=models.CASCADE, related_name="form_expectations"
+    )
+    site = models.ForeignKey("core.Site", on_delete=models.CASCADE, related_name="+")
+    form_code = models.SlugField(max_length=40)
+    occurrence = models.CharField(max_length=20)
+    window_start = models.DateField(null=True, blank=True)
+    window_end = models.DateField(null=True, blank=True)
+    required = models.BooleanField(default=True)
+    status = models.CharField(max_length=20)
+    refreshed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "trial", "form_code", "occurrence"],
+                name="formexpectation_unique",
+            ),
+        ]
+        indexes = [
+            # a site's overdue forms, oldest window first
+            models.Index(
+                fields=["site", "window_end", "id"],
+                name="formexpectation_due",
+                condition=Q(status="not_started", required=True),
+            ),
+            models.Index(
+                fields=["window_end", "id"],
+                name="formexpectation_due_all",
+                condition=Q(status="not_started", required=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.form_code} {self.occurrence} expected of {self.participant_id}"

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Case, Prefetch, Q, QuerySet, When
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from cohort.models import Participant
 from core.access import DATA_ENTRY, SITE_STAFF, access_for, require_write
 from core.pagination import CappedCount, count_capped
+from crf import expected, instruments
+from crf.computed import as_date
+from crf.definition_store import definition_of
+from crf.expected import Expected
+from crf.instruments import Instrument
 from crf.models import (
     ACTIVE_STATUSES,
     ANSWERABLE_STATUSES,
+    ClinicalRecord,
+    FormExpectation,
     InstrumentResponse,
     Questionnaire,
     QuestionnaireLink,
     QuestionnaireStatus,
+    RecordStatus,
+    Timepoint,
 )
+from randomization.models import Allocation, AllocationStatus, Decision
+from randomization.selectors import death_date
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.hooks import Finding
@@ -282,3 +295,256 @@ def participant_records_after(
             )
         )
     return findings
+
+
+# --- clinical records -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FormCell:
+    """One expected form (and occurrence) of a participant, with its record if any."""
+
+    form_code: str
+    occurrence: str | None  # None: "add another" of an event or log form
+    status: str  # crf.expected.STATUSES
+    required: bool
+    occurs: str
+    window_start: date | None
+    window_end: date | None
+    record: ClinicalRecord | None
+
+    @property
+    def title(self) -> str:
+        return instruments.load(self.form_code).title.in_language(get_language())
+
+
+def _allocation_for(participant: Participant) -> Allocation | None:
+    """The participant's trial allocation (the active one first): what clinical forms hang on."""
+    return (
+        Allocation.objects.select_related("arm", "offer", "participant", "trial")
+        .filter(participant=participant)
+        .order_by(Case(When(status=AllocationStatus.ACTIVE, then=0), default=1), "-randomised_at")
+        .first()
+    )
+
+
+def _surgery_on(records: list[ClinicalRecord]) -> date | None:
+    days = [
+        as_date(str(r.data.get("started_at", ""))[:10])
+        for r in records
+        if r.form_code == "surgery" and r.status != RecordStatus.VOIDED and r.data.get("started_at")
+    ]
+    found = [d for d in days if d is not None]
+    return min(found) if found else None
+
+
+def _expected(
+    allocation: Allocation, records: list[ClinicalRecord], *, today: date | None = None
+) -> list[Expected]:
+    refused = (
+        getattr(allocation, "offer", None) is not None
+        and allocation.offer.decision == Decision.REFUSED
+    )
+    arm = "intervention" if allocation.arm.is_intervention else "control"
+    if allocation.status != AllocationStatus.ACTIVE:
+        return []
+    return expected.expected_forms(
+        arm=arm,
+        refused=refused and arm == "intervention",
+        day0=allocation.day0,
+        surgery_on=_surgery_on(records),
+        died_on=death_date(participant_id=allocation.participant_id),
+        today=today or timezone.localdate(),
+        records=[(r.form_code, r.occurrence, r.status) for r in records],
+        timepoints=expected.timepoint_windows(
+            Timepoint.objects.filter(trial_id=allocation.trial_id, is_active=True).only(
+                "code", "day_offset", "window_before", "window_after"
+            )
+        ),
+    )
+
+
+def _records_of(allocation: Allocation) -> list[ClinicalRecord]:
+    return list(
+        ClinicalRecord.objects.filter(
+            participant_id=allocation.participant_id, trial_id=allocation.trial_id
+        )
+        .select_related("updated_by")
+        .order_by("form_code", "pk")
+    )
+
+
+def expected_for(*, allocation: Allocation, today: date | None = None) -> list[Expected]:
+    """The expected forms of one allocated participant (no access check: for services)."""
+    return _expected(allocation, _records_of(allocation), today=today)
+
+
+def form_cells(*, allocation: Allocation, today: date | None = None) -> list[FormCell]:
+    """Every expected form with its record, in the order of :data:`crf.expected.RULES`,
+    plus records the rules would not expect (data is never hidden)."""
+    records = _records_of(allocation)
+    by_key = {(r.form_code, r.occurrence): r for r in records}
+    cells = []
+    for row in _expected(allocation, records, today=today):
+        cells.append(
+            FormCell(
+                form_code=row.form_code,
+                occurrence=row.occurrence,
+                status=row.status,
+                required=row.required,
+                occurs=row.occurs,
+                window_start=row.window.start,
+                window_end=row.window.end,
+                record=by_key.pop((row.form_code, row.occurrence), None)
+                if row.occurrence
+                else None,
+            )
+        )
+    for record in by_key.values():  # e.g. after a correction in error: still shown
+        cells.append(
+            FormCell(
+                form_code=record.form_code,
+                occurrence=record.occurrence,
+                status="voided" if record.status == RecordStatus.VOIDED else record.status,
+                required=False,
+                occurs=expected.rule_for(record.form_code).occurs,
+                window_start=None,
+                window_end=None,
+                record=record,
+            )
+        )
+    return cells
+
+
+def _readable_participant(user: User, study_number: str) -> Participant:
+    participant = (
+        access_for(user)
+        .scope(Participant.objects.select_related("site"), site_field="site")
+        .filter(study_number=study_number)
+        .first()
+    )
+    if participant is None:
+        raise Http404
+    return participant
+
+
+def participant_allocation(*, user: User, study_number: str) -> tuple[Participant, Allocation]:
+    """A participant the user may read (clinical readers of its site; statisticians) and
+    the allocation its forms hang on; 404 when not visible or not randomised."""
+    participant = _readable_participant(user, study_number)
+    allocation = _allocation_for(participant)
+    if allocation is None:
+        raise Http404
+    return participant, allocation
+
+
+def clinical_records(
+    *, user: User, study_number: str, form_code: str
+) -> tuple[Allocation, QuerySet[ClinicalRecord]]:
+    """The records of one form of a participant the user may read (404 otherwise)."""
+    _participant, allocation = participant_allocation(user=user, study_number=study_number)
+    if form_code not in expected.FORM_CODES:
+        raise Http404
+    qs = (
+        ClinicalRecord.objects.filter(
+            participant_id=allocation.participant_id,
+            trial_id=allocation.trial_id,
+            form_code=form_code,
+        )
+        .select_related("definition", "updated_by", "created_by", "participant")
+        .order_by("pk")
+    )
+    return allocation, qs
+
+
+def clinical_record_get(
+    *, user: User, pk: int, for_write: bool = False, study_number: str | None = None
+) -> ClinicalRecord:
+    """One record the user may read (or, ``for_write``, write); 404 when not visible (a
+    nurse of another site learns nothing), 403 when visible but not writable."""
+    qs = access_for(user).scope(
+        ClinicalRecord.objects.select_related(
+            "definition", "updated_by", "created_by", "participant__site", "trial"
+        ),
+        site_field="participant__site",
+    )
+    if study_number is not None:
+        qs = qs.filter(participant__study_number=study_number)
+    record = qs.filter(pk=pk).first()
+    if record is None:
+        raise Http404
+    if for_write:
+        require_write(user, record.participant.site_id)
+    return record
+
+
+def identifying_items(definition: Instrument) -> set[str]:
+    """Free-text items marked as possibly identifying (``identifying_risk``), also inside
+    repeat groups (``<item>.<field>``)."""
+    found = set()
+    for item in definition.items:
+        if item.identifying_risk:
+            found.add(item.code)
+        for sub in item.items:
+            if sub.identifying_risk:
+                found.add(f"{item.code}.{sub.code}")
+    return found
+
+
+def record_data_for(user: User, record: ClinicalRecord) -> dict[str, Any]:
+    """The record's data as ``user`` may read it: pseudonymised readers (statisticians,
+    staff without a role at the participant's site) get possibly identifying free texts
+    withheld (the key is kept with the value ``None`` so they know it exists)."""
+    data = dict(record.data)
+    if access_for(user).can_see_identifying(record.participant.site_id):
+        return data
+    hidden = identifying_items(definition_of(record.definition))
+    for name in hidden:
+        if "." in name:
+            item, field = name.split(".", 1)
+            rows = data.get(item)
+            if isinstance(rows, list):
+                data[item] = [
+                    {**row, field: None} if isinstance(row, dict) and field in row else row
+                    for row in rows
+                ]
+        elif name in data:
+            data[name] = None
+    return data
+
+
+FORM_WORKLIST_BUCKETS = ("overdue_forms", "draft_forms")
+
+
+def forms_worklist(
+    *,
+    user: User,
+    bucket: str = "overdue_forms",
+    site_id: int | None = None,
+    today: date | None = None,
+) -> QuerySet[Any]:
+    """Clinical forms needing attention at the user's sites:
+
+    - ``overdue_forms``: expected, required, not started, window closed before today
+      (:class:`crf.models.FormExpectation`, oldest window first);
+    - ``draft_forms``: started but not completed (:class:`crf.models.ClinicalRecord`
+      drafts, longest untouched first).
+    """
+    access = access_for(user)
+    roles = DATA_ENTRY | {"data_manager"}
+    if bucket == "draft_forms":
+        drafts = access.scope(
+            ClinicalRecord.objects.filter(status=RecordStatus.DRAFT),
+            site_field="participant__site",
+            roles=roles,
+        )
+        if site_id:
+            drafts = drafts.filter(participant__site_id=site_id)
+        return drafts.select_related("participant__site", "updated_by").order_by("updated_at", "pk")
+    today = today or timezone.localdate()
+    rows = access.scope(
+        FormExpectation.objects.filter(status="not_started", required=True, window_end__lt=today),
+        site_field="site",
+        roles=roles,
+    )
+    if site_id:
+        rows = rows.filter(site_id=site_id)
+    return rows.select_related("participant", "site").order_by("window_end", "id")

@@ -44,18 +44,23 @@ from core.access import require_write
 from core.audit import reason as audit_reason
 from core.refusals import Invalid, Refusal
 from core.services import top_level
-from crf import conf
+from crf import conf, expected, instruments
 from crf.channels import Channel, OutgoingMessage, SendFailed, channel_for
+from crf.definition_store import current_definition, definition_of
+from crf.instruments import Instrument
 from crf.lifecycle import Action, Snapshot, decide
 from crf.models import (
     ACTIVE_STATUSES,
     ANSWERABLE_STATUSES,
     UNSENT_STATUSES,
+    ClinicalRecord,
+    FormExpectation,
     InstrumentResponse,
     Mode,
     Questionnaire,
     QuestionnaireLink,
     QuestionnaireStatus,
+    RecordStatus,
     SendKind,
     Timepoint,
 )
@@ -66,6 +71,7 @@ from crf.windows import (
     retry_time,
     window_for,
 )
+from randomization.models import Allocation, AllocationStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.models import User
@@ -974,3 +980,450 @@ def questionnaire_answers_correct(
         q.scores = _score_all(q)
         q.save(update_fields=["scores"])
     return q
+
+
+# --- clinical records (case report forms) ---------------------------------------------------
+# One model for every clinical form (crf.models.ClinicalRecord); the definition decides the
+# items, their validation and the computed values. Every write is a top-level service that
+# locks the record (or, for a new one, the participant), checks write access at the
+# participant's site, refuses stale revisions, and refreshes the participant's expected
+# forms (crf.models.FormExpectation) in the same transaction.
+
+
+class RecordError(Refusal):
+    """Base of the clinical record refusals: a conflict with the record's state (409);
+    those about the input are also :class:`~core.refusals.Invalid` (400)."""
+
+
+class RecordInvalid(RecordError, Invalid):
+    """The data, the form or the occurrence is not valid: field errors by item code
+    (``<item>-<row>-<field>`` inside a repeat)."""
+
+    code = "invalid_record"
+    default_message = _("Please correct the marked answers.")
+
+
+class RecordChanged(RecordError):
+    """Optimistic concurrency: the record changed since the revision the save was based on.
+    Nothing is overwritten; ``changed_by``/``changed_at``/``revision`` say by whom, when,
+    and what the record is now."""
+
+    code = "record_changed"
+
+    def __init__(self, record: ClinicalRecord):
+        self.changed_by = str(record.updated_by)
+        self.changed_at = record.updated_at
+        self.revision = record.revision
+        super().__init__(
+            _(
+                "This form was changed by %(user)s on %(when)s (now revision %(revision)s) "
+                "after you opened it. Nothing was saved: reload it and enter your change again."
+            )
+            % {
+                "user": self.changed_by,
+                "when": formats.date_format(
+                    timezone.localtime(record.updated_at), "DATETIME_FORMAT"
+                ),
+                "revision": record.revision,
+            }
+        )
+
+
+class RecordVoided(RecordError):
+    code = "record_voided"
+    default_message = _("This entry was voided (made in error) and can no longer change.")
+
+
+class RecordReasonRequired(RecordError, Invalid):
+    code = "reason_required"
+    field = "reason"
+    default_message = _("Give a reason for changing a completed form.")
+
+
+def _clinical_definition(form_code: str) -> Instrument:
+    try:
+        definition = instruments.load(form_code)
+    except instruments.UnknownInstrument:
+        definition = None
+    if definition is None or definition.kind != "clinical":
+        raise RecordInvalid(_("Unknown clinical form."), field="form_code")
+    return definition
+
+
+def _allocation_for_entry(allocation: Allocation) -> Allocation:
+    if allocation.status != AllocationStatus.ACTIVE:
+        raise RecordError(
+            _("This allocation was corrected (randomised in error): no forms are entered."),
+            reasons=["corrected_in_error"],
+        )
+    return allocation
+
+
+def _next_occurrence(*, allocation: Allocation, form_code: str) -> str:
+    taken = ClinicalRecord.objects.filter(
+        participant_id=allocation.participant_id, trial_id=allocation.trial_id, form_code=form_code
+    ).values_list("occurrence", flat=True)
+    numbers = [int(o) for o in taken if o.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def _check_occurrence(
+    definition: Instrument, occurrence: str | None, allocation: Allocation
+) -> str:
+    """The occurrence of a new record: fixed for once-only forms, a timepoint code of the
+    follow-up form, the next number for events and logs when not given."""
+    rule = expected.rule_for(definition.code)
+    if rule.occurs == "once":
+        if occurrence not in (None, "", "1"):
+            raise RecordInvalid(_("This form occurs once."), field="occurrence")
+        return "1"
+    if rule.occurs == "per_timepoint":
+        if occurrence not in rule.timepoints:
+            raise RecordInvalid(
+                _("Choose one of the timepoints: %(codes)s.")
+                % {"codes": ", ".join(rule.timepoints)},
+                field="occurrence",
+            )
+        return str(occurrence)
+    if occurrence in (None, ""):
+        return _next_occurrence(allocation=allocation, form_code=definition.code)
+    if not str(occurrence).isdigit() or int(str(occurrence)) < 1:
+        raise RecordInvalid(_("An occurrence is a number from 1."), field="occurrence")
+    return str(int(str(occurrence)))
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _prepared_data(
+    definition: Instrument,
+    existing: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    *,
+    complete: bool,
+) -> dict[str, Any]:
+    """``existing`` with ``changes`` applied (``None`` or empty clears an item), answers that
+    no longer apply dropped, computed items recomputed; refuses invalid data
+    (:class:`RecordInvalid`). A value sent for an item that does not apply is an error; one
+    kept from before that stopped applying (its condition changed) is dropped."""
+    if not isinstance(changes, Mapping):
+        raise RecordInvalid(errors={"data": [_("Send the answers as an object of items.")]})
+    computed_codes = {item.code for item in definition.computed_items}
+    merged = {k: v for k, v in existing.items() if k not in computed_codes}
+    for key, value in changes.items():
+        if _blank(value):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    sent = {key for key, value in changes.items() if not _blank(value)}
+    applicable = {item.code for item in instruments.applicable_items(definition, merged)}
+    for key in [k for k in merged if k not in applicable and k not in sent]:
+        del merged[key]
+    errors = instruments.validate(definition, merged, complete=complete)
+    if errors:
+        raise RecordInvalid(errors=errors)
+    return instruments.compute(definition, merged)
+
+
+def _lock_record(record: ClinicalRecord) -> ClinicalRecord:
+    return (
+        ClinicalRecord.objects.select_for_update(of=("self",))
+        .select_related("participant", "definition", "updated_by")
+        .get(pk=record.pk)
+    )
+
+
+def _check_revision(record: ClinicalRecord, revision: int | None) -> None:
+    if revision is None or int(revision) != record.revision:
+        raise RecordChanged(record)
+
+
+@top_level
+def clinical_record_create(
+    *,
+    user: User,
+    allocation: Allocation,
+    form_code: str,
+    data: Mapping[str, Any],
+    occurrence: str | None = None,
+    complete: bool = False,
+) -> ClinicalRecord:
+    """Start a clinical form for a randomised participant: a draft (anything well-typed) or,
+    with ``complete``, a completed form (every applicable required item answered).
+    ``occurrence``: the timepoint code of a follow-up form; for events and logs the next
+    number when not given. Refuses a second record of the same occurrence."""
+    require_write(user, allocation.site_id)
+    definition = _clinical_definition(form_code)
+    _lock_participant(allocation.participant)
+    allocation = _allocation_for_entry(
+        Allocation.objects.select_related("participant", "arm").get(pk=allocation.pk)
+    )
+    occurrence = _check_occurrence(definition, occurrence, allocation)
+    if ClinicalRecord.objects.filter(
+        participant_id=allocation.participant_id,
+        trial_id=allocation.trial_id,
+        form_code=form_code,
+        occurrence=occurrence,
+    ).exists():
+        raise RecordError(
+            _("This form was already started; open it to continue."),
+            reasons=["record_exists"],
+        )
+    values = _prepared_data(definition, {}, data, complete=complete)
+    now = timezone.now()
+    with _default_reason(f"clinical form {form_code} entered"):
+        record = ClinicalRecord.objects.create(
+            trial_id=allocation.trial_id,
+            participant=allocation.participant,
+            form_code=form_code,
+            occurrence=occurrence,
+            definition=current_definition(form_code),
+            data=values,
+            status=RecordStatus.COMPLETE if complete else RecordStatus.DRAFT,
+            created_by=user,
+            updated_by=user,
+            created_at=now,
+            updated_at=now,
+            completed_at=now if complete else None,
+        )
+        form_expectations_refresh(allocation=allocation)
+    return record
+
+
+@top_level
+def clinical_record_update(
+    *,
+    user: User,
+    record: ClinicalRecord,
+    revision: int | None,
+    data: Mapping[str, Any],
+    complete: bool | None = None,
+    reason: str = "",
+) -> ClinicalRecord:
+    """Change a record: ``data`` holds the changed items (``None`` clears one); ``revision``
+    the revision the change is based on (a stale one is refused with who changed it and
+    when). ``complete`` True completes a draft; a completed (or not done) form stays
+    completed and changes only with a ``reason`` (audited with each item's old and new
+    value). A save that changes nothing writes nothing."""
+    record = _lock_record(record)
+    require_write(user, record.participant.site_id)
+    if record.status == RecordStatus.VOIDED:
+        raise RecordVoided()
+    _check_revision(record, revision)
+    definition = definition_of(record.definition)
+    final = record.is_final
+    completing = bool(complete) or record.status == RecordStatus.COMPLETE
+    values = _prepared_data(definition, record.data, data, complete=completing)
+    status = RecordStatus.COMPLETE if completing else RecordStatus.DRAFT
+    if values == record.data and status == record.status:
+        return record
+    reason = (reason or "").strip()
+    if final and not reason:
+        raise RecordReasonRequired()
+    now = timezone.now()
+    record.data = values
+    if status == RecordStatus.COMPLETE and record.status != RecordStatus.COMPLETE:
+        record.completed_at = now
+    record.status = status
+    record.status_reason = ""
+    record.revision += 1
+    record.updated_by = user
+    record.updated_at = now
+    text = reason or (
+        f"clinical form {record.form_code} completed"
+        if status == RecordStatus.COMPLETE
+        else f"clinical form {record.form_code} draft saved"
+    )
+    with audit_reason(text):
+        record.save()
+        form_expectations_refresh(allocation=_allocation_of(record))
+    return record
+
+
+@top_level
+def clinical_record_not_done(
+    *,
+    user: User,
+    allocation: Allocation,
+    form_code: str,
+    occurrence: str | None,
+    reason: str,
+    revision: int | None = None,
+) -> ClinicalRecord:
+    """Record that an expected form was not done (e.g. the visit was missed), with the
+    reason; an existing draft needs its ``revision``, a completed form cannot be "not done"
+    (correct it instead). Logs have nothing expected and cannot be "not done"."""
+    require_write(user, allocation.site_id)
+    definition = _clinical_definition(form_code)
+    if definition.occurs == "log":
+        raise RecordInvalid(
+            _("A log has no expected entries to mark as not done."), field="form_code"
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise RecordInvalid(_("Give the reason the form was not done."), field="reason")
+    if len(reason) > 2000:
+        raise RecordInvalid(_("Use at most 2000 characters."), field="reason")
+    _lock_participant(allocation.participant)
+    allocation = _allocation_for_entry(
+        Allocation.objects.select_related("participant", "arm").get(pk=allocation.pk)
+    )
+    occurrence = _check_occurrence(definition, occurrence or "1", allocation)
+    record = (
+        ClinicalRecord.objects.select_for_update(of=("self",))
+        .select_related("updated_by", "definition")
+        .filter(
+            participant_id=allocation.participant_id,
+            trial_id=allocation.trial_id,
+            form_code=form_code,
+            occurrence=occurrence,
+        )
+        .first()
+    )
+    now = timezone.now()
+    with audit_reason(f"not done: {reason}"):
+        if record is None:
+            record = ClinicalRecord.objects.create(
+                trial_id=allocation.trial_id,
+                participant=allocation.participant,
+                form_code=form_code,
+                occurrence=occurrence,
+                definition=current_definition(form_code),
+                data={},
+                status=RecordStatus.NOT_DONE,
+                status_reason=reason,
+                created_by=user,
+                updated_by=user,
+                created_at=now,
+                updated_at=now,
+            )
+        else:
+            if record.status in (RecordStatus.VOIDED,):
+                raise RecordVoided()
+            _check_revision(record, revision)
+            if record.status == RecordStatus.COMPLETE:
+                raise RecordError(
+                    _("A completed form cannot be marked as not done; correct it instead."),
+                    reasons=["record_complete"],
+                )
+            record.status = RecordStatus.NOT_DONE
+            record.status_reason = reason
+            record.revision += 1
+            record.updated_by = user
+            record.updated_at = now
+            record.save()
+        form_expectations_refresh(allocation=allocation)
+    return record
+
+
+@top_level
+def clinical_record_void(
+    *, user: User, record: ClinicalRecord, revision: int | None, reason: str
+) -> ClinicalRecord:
+    """Void an event or log entry made in error (never deleted): it stays on the record
+    with who, when and why, and counts as no entry."""
+    record = _lock_record(record)
+    require_write(user, record.participant.site_id)
+    if record.status == RecordStatus.VOIDED:
+        raise RecordVoided()
+    _check_revision(record, revision)
+    if expected.rule_for(record.form_code).occurs not in ("log", "per_event"):
+        raise RecordError(
+            _("Only event and log entries are voided; correct this form instead."),
+            reasons=["not_voidable"],
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise RecordInvalid(_("Give the reason the entry is void."), field="reason")
+    if len(reason) > 2000:
+        raise RecordInvalid(_("Use at most 2000 characters."), field="reason")
+    record.status = RecordStatus.VOIDED
+    record.status_reason = reason
+    record.revision += 1
+    record.updated_by = user
+    record.updated_at = timezone.now()
+    with audit_reason(f"voided: {reason}"):
+        record.save()
+        form_expectations_refresh(allocation=_allocation_of(record))
+    return record
+
+
+def _allocation_of(record: ClinicalRecord) -> Allocation:
+    return Allocation.objects.select_related("participant", "arm").get(
+        trial_id=record.trial_id, participant_id=record.participant_id
+    )
+
+
+# --- expected forms (cache for the worklist) --------------------------------------------------
+@transaction.atomic
+def form_expectations_refresh(*, allocation: Allocation) -> int:
+    """Recompute the participant's expected forms (:func:`crf.expected.expected_forms`) into
+    :class:`crf.models.FormExpectation`; rows no longer expected are removed (a cache, not
+    trial data). Runs inside the caller's transaction; returns the number of rows."""
+    from crf.selectors import expected_for
+
+    rows = expected_for(allocation=allocation)
+    keep = []
+    now = timezone.now()
+    for row in rows:
+        if row.occurrence is None:  # "add another": never overdue, not stored
+            continue
+        keep.append(
+            FormExpectation(
+                trial_id=allocation.trial_id,
+                participant_id=allocation.participant_id,
+                site_id=allocation.participant.site_id,
+                form_code=row.form_code,
+                occurrence=row.occurrence,
+                window_start=row.window.start,
+                window_end=row.window.end,
+                required=row.required,
+                # "overdue" is a matter of the day asked: stored as not started
+                status="not_started" if row.status == "overdue" else row.status,
+                refreshed_at=now,
+            )
+        )
+    existing = FormExpectation.objects.filter(
+        participant_id=allocation.participant_id, trial_id=allocation.trial_id
+    )
+    existing.exclude(form_code__in=[r.form_code for r in keep] or [""]).delete()
+    for form_code in {r.form_code for r in keep}:
+        existing.filter(form_code=form_code).exclude(
+            occurrence__in=[r.occurrence for r in keep if r.form_code == form_code]
+        ).delete()
+    FormExpectation.objects.bulk_create(
+        keep,
+        update_conflicts=True,
+        unique_fields=["participant", "trial", "form_code", "occurrence"],
+        update_fields=["site", "window_start", "window_end", "required", "status", "refreshed_at"],
+    )
+    return len(keep)
+
+
+def form_expectations_on_day0(
+    *, participant: Participant, trial: Trial, day0: date, is_actual: bool
+) -> None:
+    """``core.hooks.treatment_started``: the windows move with day 0."""
+    allocation = (
+        Allocation.objects.select_related("participant", "arm")
+        .filter(participant=participant, trial=trial)
+        .first()
+    )
+    if allocation is not None:
+        form_expectations_refresh(allocation=allocation)
+
+
+def form_expectations_on_allocation(*, allocation: Allocation) -> None:
+    """``core.hooks.allocation_changed``: a TwiCs decision or a correction."""
+    form_expectations_refresh(
+        allocation=Allocation.objects.select_related("participant", "arm").get(pk=allocation.pk)
+    )
+
+
+def form_expectations_on_contact_stopped(*, participant: Participant, reason: str) -> None:
+    """``core.hooks.contact_stopped``: after a death no more forms are expected."""
+    for allocation in Allocation.objects.select_related("participant", "arm").filter(
+        participant=participant
+    ):
+        form_expectations_refresh(allocation=allocation)

@@ -1056,6 +1056,7 @@ def correction_decide(
         if confirm:
             allocation.status = AllocationStatus.CORRECTED_IN_ERROR
             allocation.save(update_fields=["status"])
+            hooks.allocation_changed.fire(allocation=allocation)
     return correction
 
 
@@ -1217,9 +1218,11 @@ def offer_decision_record(
     offer = InterventionOffer.objects.select_for_update().filter(allocation=allocation).first()
     if offer is None:
         with audit_reason(reason or None):
-            return InterventionOffer.objects.create(
+            offer = InterventionOffer.objects.create(
                 allocation=allocation, offered_by=by, recorded_by=by, **values
             )
+            hooks.allocation_changed.fire(allocation=allocation)
+        return offer
     if _offer_snapshot({k: getattr(offer, k) for k in values}) == _offer_snapshot(values):
         return offer
     if offer.decision != Decision.PENDING and not reason.strip():
@@ -1230,6 +1233,7 @@ def offer_decision_record(
     offer.recorded_at = timezone.now()
     with audit_reason(reason or None):
         offer.save()
+        hooks.allocation_changed.fire(allocation=allocation)
     return offer
 
 
