@@ -16,8 +16,12 @@ PINNED = {
         "randomization.selectors.participant_records_after",
         "crf.selectors.participant_records_after",
     ],
-    "contact_stopped": ["crf.services.questionnaires_cancel_pending"],
-    "treatment_started": ["crf.services.schedule_anchor"],
+    "contact_stopped": [
+        "crf.services.questionnaires_cancel_pending",
+        "crf.services.form_expectations_on_contact_stopped",
+    ],
+    "treatment_started": ["crf.services.schedule_anchor", "crf.services.form_expectations_on_day0"],
+    "allocation_changed": ["crf.services.form_expectations_on_allocation"],
     "participant_panels": [
         "randomization.selectors.participant_panel",
         "crf.selectors.participant_panel",
