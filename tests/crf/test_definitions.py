@@ -158,8 +158,13 @@ def test_text_too_long_control_characters_and_html():
     assert validate(demo(), data | {"why": "a\x00b"}, today=TODAY) == {
         "why": "Remove the control characters from the text."
     }
-    # HTML is stored as typed (escaped on output); new lines and tabs are text
-    assert validate(demo(), data | {"why": "<b>x</b>\n\tok"}, today=TODAY) == {}
+    # HTML markup is refused; a lone "<" (a comparison, "<3") stays text, as do new lines
+    # and tabs (texts are stored as typed and escaped on output)
+    for markup in ("<b>x</b>", "<script>x", "a</p>", "<!-- x -->", "<?php"):
+        assert validate(demo(), data | {"why": markup}, today=TODAY) == {
+            "why": "Remove the HTML markup (text between < and >) from the text."
+        }
+    assert validate(demo(), data | {"why": "pain < 3 & <3\n\tok"}, today=TODAY) == {}
     assert instruments.load("adverse_event").item("description").max == 1000
     long = "x" * 10_000
     assert validate("adverse_event", {"description": long}) == {
@@ -475,7 +480,7 @@ def test_parse_html_input_per_kind():
             "planned_on": "2026-07-01",  # a date picker sends ISO
             "at": "1-6-2026 9:05",
             "done": "nee",
-            "why": "  <i>tired</i>  ",
+            "why": "  tired < 3 days  ",
             "grade": " 1a ",
             "count": "3",
             "dose": "2,5",
@@ -499,7 +504,7 @@ def test_parse_html_input_per_kind():
         "planned_on": "2026-07-01",
         "at": "2026-06-01T09:05",
         "done": False,
-        "why": "<i>tired</i>",
+        "why": "tired < 3 days",
         "grade": "1a",
         "levels": ["A", "C"],
         "count": 3,
