@@ -14,8 +14,11 @@ from datetime import timedelta
 from io import TextIOBase
 from typing import TYPE_CHECKING
 
+from core.audit import system_actor
+
 if TYPE_CHECKING:  # pragma: no cover
     from core.models import User
+    from randomization.models import Allocation
 
 
 def _site_nurse(site_id: int) -> User | None:
@@ -30,6 +33,66 @@ def _site_nurse(site_id: int) -> User | None:
     return membership.user if membership else None
 
 
+def _demo_baseline(assessed_on: str) -> dict[str, object]:
+    return {
+        "assessed_on": assessed_on,
+        "primary_tumour": "breast",
+        "index_levels": ["T10"],
+        "sins_location": "semi_rigid",
+        "sins_pain": "mechanical",
+        "sins_lesion": "lytic",
+        "sins_alignment": "normal",
+        "sins_collapse": "under_50",
+        "sins_posterolateral": "unilateral",
+        "bilsky": "1b",
+        "asia": "E",
+        "who_ps": 1,
+        "worst_pain": 7,
+        "uses_analgesics": False,
+        "systemic_therapy": False,
+    }
+
+
+def _seed_clinical_forms(allocations: list[Allocation]) -> int:
+    """A few clinical forms per demo participant, entered by the site's nurse through the
+    services: a completed baseline (SINS computed), an admission draft, and for the first
+    participant an adverse event, so the form grid and the logs show something."""
+    from django.utils import timezone
+
+    from crf import services
+    from crf.models import ClinicalRecord
+
+    entered = 0
+    for index, allocation in enumerate(allocations):
+        nurse = _site_nurse(allocation.site_id)
+        if nurse is None or allocation.status != "active":
+            continue
+        if ClinicalRecord.objects.filter(participant=allocation.participant).exists():
+            continue
+        day = timezone.localdate(allocation.randomised_at).isoformat()
+        with system_actor("seed_demo:crf"):
+            services.clinical_record_create.nested(
+                user=nurse,
+                allocation=allocation,
+                form_code="baseline_clinical",
+                data=_demo_baseline(day),
+                complete=True,
+            )
+            services.clinical_record_create.nested(
+                user=nurse, allocation=allocation, form_code="admission", data={"icu": False}
+            )
+            entered += 2
+            if index == 0:
+                services.clinical_record_create.nested(
+                    user=nurse,
+                    allocation=allocation,
+                    form_code="adverse_event",
+                    data={"term": "10053692", "grade": 1, "onset_on": day, "serious": False},
+                )
+                entered += 1
+    return entered
+
+
 def seed(stdout: TextIOBase) -> None:
     try:
         from randomization.models import Allocation
@@ -38,7 +101,6 @@ def seed(stdout: TextIOBase) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from core.audit import system_actor
     from crf import services
     from crf.models import Questionnaire
 
@@ -75,6 +137,9 @@ def seed(stdout: TextIOBase) -> None:
                 stdout.write(f"crf demo: no planned day 0 for {allocation.pk}: {exc}\n")
                 continue
             anchored += 1
+    forms = _seed_clinical_forms(allocations)
+    if forms:
+        stdout.write(f"crf demo: {forms} clinical form(s) entered\n")
     if not anchored:
         return
     stdout.write(f"crf demo: follow-up schedules for {anchored} randomised participant(s)\n")

@@ -442,3 +442,38 @@ def test_rebuild_command_recreates_the_expected_forms(allocation, nurse_a):
         == expected_rows
     )
     assert ("admission", "1", "draft") in {r[:3] for r in expected_rows}
+
+
+def test_demo_enters_a_few_clinical_forms_once(blend, make_user, settings):
+    """``make run``'s demo: each randomised participant gets a completed baseline (SINS
+    computed) and an admission draft, the first also an adverse event; seeding twice adds
+    nothing."""
+    import io
+
+    from crf import demo as crf_demo
+    from randomization import demo as randomization_demo
+
+    settings.DEBUG = True
+    settings.RANDOMISATION_ENVIRONMENT = ""
+    umcu = factories.SiteFactory(code="umcu", name="UMC Utrecht")
+    make_user("statistician", None, username="statistician")
+    make_user("nurse", umcu, username="nurse")
+    for _ in range(4):
+        factories.participant_without_identity(site=umcu)
+    out = io.StringIO()
+    randomization_demo.seed(out)
+    crf_demo.seed(out)
+    randomised = Allocation.objects.count()
+    assert randomised >= 1
+    assert (
+        ClinicalRecord.objects.filter(form_code="baseline_clinical", status="complete").count()
+        == randomised
+    )
+    assert all(
+        r.data["sins_total"] == 9 and r.data["sins_class"] == "potentially_unstable"
+        for r in ClinicalRecord.objects.filter(form_code="baseline_clinical")
+    )
+    assert ClinicalRecord.objects.filter(form_code="adverse_event").count() == 1
+    total = ClinicalRecord.objects.count()
+    crf_demo.seed(out)
+    assert ClinicalRecord.objects.count() == total == 2 * randomised + 1
