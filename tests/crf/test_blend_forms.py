@@ -83,7 +83,7 @@ def _value(item: instruments.Item, index: int = 0):
     if item.kind == "yes_no":
         return index % 2 == 0
     if item.kind == "text":
-        return "text as typed: dose < 8 Gy & \"quoted\""
+        return 'text as typed: dose < 8 Gy & "quoted"'
     if item.kind == "code_list":
         from crf import codelists
 
