@@ -34,6 +34,7 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -1384,14 +1385,16 @@ def form_expectations_refresh(*, allocation: Allocation) -> int:
                 refreshed_at=now,
             )
         )
-    existing = FormExpectation.objects.filter(
+    # rows no longer expected go (one statement); the rest are upserted (one statement)
+    kept: dict[str, list[str]] = {}
+    for row in keep:
+        kept.setdefault(row.form_code, []).append(row.occurrence)
+    still = Q(pk__in=[])
+    for form_code, occurrences in kept.items():
+        still |= Q(form_code=form_code, occurrence__in=occurrences)
+    FormExpectation.objects.filter(
         participant_id=allocation.participant_id, trial_id=allocation.trial_id
-    )
-    existing.exclude(form_code__in=[r.form_code for r in keep] or [""]).delete()
-    for form_code in {r.form_code for r in keep}:
-        existing.filter(form_code=form_code).exclude(
-            occurrence__in=[r.occurrence for r in keep if r.form_code == form_code]
-        ).delete()
+    ).exclude(still).delete()
     FormExpectation.objects.bulk_create(
         keep,
         update_conflicts=True,
