@@ -39,6 +39,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from cohort.models import Participant
 from core.access import require_write
@@ -93,14 +94,14 @@ class NotAnswerable(QuestionnaireError):
     """The questionnaire cannot take answers now (closed, cancelled, not sent)."""
 
     code = "not_answerable"
-    default_message = _("This questionnaire can no longer be entered.")
+    default_message = gettext_lazy("This questionnaire can no longer be entered.")
 
 
 class AlreadyCompleted(QuestionnaireError):
     """The questionnaire is completed; change it through a correction with a reason."""
 
     code = "already_completed"
-    default_message = _("This questionnaire is already completed; correct it instead.")
+    default_message = gettext_lazy("This questionnaire is already completed; correct it instead.")
 
 
 class UnknownInstrument(QuestionnaireError, Invalid):
@@ -114,7 +115,7 @@ class ReasonRequired(QuestionnaireError, Invalid):
 
     code = "reason_required"
     field = "reason"
-    default_message = _("Give a reason for the change.")
+    default_message = gettext_lazy("Give a reason for the change.")
 
 
 class InvalidAnswers(QuestionnaireError, Invalid):
@@ -1001,7 +1002,7 @@ class RecordInvalid(RecordError, Invalid):
     (``<item>-<row>-<field>`` inside a repeat)."""
 
     code = "invalid_record"
-    default_message = _("Please correct the marked answers.")
+    default_message = gettext_lazy("Please correct the marked answers.")
 
 
 class RecordChanged(RecordError):
@@ -1032,13 +1033,15 @@ class RecordChanged(RecordError):
 
 class RecordVoided(RecordError):
     code = "record_voided"
-    default_message = _("This entry was voided (made in error) and can no longer change.")
+    default_message = gettext_lazy(
+        "This entry was voided (made in error) and can no longer change."
+    )
 
 
 class RecordReasonRequired(RecordError, Invalid):
     code = "reason_required"
     field = "reason"
-    default_message = _("Give a reason for changing a completed form.")
+    default_message = gettext_lazy("Give a reason for changing a completed form.")
 
 
 def _clinical_definition(form_code: str) -> Instrument:
@@ -1387,8 +1390,8 @@ def form_expectations_refresh(*, allocation: Allocation) -> int:
         )
     # rows no longer expected go (one statement); the rest are upserted (one statement)
     kept: dict[str, list[str]] = {}
-    for row in keep:
-        kept.setdefault(row.form_code, []).append(row.occurrence)
+    for expectation in keep:
+        kept.setdefault(expectation.form_code, []).append(expectation.occurrence)
     still = Q(pk__in=[])
     for form_code, occurrences in kept.items():
         still |= Q(form_code=form_code, occurrence__in=occurrences)

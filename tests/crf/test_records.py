@@ -477,3 +477,16 @@ def test_demo_enters_a_few_clinical_forms_once(blend, make_user, settings):
     total = ClinicalRecord.objects.count()
     crf_demo.seed(out)
     assert ClinicalRecord.objects.count() == total == 2 * randomised + 1
+
+
+def test_refusal_messages_follow_the_language_of_the_request():
+    """Class-level messages are translated when shown, not when the module is imported."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        assert str(services.RecordVoided()) == (
+            "This entry was voided (made in error) and can no longer change."
+        )
+        assert str(services.NotAnswerable()) == "This questionnaire can no longer be entered."
+    with translation.override("nl"):
+        assert str(services.RecordVoided()).startswith("Deze invoer is vervallen")
