@@ -490,3 +490,24 @@ def test_refusal_messages_follow_the_language_of_the_request():
         assert str(services.NotAnswerable()) == "This questionnaire can no longer be entered."
     with translation.override("nl"):
         assert str(services.RecordVoided()).startswith("Deze invoer is vervallen")
+
+
+def test_the_audit_screen_shows_each_changed_item_to_the_sites_monitor(
+    baseline, nurse_a, make_user, site_a, site_b, client
+):
+    """A data manager (monitor) of the site reads the record's trail item by item; one of
+    another site does not."""
+    from django.urls import reverse
+
+    services.clinical_record_update(
+        user=nurse_a, record=baseline, revision=1, data={"worst_pain": 8}, reason="source: 8"
+    )
+    url = reverse("audit_record", args=["crf.clinicalrecord", baseline.pk])
+    client.force_login(make_user("data_manager", site_a))
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "data.worst_pain" in html and "source: 8" in html
+    client.force_login(make_user("data_manager", site_b))
+    other = client.get(url)
+    assert other.status_code in (403, 404)
