@@ -278,7 +278,7 @@ class Instrument:
     kind: str = "questionnaire"
     occurs: str = ""  # clinical forms: once | per_timepoint | per_event | log
     # cross-item checks: (name, {parameter: item code})
-    checks: tuple[tuple[str, Mapping[str, str]], ...] = field(default=(), compare=False)
+    checks: tuple[tuple[str, Mapping[str, Any]], ...] = field(default=(), compare=False)
     signature: str = ""  # clinical forms: the role that signs ("investigator")
     sdv: tuple[str, ...] = ()  # items checked against source documents by monitors
     _index: Mapping[str, Item] = field(default_factory=dict, repr=False, compare=False)
@@ -521,7 +521,7 @@ def _build_item(
 
 def _build_checks(
     raw: Any, items: Mapping[str, Item], where: str
-) -> tuple[tuple[str, Mapping[str, str]], ...]:
+) -> tuple[tuple[str, Mapping[str, Any]], ...]:
     if not isinstance(raw, list):
         raise ValueError(f"{where}: 'checks' is a list of check names")
     built = []
@@ -534,16 +534,27 @@ def _build_checks(
             raise ValueError(
                 f"{where}: unknown check {spec['name']!r} (known: {', '.join(sorted(CHECKS))})"
             )
-        extra = sorted(set(spec) - {"name"} - set(check.params))
+        extra = sorted(set(spec) - {"name"} - set(check.params) - set(check.options))
         if extra:
             raise ValueError(f"{where}: check {check.name} has no parameter(s) {extra}")
-        bound = {param: spec.get(param, default) for param, default in check.params.items()}
+        bound: dict[str, Any] = {
+            param: spec.get(param, default) for param, default in check.params.items()
+        }
+        fields = {sub.code for item in items.values() for sub in item.items}
         for param, item_code in bound.items():
-            if item_code not in items:
+            if item_code not in items and item_code not in fields:
                 raise ValueError(
                     f"{where}: check {check.name} compares {param}={item_code!r}, "
                     "which is not an item of the form"
                 )
+        for option in check.options:
+            if option in spec:
+                value = spec[option]
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValueError(
+                        f"{where}: check {check.name} option {option!r} is a number, got {value!r}"
+                    )
+                bound[option] = value
         built.append((check.name, bound))
     return tuple(built)
 
