@@ -1131,6 +1131,10 @@ def _prepared_data(
 
 
 def _lock_record(record: ClinicalRecord) -> ClinicalRecord:
+    """Lock the participant, then the record: every record write of one participant takes
+    the participant's row first (as a new record does), so two saves for one participant
+    queue in one order and their refresh of the expected forms cannot deadlock."""
+    Participant.objects.select_for_update().filter(pk=record.participant_id).first()
     return (
         ClinicalRecord.objects.select_for_update(of=("self",))
         .select_related("participant", "definition", "updated_by")

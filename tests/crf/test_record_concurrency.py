@@ -56,3 +56,47 @@ def test_two_simultaneous_saves_of_one_revision_one_wins_one_is_refused(
         "insert",
         "update",
     ]
+
+
+def test_simultaneous_saves_of_two_forms_of_one_participant_both_land(
+    blend, active_sequence, randomised, site_a, nurse_a, make_user
+):
+    """Both refresh the participant's expected forms: they queue on the participant's row
+    (no deadlock, no lost row) and the cache ends as if they had run one after the other."""
+    active_sequence()
+    allocation = randomised(site_a, nurse_a, arm="control")
+    second = make_user("nurse", site_a, username="second_nurse")
+    admission = services.clinical_record_create(
+        user=nurse_a, allocation=allocation, form_code="admission", data={}
+    )
+    baseline = services.clinical_record_create(
+        user=nurse_a, allocation=allocation, form_code="baseline_clinical", data={}
+    )
+    barrier = threading.Barrier(2)
+
+    def save(args):
+        user, record, data = args
+        try:
+            barrier.wait(timeout=30)
+            return services.clinical_record_update(
+                user=user, record=record, revision=1, data=data
+            ).revision
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        revisions = list(
+            pool.map(
+                save,
+                [(nurse_a, admission, {"icu": True}), (second, baseline, {"worst_pain": 4})],
+            )
+        )
+    assert revisions == [2, 2]
+    from crf.models import FormExpectation
+
+    statuses = dict(
+        FormExpectation.objects.filter(participant=allocation.participant).values_list(
+            "form_code", "status"
+        )
+    )
+    assert statuses["admission"] == "draft" and statuses["baseline_clinical"] == "draft"
