@@ -73,6 +73,7 @@ __all__ = [
     "all_codes",
     "applicable_items",
     "answered_count",
+    "check_findings",
     "compute",
     "definition_file_names",
     "definition_source",
@@ -1033,13 +1034,23 @@ def findings(
     context: Mapping[str, Any] | None = None,
 ) -> list[Finding]:
     """What the definition's cross-item checks find in ``answers`` (computed filled in)."""
+    return [finding for _name, finding in check_findings(code, answers, context)]
+
+
+def check_findings(
+    code: str | Instrument,
+    answers: Mapping[str, Any],
+    context: Mapping[str, Any] | None = None,
+) -> list[tuple[str, Finding]]:
+    """:func:`findings` with the name of the check that found each (for automatic queries,
+    which are kept per check and item)."""
     definition = _definition(code)
     if not definition.checks or not isinstance(answers, Mapping):
         return []
     data = compute(definition, answers)
-    found: list[Finding] = []
+    found: list[tuple[str, Finding]] = []
     for name, params in definition.checks:
-        found.extend(CHECKS[name](data, params, context))
+        found.extend((name, finding) for finding in CHECKS[name](data, params, context))
     return found
 
 

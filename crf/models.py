@@ -620,3 +620,113 @@ class FormExpectation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.form_code} {self.occurrence} expected of {self.participant_id}"
+
+
+# --------------------------------------------------------------------------- data review: queries
+
+
+class QueryStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    ANSWERED = "answered", _("Answered")
+    CLOSED = "closed", _("Closed")
+
+
+class QueryOrigin(models.TextChoices):
+    CHECK = "check", _("Edit check")
+    MANUAL = "manual", _("Raised by a reviewer")
+
+
+@track()
+class DataQuery(models.Model):
+    """A question about one item (or the whole record, ``item`` empty) of a clinical record.
+
+    Automatic queries come from the definition's edit checks (``check_name``) and open and
+    close with the data; manual ones are raised by a monitor or data manager and answered
+    by the site. Queries never change data themselves. The thread is
+    :class:`QueryMessage`; both are audited and never deleted.
+    """
+
+    audit_site_path = "record__participant__site"
+
+    record = models.ForeignKey(ClinicalRecord, on_delete=models.PROTECT, related_name="queries")
+    item = models.CharField(_("item"), max_length=120, blank=True)
+    origin = models.CharField(_("origin"), max_length=10, choices=QueryOrigin.choices)
+    check_name = models.CharField(_("edit check"), max_length=60, blank=True)
+    text = models.TextField(_("question"), max_length=2000)
+    suggested_value = models.JSONField(_("suggested value"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=QueryStatus.choices, default=QueryStatus.OPEN
+    )
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    raised_at = models.DateTimeField(_("raised at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("last changed at"), default=timezone.now)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["raised_at", "pk"]
+        verbose_name = _("query")
+        verbose_name_plural = _("queries")
+        constraints = [
+            # one open automatic query per check and item: a re-run never duplicates one
+            models.UniqueConstraint(
+                fields=["record", "check_name", "item"],
+                condition=Q(origin="check") & ~Q(status="closed"),
+                name="dataquery_one_open_per_check_item",
+            ),
+            models.CheckConstraint(
+                condition=~Q(origin="check") | ~Q(check_name=""), name="dataquery_check_named"
+            ),
+            models.CheckConstraint(
+                condition=~Q(origin="manual") | Q(raised_by__isnull=False),
+                name="dataquery_manual_has_raiser",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="closed") | Q(closed_at__isnull=False),
+                name="dataquery_closed_at",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "raised_at"],
+                name="dataquery_unresolved",
+                condition=~Q(status="closed"),
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"query {self.pk} on {self.record_id} {self.item}"
+
+
+class QueryAction(models.TextChoices):
+    RAISE = "raise", _("Raised")
+    ANSWER = "answer", _("Answered")
+    CLOSE = "close", _("Closed")
+    REOPEN = "reopen", _("Re-opened")
+    RESOLVED = "resolved", _("Resolved by a data change")
+
+
+@track()
+class QueryMessage(models.Model):
+    """One step of a query's thread: who did what, when, with what text."""
+
+    audit_site_path = "query__record__participant__site"
+
+    query = models.ForeignKey(DataQuery, on_delete=models.PROTECT, related_name="messages")
+    action = models.CharField(_("action"), max_length=10, choices=QueryAction.choices)
+    text = models.TextField(_("text"), max_length=2000, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    at = models.DateTimeField(_("at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        verbose_name = _("query message")
+        verbose_name_plural = _("query messages")
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.action} on query {self.query_id}"

@@ -548,3 +548,51 @@ def forms_worklist(
     if site_id:
         rows = rows.filter(site_id=site_id)
     return rows.select_related("participant", "site").order_by("window_end", "id")
+
+
+# --- data review: the context the edit checks see -----------------------------------------------
+def record_context(
+    *, allocation: Allocation, records: list[ClinicalRecord] | None = None
+) -> dict[str, Any]:
+    """The read-only facts a record's edit checks compare with (crf.computed.CHECKS): arm,
+    TwiCs refusal, day 0 and randomisation date, year of birth, date of death (key present,
+    ``None`` when alive), consent to randomisation (c), end of study, the first surgery day,
+    the SBRT start times and the baseline ASIA grade. Voided records count for nothing."""
+    from cohort.models import ConsentElement, ConsentRecord
+
+    records = _records_of(allocation) if records is None else records
+    live = [r for r in records if r.status != RecordStatus.VOIDED]
+    refused = (
+        getattr(allocation, "offer", None) is not None
+        and allocation.offer.decision == Decision.REFUSED
+    )
+    consented_on = (
+        ConsentRecord.objects.current()
+        .filter(
+            participant_id=allocation.participant_id,
+            element=ConsentElement.RANDOMISATION_OFFER,
+            answer=True,
+        )
+        .order_by("given_on")
+        .values_list("given_on", flat=True)
+        .first()
+    )
+    end = next((r for r in live if r.form_code == "end_of_study"), None)
+    baseline = next((r for r in live if r.form_code == "baseline_clinical"), None)
+    return {
+        "arm": "intervention" if allocation.arm.is_intervention else "control",
+        "refused": refused,
+        "day0": allocation.day0,
+        "randomised_on": timezone.localdate(allocation.randomised_at),
+        "born_year": allocation.participant.year_of_birth,
+        "died_on": death_date(participant_id=allocation.participant_id),
+        "consented_on": consented_on,
+        "ended_on": as_date(end.data.get("ended_on")) if end else None,
+        "surgery_on": _surgery_on(live),
+        "sbrt_started": sorted(
+            str(r.data["started_at"])
+            for r in live
+            if r.form_code == "sbrt_delivery" and r.data.get("started_at")
+        ),
+        "baseline_asia": baseline.data.get("asia") if baseline else None,
+    }

@@ -56,9 +56,14 @@ from crf.models import (
     ANSWERABLE_STATUSES,
     UNSENT_STATUSES,
     ClinicalRecord,
+    DataQuery,
     FormExpectation,
     InstrumentResponse,
     Mode,
+    QueryAction,
+    QueryMessage,
+    QueryOrigin,
+    QueryStatus,
     Questionnaire,
     QuestionnaireLink,
     QuestionnaireStatus,
@@ -1196,6 +1201,7 @@ def clinical_record_create(
             completed_at=now if complete else None,
         )
         form_expectations_refresh(allocation=allocation)
+        _check_queries_sync(record, allocation=allocation, by=user)
     return record
 
 
@@ -1245,7 +1251,9 @@ def clinical_record_update(
     )
     with audit_reason(text):
         record.save()
-        form_expectations_refresh(allocation=_allocation_of(record))
+        allocation = _allocation_of(record)
+        form_expectations_refresh(allocation=allocation)
+        _check_queries_sync(record, allocation=allocation, by=user)
     return record
 
 
@@ -1353,7 +1361,9 @@ def clinical_record_void(
     record.updated_at = timezone.now()
     with audit_reason(f"voided: {reason}"):
         record.save()
-        form_expectations_refresh(allocation=_allocation_of(record))
+        allocation = _allocation_of(record)
+        form_expectations_refresh(allocation=allocation)
+        _check_queries_sync(record, allocation=allocation, by=user)
     return record
 
 
@@ -1437,3 +1447,187 @@ def form_expectations_on_contact_stopped(*, participant: Participant, reason: st
         participant=participant
     ):
         form_expectations_refresh(allocation=allocation)
+
+
+# --- data review: queries -------------------------------------------------------------------
+# Automatic queries follow the definition's edit checks: every save runs them against the
+# record's context (crf.selectors.record_context) and opens a query per new finding (check
+# and item), closing the open ones whose finding is gone ("resolved by a data change").
+# Manual queries are raised by a monitor (data manager) of the site, answered by the site's
+# data entry staff, and closed or re-opened by a monitor. Queries never change data.
+REVIEWERS = frozenset({"data_manager"})
+
+
+class QueryError(Refusal):
+    """A query step that does not fit the query's state (409) or its input (400)."""
+
+
+class QueryInvalid(QueryError, Invalid):
+    code = "invalid_query"
+
+
+@dataclass(frozen=True)
+class QuerySync:
+    opened: int = 0
+    closed: int = 0
+
+
+def _check_queries_sync(
+    record: ClinicalRecord, *, allocation: Allocation, by: User | None
+) -> QuerySync:
+    """Open and close the record's automatic queries to match its checks' findings now."""
+    from crf.selectors import record_context
+
+    definition = definition_of(record.definition)
+    open_now = {
+        (q.check_name, q.item): q
+        for q in DataQuery.objects.select_for_update()
+        .filter(record=record, origin=QueryOrigin.CHECK)
+        .exclude(status=QueryStatus.CLOSED)
+    }
+    found: dict[tuple[str, str], str] = {}
+    if record.status != RecordStatus.VOIDED and definition.checks:
+        context = record_context(allocation=allocation)
+        for name, finding in instruments.check_findings(definition, record.data, context):
+            found.setdefault((name, finding.item), str(finding.message))
+    now = timezone.now()
+    opened = closed = 0
+    for key, query in open_now.items():
+        if key in found:
+            continue
+        query.status = QueryStatus.CLOSED
+        query.closed_at = query.updated_at = now
+        query.save(update_fields=["status", "closed_at", "updated_at"])
+        QueryMessage.objects.create(
+            query=query,
+            action=QueryAction.RESOLVED,
+            by=by,
+            at=now,
+            text="" if record.status != RecordStatus.VOIDED else "entry voided",
+        )
+        closed += 1
+    for (name, item), message in found.items():
+        if (name, item) in open_now:
+            continue
+        query = DataQuery.objects.create(
+            record=record,
+            item=item,
+            origin=QueryOrigin.CHECK,
+            check_name=name,
+            text=message,
+            raised_at=now,
+            updated_at=now,
+        )
+        QueryMessage.objects.create(query=query, action=QueryAction.RAISE, text=message, at=now)
+        opened += 1
+    return QuerySync(opened=opened, closed=closed)
+
+
+def _lock_query(query: DataQuery) -> DataQuery:
+    return (
+        DataQuery.objects.select_for_update(of=("self",))
+        .select_related("record__participant")
+        .get(pk=query.pk)
+    )
+
+
+def _query_text(text: str, *, required: bool = True) -> str:
+    text = (text or "").strip()
+    if required and not text:
+        raise QueryInvalid(_("Write the question or answer."), field="text")
+    if len(text) > 2000:
+        raise QueryInvalid(_("Use at most 2000 characters."), field="text")
+    return text
+
+
+@top_level
+def query_raise(
+    *, user: User, record: ClinicalRecord, item: str, text: str, suggested_value: Any = None
+) -> DataQuery:
+    """A monitor (data manager of the site) asks about one item (``item`` empty: the
+    whole record)."""
+    record = ClinicalRecord.objects.select_related("participant", "definition").get(pk=record.pk)
+    require_write(user, record.participant.site_id, roles=REVIEWERS)
+    if record.status == RecordStatus.VOIDED:
+        raise RecordVoided()
+    definition = definition_of(record.definition)
+    if item and not definition.has_item(item.split("-")[0]):
+        raise QueryInvalid(_("This form has no such item."), field="item")
+    text = _query_text(text)
+    now = timezone.now()
+    with audit_reason("query raised"):
+        query = DataQuery.objects.create(
+            record=record,
+            item=item,
+            origin=QueryOrigin.MANUAL,
+            text=text,
+            suggested_value=suggested_value,
+            raised_by=user,
+            raised_at=now,
+            updated_at=now,
+        )
+        QueryMessage.objects.create(
+            query=query, action=QueryAction.RAISE, text=text, by=user, at=now
+        )
+    return query
+
+
+def _step(query: DataQuery, *, action: str, status: str, text: str, user: User) -> DataQuery:
+    now = timezone.now()
+    query.status = status
+    query.updated_at = now
+    query.closed_at = now if status == QueryStatus.CLOSED else None
+    with audit_reason(f"query {action}"):
+        query.save(update_fields=["status", "updated_at", "closed_at"])
+        QueryMessage.objects.create(query=query, action=action, text=text, by=user, at=now)
+    return query
+
+
+@top_level
+def query_answer(*, user: User, query: DataQuery, text: str) -> DataQuery:
+    """The site answers an open query (a data change is made on the form, with its own
+    reason for change; the answer itself changes no data)."""
+    query = _lock_query(query)
+    require_write(user, query.record.participant.site_id)
+    if query.status != QueryStatus.OPEN:
+        raise QueryError(_("Only an open query can be answered."), reasons=["not_open"])
+    return _step(
+        query,
+        action=QueryAction.ANSWER,
+        status=QueryStatus.ANSWERED,
+        text=_query_text(text),
+        user=user,
+    )
+
+
+@top_level
+def query_close(*, user: User, query: DataQuery, text: str = "") -> DataQuery:
+    """A monitor closes an open or answered query."""
+    query = _lock_query(query)
+    require_write(user, query.record.participant.site_id, roles=REVIEWERS)
+    if query.status == QueryStatus.CLOSED:
+        raise QueryError(_("This query is already closed."), reasons=["closed"])
+    return _step(
+        query,
+        action=QueryAction.CLOSE,
+        status=QueryStatus.CLOSED,
+        text=_query_text(text, required=False),
+        user=user,
+    )
+
+
+@top_level
+def query_reopen(*, user: User, query: DataQuery, text: str) -> DataQuery:
+    """A monitor re-opens a closed query, saying why."""
+    query = _lock_query(query)
+    require_write(user, query.record.participant.site_id, roles=REVIEWERS)
+    if query.status != QueryStatus.CLOSED:
+        raise QueryError(_("Only a closed query can be re-opened."), reasons=["not_closed"])
+    if query.origin == QueryOrigin.CHECK:
+        raise QueryError(
+            _("An edit check's query re-opens by itself when the finding returns."),
+            reasons=["automatic"],
+        )
+    return _step(
+        query, action=QueryAction.REOPEN, status=QueryStatus.OPEN, text=_query_text(text), user=user
+    )
