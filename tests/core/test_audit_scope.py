@@ -133,6 +133,13 @@ def _site_pass(site, nurse, investigator, trial, form):
         answers={"worst": 7},
         scores={"worst": 7},
     )
+    from crf import services as crf_services
+
+    record = crf_services.clinical_record_create(
+        user=nurse, allocation=intervention, form_code="admission", data={"icu": False}
+    )
+    monitor = factories.UserFactory(username=f"monitor-{site.code}", role="data_manager", site=site)
+    crf_services.query_raise(user=monitor, record=record, item="icu", text="ICU?")
     other = register()
     cohort_services.withdrawal_record(
         by=nurse, participant=other, scope="questionnaires", effective_on=today
