@@ -27,7 +27,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as day_time
@@ -1631,3 +1631,43 @@ def query_reopen(*, user: User, query: DataQuery, text: str) -> DataQuery:
     return _step(
         query, action=QueryAction.REOPEN, status=QueryStatus.OPEN, text=_query_text(text), user=user
     )
+
+
+@dataclass
+class RecheckResult:
+    records: int = 0
+    opened: int = 0
+    closed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"records": self.records, "opened": self.opened, "closed": self.closed}
+
+
+def records_recheck(
+    *,
+    form_code: str | None = None,
+    batch: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+) -> RecheckResult:
+    """Re-run the edit checks over every record (of ``form_code``) after a rule change:
+    automatic queries are opened and closed to match, in short transactions of ``batch``
+    records (each record locked with its participant, as a save would). Idempotent: a
+    second run changes nothing. ``progress(done, total)`` is called after each batch."""
+    qs = ClinicalRecord.objects.exclude(status=RecordStatus.NOT_DONE)
+    if form_code:
+        qs = qs.filter(form_code=form_code)
+    ids = list(qs.order_by("pk").values_list("pk", flat=True))
+    result = RecheckResult()
+    for start in range(0, len(ids), batch):
+        with transaction.atomic(), audit_reason("edit checks re-run"):
+            for record in ClinicalRecord.objects.filter(pk__in=ids[start : start + batch]).order_by(
+                "pk"
+            ):
+                record = _lock_record(record)
+                sync = _check_queries_sync(record, allocation=_allocation_of(record), by=None)
+                result.records += 1
+                result.opened += sync.opened
+                result.closed += sync.closed
+        if progress is not None:
+            progress(min(start + batch, len(ids)), len(ids))
+    return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from core.audit import system_actor
@@ -18,3 +20,16 @@ def questionnaires_sweep() -> dict:
 
     with system_actor("celery:crf.questionnaires_sweep"):
         return services.questionnaires_sweep().as_dict()
+
+
+@shared_task(name="crf.tasks.records_recheck", bind=True, acks_late=True)
+def records_recheck(self: Any, form_code: str | None = None) -> dict:
+    """Re-run the edit checks (idempotent: a retry after a crash repeats nothing); the
+    task's state carries the progress (``PROGRESS`` with done/total) for a progress bar."""
+    from crf import services
+
+    def progress(done: int, total: int) -> None:
+        self.update_state(state="PROGRESS", meta={"done": done, "total": total})
+
+    with system_actor("celery:crf.records_recheck"):
+        return services.records_recheck(form_code=form_code, progress=progress).as_dict()

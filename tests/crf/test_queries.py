@@ -187,3 +187,37 @@ def test_query_refusals_change_nothing(record, monitor, nurse_a):
         services.query_close(user=monitor, query=query)
     with pytest.raises(services.QueryError):
         services.query_answer(user=nurse_a, query=query, text="late")
+
+
+def test_recheck_after_a_rule_change_opens_and_closes_to_match_and_is_idempotent(
+    allocation, nurse_a
+):
+    """Three AEs of grade 5 and one of grade 2 without a recorded death, entered before
+    the check existed; then the rule arrives (a new definition version) and the re-run
+    opens exactly three queries; a second run changes nothing; a fix closes one."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from crf import tasks
+
+    entries = [
+        services.clinical_record_create(
+            user=nurse_a, allocation=allocation, form_code="adverse_event", data={"grade": g}
+        )
+        for g in (5, 5, 2, 5)
+    ]
+    assert DataQuery.objects.count() == 0
+    ClinicalRecord.objects.filter(pk__in=[e.pk for e in entries]).update(
+        definition=_with_checks("adverse_event", ["fatal_grade_needs_a_death"])
+    )
+    out = StringIO()
+    call_command("crf_recheck", "--form", "adverse_event", stdout=out)
+    assert "4 records checked: 3 queries opened, 0 closed." in out.getvalue()
+    assert set(DataQuery.objects.values_list("record_id", flat=True)) == {
+        e.pk for e in entries if e.data["grade"] == 5
+    }
+    again = tasks.records_recheck.apply(kwargs={"form_code": "adverse_event"}).get()
+    assert again == {"records": 4, "opened": 0, "closed": 0}
+    services.clinical_record_update(user=nurse_a, record=entries[0], revision=1, data={"grade": 4})
+    assert DataQuery.objects.filter(status="open").count() == 2
