@@ -221,3 +221,42 @@ def test_recheck_after_a_rule_change_opens_and_closes_to_match_and_is_idempotent
     assert again == {"records": 4, "opened": 0, "closed": 0}
     services.clinical_record_update(user=nurse_a, record=entries[0], revision=1, data={"grade": 4})
     assert DataQuery.objects.filter(status="open").count() == 2
+
+
+def test_the_check_context_reads_the_participants_facts(allocation, nurse_a):
+    from cohort.models import ConsentRecord
+    from crf.selectors import record_context
+
+    context = record_context(allocation=allocation)
+    assert context["arm"] == "intervention" and context["refused"] is False
+    assert "died_on" in context and context["died_on"] is None
+    assert context["born_year"] == allocation.participant.year_of_birth
+    assert context["consented_on"] == (
+        ConsentRecord.objects.filter(
+            participant=allocation.participant, element="randomisation_offer", answer=True
+        )
+        .values_list("given_on", flat=True)
+        .get()
+    )
+    assert context["baseline_asia"] is None and context["sbrt_started"] == []
+    day = (timezone.localdate() - timedelta(days=2)).isoformat()
+    services.clinical_record_create(
+        user=nurse_a, allocation=allocation, form_code="baseline_clinical", data={"asia": "D"}
+    )
+    _sbrt(allocation, nurse_a, f"{day}T08:00")
+    surgery = services.clinical_record_create(
+        user=nurse_a,
+        allocation=allocation,
+        form_code="surgery",
+        data={"started_at": f"{day}T13:00"},
+    )
+    services.clinical_record_create(
+        user=nurse_a, allocation=allocation, form_code="end_of_study", data={"ended_on": day}
+    )
+    context = record_context(allocation=allocation)
+    assert context["baseline_asia"] == "D"
+    assert context["sbrt_started"] == [f"{day}T08:00"]
+    assert context["surgery_on"].isoformat() == day
+    assert context["ended_on"].isoformat() == day
+    services.clinical_record_void(user=nurse_a, record=surgery, revision=1, reason="wrong day")
+    assert record_context(allocation=allocation)["surgery_on"] is None
