@@ -730,3 +730,63 @@ class QueryMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on query {self.query_id}"
+
+
+# --------------------------------------------------------------------------- data review: e-signatures
+
+
+@track()
+class ESignature(models.Model):
+    """An investigator's electronic signature (21 CFR 11.50) of one completed record, or of
+    a participant's whole casebook (``record`` empty): who (printed name and role), when,
+    the meaning of the signature, and the SHA-256 of what was signed (the data with the
+    definition version). A later change of the signed data invalidates it, visibly and with
+    who and when; the signature row itself is never deleted."""
+
+    audit_site_path = "participant__site"
+
+    participant = models.ForeignKey(
+        "cohort.Participant", on_delete=models.PROTECT, related_name="signatures"
+    )
+    record = models.ForeignKey(
+        ClinicalRecord, on_delete=models.PROTECT, related_name="signatures", null=True, blank=True
+    )
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    printed_name = models.CharField(_("printed name"), max_length=200)
+    role = models.CharField(_("role"), max_length=30)
+    meaning = models.TextField(_("meaning of the signature"), max_length=500)
+    signed_at = models.DateTimeField(_("signed at"), default=timezone.now)
+    sha256 = models.CharField(_("SHA-256 of the signed data"), max_length=64)
+    revision = models.PositiveIntegerField(_("record revision signed"), null=True, blank=True)
+    invalidated_at = models.DateTimeField(_("invalidated at"), null=True, blank=True)
+    invalidated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    invalidated_reason = models.CharField(_("invalidated by"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["signed_at", "pk"]
+        verbose_name = _("electronic signature")
+        verbose_name_plural = _("electronic signatures")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record"],
+                condition=Q(invalidated_at__isnull=True, record__isnull=False),
+                name="esignature_one_valid_per_record",
+            ),
+            models.UniqueConstraint(
+                fields=["participant"],
+                condition=Q(invalidated_at__isnull=True, record__isnull=True),
+                name="esignature_one_valid_casebook",
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"signature {self.pk} by {self.signed_by_id}"
+
+    @property
+    def is_valid(self) -> bool:
+        return self.invalidated_at is None

@@ -44,7 +44,7 @@ from django.utils.translation import gettext_lazy
 from cohort.models import Participant
 from core.access import require_write
 from core.audit import reason as audit_reason
-from core.refusals import Invalid, Refusal
+from core.refusals import Invalid, NotAllowed, Refusal
 from core.services import top_level
 from crf import conf, expected, instruments
 from crf.channels import Channel, OutgoingMessage, SendFailed, channel_for
@@ -57,6 +57,7 @@ from crf.models import (
     UNSENT_STATUSES,
     ClinicalRecord,
     DataQuery,
+    ESignature,
     FormExpectation,
     InstrumentResponse,
     Mode,
@@ -1251,6 +1252,7 @@ def clinical_record_update(
     )
     with audit_reason(text):
         record.save()
+        _signatures_invalidate(record, by=user)
         allocation = _allocation_of(record)
         form_expectations_refresh(allocation=allocation)
         _check_queries_sync(record, allocation=allocation, by=user)
@@ -1361,6 +1363,7 @@ def clinical_record_void(
     record.updated_at = timezone.now()
     with audit_reason(f"voided: {reason}"):
         record.save()
+        _signatures_invalidate(record, by=user)
         allocation = _allocation_of(record)
         form_expectations_refresh(allocation=allocation)
         _check_queries_sync(record, allocation=allocation, by=user)
@@ -1671,3 +1674,137 @@ def records_recheck(
         if progress is not None:
             progress(min(start + batch, len(ids)), len(ids))
     return result
+
+
+# --- data review: e-signatures --------------------------------------------------------------
+SIGNATURE_MEANING = gettext_lazy("I confirm that the data in this form are complete and accurate.")
+CASEBOOK_MEANING = gettext_lazy(
+    "I confirm that the data in this participant's casebook are complete and accurate."
+)
+
+
+class SignatureRefused(RecordError):
+    code = "signature_refused"
+
+
+class WrongPassword(SignatureRefused, NotAllowed):
+    code = "wrong_password"
+    field = "password"
+    default_message = gettext_lazy("The password is not correct. Nothing was signed.")
+
+
+def signed_content_sha256(records: list[ClinicalRecord]) -> str:
+    """The SHA-256 of what a signature covers: per record its form, occurrence, definition
+    code and version, status and data, in a canonical JSON form (sorted keys, records by
+    form and occurrence), so the same content always gives the same hash."""
+    import json
+
+    content = [
+        {
+            "form": r.form_code,
+            "occurrence": r.occurrence,
+            "definition": [r.definition.code, r.definition.version],
+            "status": r.status,
+            "data": r.data,
+        }
+        for r in sorted(records, key=lambda r: (r.form_code, r.occurrence))
+    ]
+    raw = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _require_site_investigator(user: User, site_id: int) -> None:
+    from core.access import access_for
+
+    if not any(g.role == "investigator" and g.site_id == site_id for g in access_for(user).grants):
+        raise NotAllowed(_("Only an investigator of the participant's site may sign."))
+
+
+def _confirm_password(user: User, password: str, request: Any) -> None:
+    """Re-entry of the password (21 CFR 11.200): through the authentication backends, so a
+    wrong entry counts towards the login lockout (django-axes) like a failed sign-in."""
+    from django.contrib.auth import authenticate
+
+    confirmed = authenticate(request, username=user.get_username(), password=password or "")
+    if getattr(request, "axes_locked_out", False):
+        raise WrongPassword(_("Too many failed attempts: signing is locked for a while."))
+    if confirmed is None or confirmed.pk != user.pk:
+        raise WrongPassword()
+
+
+def _printed_name(user: User) -> str:
+    return (user.get_full_name() or user.get_username()).strip()
+
+
+@top_level
+def record_sign(
+    *, user: User, record: ClinicalRecord, password: str, request: Any, revision: int | None
+) -> ESignature:
+    """An investigator of the participant's site signs a completed record, re-entering the
+    password; the signature keeps the meaning, printed name, time and the SHA-256 of the
+    signed data. ``revision``: what the investigator saw (a changed record is refused)."""
+    record = _lock_record(record)
+    _require_site_investigator(user, record.participant.site_id)
+    if record.status != RecordStatus.COMPLETE:
+        raise SignatureRefused(_("Only a completed form can be signed."), reasons=["not_complete"])
+    _check_revision(record, revision)
+    if ESignature.objects.filter(record=record, invalidated_at__isnull=True).exists():
+        raise SignatureRefused(_("This form is already signed."), reasons=["already_signed"])
+    _confirm_password(user, password, request)
+    with audit_reason("electronic signature"):
+        return ESignature.objects.create(
+            participant=record.participant,
+            record=record,
+            signed_by=user,
+            printed_name=_printed_name(user),
+            role="investigator",
+            meaning=str(SIGNATURE_MEANING),
+            sha256=signed_content_sha256([record]),
+            revision=record.revision,
+        )
+
+
+@top_level
+def casebook_sign(*, user: User, allocation: Allocation, password: str, request: Any) -> ESignature:
+    """Sign a participant's whole casebook: every record complete or not done (voided
+    entries excluded), none a draft."""
+    _lock_participant(allocation.participant)
+    _require_site_investigator(user, allocation.participant.site_id)
+    records = list(
+        ClinicalRecord.objects.select_related("definition")
+        .filter(participant_id=allocation.participant_id, trial_id=allocation.trial_id)
+        .exclude(status=RecordStatus.VOIDED)
+    )
+    if not records or any(r.status == RecordStatus.DRAFT for r in records):
+        raise SignatureRefused(
+            _("A casebook with drafts (or without forms) cannot be signed."),
+            reasons=["casebook_incomplete"],
+        )
+    if ESignature.objects.filter(
+        participant_id=allocation.participant_id, record__isnull=True, invalidated_at__isnull=True
+    ).exists():
+        raise SignatureRefused(_("This casebook is already signed."), reasons=["already_signed"])
+    _confirm_password(user, password, request)
+    with audit_reason("electronic signature of the casebook"):
+        return ESignature.objects.create(
+            participant=allocation.participant,
+            signed_by=user,
+            printed_name=_printed_name(user),
+            role="investigator",
+            meaning=str(CASEBOOK_MEANING),
+            sha256=signed_content_sha256(records),
+        )
+
+
+def _signatures_invalidate(record: ClinicalRecord, *, by: User) -> int:
+    """A change of signed data: the record's valid signature and the participant's casebook
+    signature are invalidated, saying by whom and when (inside the save's transaction)."""
+    now = timezone.now()
+    reason = _("changed on %(when)s by %(user)s") % {
+        "when": formats.date_format(timezone.localtime(now), "DATETIME_FORMAT"),
+        "user": str(by),
+    }
+    return ESignature.objects.filter(
+        Q(record=record) | Q(participant_id=record.participant_id, record__isnull=True),
+        invalidated_at__isnull=True,
+    ).update(invalidated_at=now, invalidated_by=by, invalidated_reason=reason[:300])
