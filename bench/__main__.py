@@ -5,7 +5,13 @@ the report under the module's name. ``ctx`` carries the scale and helpers. The
 benchmark database is ``<DATABASE_URL name>_bench``; it is dropped and rebuilt on
 every run, never the development or test database.
 
-    python -m bench [--participants 20000] [--only NAME] [--out bench-results/latest.json]
+    python -m bench [--participants 20000] [--only NAME] [--sizes 500,2000]
+                    [--out bench-results/latest.json]
+
+A module with ``RUN_ALONE_ONLY = True`` runs only when named with ``--only`` (bench_crf:
+its seed and pages are part of bench_pages in the full run). ``--sizes`` replaces the
+cohort sizes of the page benchmarks (development runs; 2,000 is always among them). A
+result's ``crf_seed`` section is also copied to the top of the report.
 """
 
 from __future__ import annotations
@@ -58,8 +64,9 @@ def summarise(samples_ms: list[float]) -> dict:
 
 
 class Context:
-    def __init__(self, participants: int):
+    def __init__(self, participants: int, sizes: tuple[int, ...] | None = None):
         self.participants = participants
+        self.sizes = sizes
         self.summarise = summarise
 
 
@@ -67,8 +74,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--participants", type=int, default=20000)
     parser.add_argument("--only", default=None, help="run only bench_<ONLY>.py")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated cohort sizes of the page benchmarks (default 2000,20000)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "latest.json"))
     args = parser.parse_args()
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
 
     url = _bench_database_url()
     os.environ["DATABASE_URL"] = url
@@ -99,13 +112,17 @@ def main() -> int:
         if args.only and name != f"bench_{args.only}":
             continue
         module = importlib.import_module(f"bench.{name}")
+        if getattr(module, "RUN_ALONE_ONLY", False) and not args.only:
+            continue
         started = time.monotonic()
         try:
-            result = module.run(Context(args.participants))
+            result = module.run(Context(args.participants, sizes))
         except Exception as exc:  # noqa: BLE001 - a failing benchmark is reported, others still run
             result = {"error": f"{exc.__class__.__name__}: {exc}"}
         result["wall_seconds"] = round(time.monotonic() - started, 1)
         report["results"][name.removeprefix("bench_")] = result
+        if "crf_seed" in result:
+            report["crf_seed"] = result["crf_seed"]
         print(f"[bench] {name}: {json.dumps(result)}", file=sys.stderr, flush=True)
 
     out = Path(args.out)
