@@ -1736,13 +1736,28 @@ def _printed_name(user: User) -> str:
     return (user.get_full_name() or user.get_username()).strip()
 
 
-@top_level
 def record_sign(
     *, user: User, record: ClinicalRecord, password: str, request: Any, revision: int | None
 ) -> ESignature:
     """An investigator of the participant's site signs a completed record, re-entering the
     password; the signature keeps the meaning, printed name, time and the SHA-256 of the
-    signed data. ``revision``: what the investigator saw (a changed record is refused)."""
+    signed data. ``revision``: what the investigator saw (a changed record is refused).
+
+    The password is checked before the signing transaction and outside it, so that a wrong
+    entry stays counted towards the lockout (a refusal rolls back what its transaction
+    wrote, django-axes' failed attempt included)."""
+    site_id = (
+        ClinicalRecord.objects.filter(pk=record.pk)
+        .values_list("participant__site_id", flat=True)
+        .get()
+    )
+    _require_site_investigator(user, site_id)
+    _confirm_password(user, password, request)
+    return _record_sign(user=user, record=record, revision=revision)
+
+
+@top_level
+def _record_sign(*, user: User, record: ClinicalRecord, revision: int | None) -> ESignature:
     record = _lock_record(record)
     _require_site_investigator(user, record.participant.site_id)
     if record.status != RecordStatus.COMPLETE:
@@ -1750,7 +1765,6 @@ def record_sign(
     _check_revision(record, revision)
     if ESignature.objects.filter(record=record, invalidated_at__isnull=True).exists():
         raise SignatureRefused(_("This form is already signed."), reasons=["already_signed"])
-    _confirm_password(user, password, request)
     with audit_reason("electronic signature"):
         return ESignature.objects.create(
             participant=record.participant,
@@ -1764,12 +1778,17 @@ def record_sign(
         )
 
 
-@top_level
 def casebook_sign(*, user: User, allocation: Allocation, password: str, request: Any) -> ESignature:
     """Sign a participant's whole casebook: every record complete or not done (voided
-    entries excluded), none a draft."""
-    _lock_participant(allocation.participant)
+    entries excluded), none a draft. The password is checked first, as for a record."""
     _require_site_investigator(user, allocation.participant.site_id)
+    _confirm_password(user, password, request)
+    return _casebook_sign(user=user, allocation=allocation)
+
+
+@top_level
+def _casebook_sign(*, user: User, allocation: Allocation) -> ESignature:
+    _lock_participant(allocation.participant)
     records = list(
         ClinicalRecord.objects.select_related("definition")
         .filter(participant_id=allocation.participant_id, trial_id=allocation.trial_id)
@@ -1784,7 +1803,6 @@ def casebook_sign(*, user: User, allocation: Allocation, password: str, request:
         participant_id=allocation.participant_id, record__isnull=True, invalidated_at__isnull=True
     ).exists():
         raise SignatureRefused(_("This casebook is already signed."), reasons=["already_signed"])
-    _confirm_password(user, password, request)
     with audit_reason("electronic signature of the casebook"):
         return ESignature.objects.create(
             participant=allocation.participant,
