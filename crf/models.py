@@ -790,3 +790,76 @@ class ESignature(models.Model):
     @property
     def is_valid(self) -> bool:
         return self.invalidated_at is None
+
+
+# --------------------------------------------------------------------------- data review: locks
+
+
+class LockLevel(models.TextChoices):
+    RECORD = "record", _("Form")
+    PARTICIPANT = "participant", _("Participant")
+    TRIAL = "trial", _("Whole trial")
+
+
+@track()
+class DataLock(models.Model):
+    """A data manager's lock: one record, a participant's casebook, or the whole trial
+    (before analysis) becomes read-only for every write path (the record services refuse).
+    Unlocking needs a reason; the row stays with who, when and why (never deleted)."""
+
+    audit_scope = "configuration"
+
+    level = models.CharField(_("level"), max_length=12, choices=LockLevel.choices)
+    trial = models.ForeignKey("randomization.Trial", on_delete=models.PROTECT, related_name="+")
+    participant = models.ForeignKey(
+        "cohort.Participant", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    record = models.ForeignKey(
+        ClinicalRecord, on_delete=models.PROTECT, related_name="locks", null=True, blank=True
+    )
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    locked_at = models.DateTimeField(_("locked at"), default=timezone.now)
+    lock_reason = models.CharField(_("reason for the lock"), max_length=300, blank=True)
+    unlocked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    unlocked_at = models.DateTimeField(_("unlocked at"), null=True, blank=True)
+    unlock_reason = models.CharField(_("reason for unlocking"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-locked_at", "-pk"]
+        verbose_name = _("data lock")
+        verbose_name_plural = _("data locks")
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(level="record", record__isnull=False, participant__isnull=False)
+                    | Q(level="participant", record__isnull=True, participant__isnull=False)
+                    | Q(level="trial", record__isnull=True, participant__isnull=True)
+                ),
+                name="datalock_level_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(unlocked_at__isnull=True) | ~Q(unlock_reason=""),
+                name="datalock_unlock_reason",
+            ),
+            models.UniqueConstraint(
+                fields=["level", "trial", "participant", "record"],
+                condition=Q(unlocked_at__isnull=True),
+                nulls_distinct=False,
+                name="datalock_one_active_per_target",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["trial", "participant"],
+                name="datalock_active",
+                condition=Q(unlocked_at__isnull=True),
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"{self.level} lock {self.pk}"

@@ -56,10 +56,12 @@ from crf.models import (
     ANSWERABLE_STATUSES,
     UNSENT_STATUSES,
     ClinicalRecord,
+    DataLock,
     DataQuery,
     ESignature,
     FormExpectation,
     InstrumentResponse,
+    LockLevel,
     Mode,
     QueryAction,
     QueryMessage,
@@ -1174,6 +1176,7 @@ def clinical_record_create(
         Allocation.objects.select_related("participant", "arm").get(pk=allocation.pk)
     )
     occurrence = _check_occurrence(definition, occurrence, allocation)
+    _refuse_locked(trial_id=allocation.trial_id, participant_id=allocation.participant_id)
     if ClinicalRecord.objects.filter(
         participant_id=allocation.participant_id,
         trial_id=allocation.trial_id,
@@ -1226,6 +1229,9 @@ def clinical_record_update(
     if record.status == RecordStatus.VOIDED:
         raise RecordVoided()
     _check_revision(record, revision)
+    _refuse_locked(
+        trial_id=record.trial_id, participant_id=record.participant_id, record_id=record.pk
+    )
     definition = definition_of(record.definition)
     final = record.is_final
     completing = bool(complete) or record.status == RecordStatus.COMPLETE
@@ -1288,6 +1294,7 @@ def clinical_record_not_done(
         Allocation.objects.select_related("participant", "arm").get(pk=allocation.pk)
     )
     occurrence = _check_occurrence(definition, occurrence or "1", allocation)
+    _refuse_locked(trial_id=allocation.trial_id, participant_id=allocation.participant_id)
     record = (
         ClinicalRecord.objects.select_for_update(of=("self",))
         .select_related("updated_by", "definition")
@@ -1320,6 +1327,9 @@ def clinical_record_not_done(
             if record.status in (RecordStatus.VOIDED,):
                 raise RecordVoided()
             _check_revision(record, revision)
+            _refuse_locked(
+                trial_id=record.trial_id, participant_id=record.participant_id, record_id=record.pk
+            )
             if record.status == RecordStatus.COMPLETE:
                 raise RecordError(
                     _("A completed form cannot be marked as not done; correct it instead."),
@@ -1346,6 +1356,9 @@ def clinical_record_void(
     if record.status == RecordStatus.VOIDED:
         raise RecordVoided()
     _check_revision(record, revision)
+    _refuse_locked(
+        trial_id=record.trial_id, participant_id=record.participant_id, record_id=record.pk
+    )
     if expected.rule_for(record.form_code).occurs not in ("log", "per_event"):
         raise RecordError(
             _("Only event and log entries are voided; correct this form instead."),
@@ -1826,3 +1839,99 @@ def _signatures_invalidate(record: ClinicalRecord, *, by: User) -> int:
         Q(record=record) | Q(participant_id=record.participant_id, record__isnull=True),
         invalidated_at__isnull=True,
     ).update(invalidated_at=now, invalidated_by=by, invalidated_reason=reason[:300])
+
+
+# --- data review: locks ---------------------------------------------------------------------
+class RecordLocked(RecordError):
+    code = "locked"
+    default_message = gettext_lazy(
+        "These data are locked by the data manager and cannot change (ask for an unlock)."
+    )
+
+
+class LockError(RecordError):
+    code = "lock_refused"
+
+
+def _refuse_locked(*, trial_id: int, participant_id: int, record_id: int | None = None) -> None:
+    """Every record write asks this inside its transaction (after its row locks): a lock of
+    the trial, of the participant, or of this record refuses the write."""
+    active = DataLock.objects.filter(trial_id=trial_id, unlocked_at__isnull=True).filter(
+        Q(level=LockLevel.TRIAL)
+        | Q(level=LockLevel.PARTICIPANT, participant_id=participant_id)
+        | (Q(level=LockLevel.RECORD, record_id=record_id) if record_id else Q(pk__in=[]))
+    )
+    lock = active.select_related("locked_by").first()
+    if lock is not None:
+        raise RecordLocked(reasons=[f"locked_{lock.level}"])
+
+
+@top_level
+def data_lock(
+    *,
+    user: User,
+    level: str,
+    trial: Trial,
+    participant: Participant | None = None,
+    record: ClinicalRecord | None = None,
+    reason: str = "",
+) -> DataLock:
+    """Lock a record, a participant's casebook, or (a sponsor-wide data manager) the whole
+    trial. Locking what is already locked is refused."""
+    from core.access import access_for
+
+    if level not in LockLevel.values:
+        raise LockError(_("Choose what to lock."), reasons=["level"])
+    if record is not None:
+        participant = record.participant
+    if level == LockLevel.TRIAL:
+        if access_for(user).site_ids(REVIEWERS) is not None:
+            raise NotAllowed(_("Only a sponsor-wide data manager locks the whole trial."))
+        participant = record = None
+    elif participant is None or (level == LockLevel.RECORD and record is None):
+        raise LockError(_("Say which participant or form to lock."), reasons=["target"])
+    else:
+        require_write(user, participant.site_id, roles=REVIEWERS)
+        if level == LockLevel.PARTICIPANT:
+            record = None
+    if DataLock.objects.filter(
+        level=level, trial=trial, participant=participant, record=record, unlocked_at__isnull=True
+    ).exists():
+        raise LockError(_("This is already locked."), reasons=["already_locked"])
+    with audit_reason(f"{level} locked" + (f": {reason.strip()}" if reason.strip() else "")):
+        return DataLock.objects.create(
+            level=level,
+            trial=trial,
+            participant=participant,
+            record=record,
+            locked_by=user,
+            lock_reason=(reason or "").strip()[:300],
+        )
+
+
+@top_level
+def data_unlock(*, user: User, lock: DataLock, reason: str) -> DataLock:
+    """Unlock, with a reason (audited)."""
+    from core.access import access_for
+
+    lock = (
+        DataLock.objects.select_for_update(of=("self",))
+        .select_related("participant")
+        .get(pk=lock.pk)
+    )
+    if lock.participant is None:
+        if access_for(user).site_ids(REVIEWERS) is not None:
+            raise NotAllowed(_("Only a sponsor-wide data manager unlocks the whole trial."))
+    else:
+        require_write(user, lock.participant.site_id, roles=REVIEWERS)
+    if lock.unlocked_at is not None:
+        raise LockError(_("This lock was already lifted."), reasons=["not_locked"])
+    reason = (reason or "").strip()
+    if not reason:
+        raise LockError(_("Give the reason for unlocking."), field="reason")
+    lock.unlocked_by = user
+    lock.unlocked_at = timezone.now()
+    lock.unlock_reason = reason[:300]
+    with audit_reason(f"unlocked: {reason}"):
+        lock.save(update_fields=["unlocked_by", "unlocked_at", "unlock_reason"])
+    return lock
