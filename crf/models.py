@@ -863,3 +863,46 @@ class DataLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} lock {self.pk}"
+
+
+# --------------------------------------------------------------------------- data review: SDV
+
+
+@track()
+class SourceVerification(models.Model):
+    """A monitor's mark that one item of a record was checked against the source documents
+    (source data verification). A later change of that item clears the mark (``cleared_at``,
+    with the change's author) and lists the item for re-verification; marks of the other
+    items stay. Never deleted."""
+
+    audit_site_path = "record__participant__site"
+
+    record = models.ForeignKey(
+        ClinicalRecord, on_delete=models.PROTECT, related_name="verifications"
+    )
+    item = models.CharField(_("item"), max_length=120)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    verified_at = models.DateTimeField(_("verified at"), default=timezone.now)
+    revision = models.PositiveIntegerField(_("record revision verified"))
+    cleared_at = models.DateTimeField(_("cleared at"), null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["record", "item", "verified_at"]
+        verbose_name = _("source data verification")
+        verbose_name_plural = _("source data verifications")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record", "item"],
+                condition=Q(cleared_at__isnull=True),
+                name="sdv_one_current_mark_per_item",
+            ),
+        ]
+        triggers = [NO_DELETE]
+
+    def __str__(self) -> str:
+        return f"SDV of {self.item} on {self.record_id}"

@@ -72,6 +72,7 @@ from crf.models import (
     QuestionnaireStatus,
     RecordStatus,
     SendKind,
+    SourceVerification,
     Timepoint,
 )
 from crf.windows import (
@@ -1243,6 +1244,7 @@ def clinical_record_update(
     if final and not reason:
         raise RecordReasonRequired()
     now = timezone.now()
+    before = record.data
     record.data = values
     if status == RecordStatus.COMPLETE and record.status != RecordStatus.COMPLETE:
         record.completed_at = now
@@ -1259,6 +1261,7 @@ def clinical_record_update(
     with audit_reason(text):
         record.save()
         _signatures_invalidate(record, by=user)
+        _verifications_clear(record, before, by=user)
         allocation = _allocation_of(record)
         form_expectations_refresh(allocation=allocation)
         _check_queries_sync(record, allocation=allocation, by=user)
@@ -1935,3 +1938,65 @@ def data_unlock(*, user: User, lock: DataLock, reason: str) -> DataLock:
     with audit_reason(f"unlocked: {reason}"):
         lock.save(update_fields=["unlocked_by", "unlocked_at", "unlock_reason"])
     return lock
+
+
+# --- data review: source data verification -------------------------------------------------
+@top_level
+def record_verify(
+    *, user: User, record: ClinicalRecord, revision: int | None, items: list[str] | None = None
+) -> list[SourceVerification]:
+    """A monitor (data manager of the site) marks items verified against the source: the
+    definition's key items (``sdv``) when ``items`` is None, or the items named (``["*"]``:
+    every answered item). Items already verified keep their mark; returns the new marks."""
+    record = _lock_record(record)
+    require_write(user, record.participant.site_id, roles=REVIEWERS)
+    if record.status != RecordStatus.COMPLETE:
+        raise RecordError(_("Only a completed form is verified."), reasons=["not_complete"])
+    _check_revision(record, revision)
+    definition = definition_of(record.definition)
+    if items is None:
+        wanted = list(definition.sdv)
+    elif items == ["*"]:
+        wanted = [
+            i.code for i in definition.items if i.kind != "computed" and i.code in record.data
+        ]
+    else:
+        unknown = [name for name in items if not definition.has_item(name)]
+        if unknown:
+            raise RecordInvalid(
+                _("This form has no item %(items)s.") % {"items": ", ".join(unknown)},
+                field="items",
+            )
+        wanted = list(dict.fromkeys(items))
+    current = set(
+        SourceVerification.objects.filter(record=record, cleared_at__isnull=True).values_list(
+            "item", flat=True
+        )
+    )
+    now = timezone.now()
+    with audit_reason("source data verified"):
+        return SourceVerification.objects.bulk_create(
+            [
+                SourceVerification(
+                    record=record,
+                    item=name,
+                    verified_by=user,
+                    verified_at=now,
+                    revision=record.revision,
+                )
+                for name in wanted
+                if name not in current
+            ]
+        )
+
+
+def _verifications_clear(record: ClinicalRecord, before: Mapping[str, Any], *, by: User) -> int:
+    """Clear the marks of the items whose value changed (inside the save)."""
+    changed = {
+        key for key in set(before) | set(record.data) if before.get(key) != record.data.get(key)
+    }
+    if not changed:
+        return 0
+    return SourceVerification.objects.filter(
+        record=record, cleared_at__isnull=True, item__in=changed
+    ).update(cleared_at=timezone.now(), cleared_by=by)

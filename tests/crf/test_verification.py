@@ -1,0 +1,82 @@
+"""Source data verification (issue 12 groundwork): a monitor marks items verified; a later
+change of a verified item clears its mark only; other items stay verified."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from core.refusals import NotAllowed
+from crf import instruments, services
+from crf.models import SourceVerification
+from tests.conftest import events
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admission(active_sequence, randomised, site_a, nurse_a):
+    active_sequence()
+    allocation = randomised(site_a, nurse_a, arm="control")
+    day = timezone.localdate() - timedelta(days=5)
+    return services.clinical_record_create(
+        user=nurse_a,
+        allocation=allocation,
+        form_code="admission",
+        data={
+            "admitted_on": day.isoformat(),
+            "discharged_on": (day + timedelta(days=3)).isoformat(),
+            "icu": False,
+            "discharge_destination": "home",
+        },
+        complete=True,
+    )
+
+
+@pytest.fixture
+def site_monitor(make_user, site_a):
+    return make_user("data_manager", site_a, username="monitor_site_a")
+
+
+def test_key_items_by_default_and_a_change_clears_only_the_changed_items_mark(
+    admission, site_monitor, nurse_a
+):
+    key = list(instruments.load("admission").sdv)
+    assert key, "the admission form names its key items"
+    marks = services.record_verify(user=site_monitor, record=admission, revision=1)
+    assert sorted(m.item for m in marks) == sorted(key)
+    services.record_verify(
+        user=site_monitor, record=admission, revision=1, items=["icu", "admitted_on"]
+    )
+    verified = set(
+        SourceVerification.objects.filter(record=admission, cleared_at__isnull=True).values_list(
+            "item", flat=True
+        )
+    )
+    assert verified == set(key) | {"icu", "admitted_on"}  # no duplicate marks
+    services.clinical_record_update(
+        user=nurse_a, record=admission, revision=1, data={"icu": True}, reason="source: ICU night"
+    )
+    still = set(
+        SourceVerification.objects.filter(record=admission, cleared_at__isnull=True).values_list(
+            "item", flat=True
+        )
+    )
+    assert still == verified - {"icu"}
+    cleared = SourceVerification.objects.get(record=admission, item="icu")
+    assert cleared.cleared_by == nurse_a and cleared.cleared_at is not None
+    assert events(SourceVerification, pgh_obj_id=cleared.pk).count() == 2
+
+
+def test_who_verifies_what(admission, nurse_a, make_user, site_b, site_monitor):
+    with pytest.raises(NotAllowed):
+        services.record_verify(user=nurse_a, record=admission, revision=1)
+    with pytest.raises(NotAllowed):
+        services.record_verify(user=make_user("data_manager", site_b), record=admission, revision=1)
+    with pytest.raises(services.RecordInvalid):
+        services.record_verify(user=site_monitor, record=admission, revision=1, items=["nope"])
+    with pytest.raises(services.RecordChanged):
+        services.record_verify(user=site_monitor, record=admission, revision=7)
+    assert SourceVerification.objects.count() == 0
