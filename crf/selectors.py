@@ -26,6 +26,7 @@ from crf.models import (
     ClinicalRecord,
     FormExpectation,
     InstrumentResponse,
+    QueryMessage,
     Questionnaire,
     QuestionnaireLink,
     QuestionnaireStatus,
@@ -596,3 +597,66 @@ def record_context(
         ),
         "baseline_asia": baseline.data.get("asia") if baseline else None,
     }
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a record's history as a monitor reads it."""
+
+    at: datetime
+    kind: str  # change | signature | signature_invalidated | verification | query
+    user: str
+    text: str
+    changes: dict[str, tuple[Any, Any]]
+
+
+def record_history(*, user: User, record: ClinicalRecord) -> list[HistoryEntry]:
+    """Everything that happened to a record, oldest first: its changes (item by item, with
+    the reason), signatures and their invalidation, verifications and query steps. Empty
+    for a user who may not read the record's audit trail (core.selectors rules)."""
+    from core.selectors import audit_trail_for
+
+    trail = audit_trail_for(user=user, model=ClinicalRecord, pk=record.pk)
+    if not trail:
+        return []
+    entries = [
+        HistoryEntry(
+            at=e.at,
+            kind="change",
+            user=e.user or e.actor,
+            text=e.reason,
+            changes={k: v for k, v in e.changes.items() if k.startswith("data.") or k == "status"},
+        )
+        for e in trail
+    ]
+    for signature in record.signatures.select_related("signed_by", "invalidated_by"):
+        entries.append(
+            HistoryEntry(
+                signature.signed_at, "signature", signature.printed_name, signature.meaning, {}
+            )
+        )
+        if signature.invalidated_at:
+            entries.append(
+                HistoryEntry(
+                    signature.invalidated_at,
+                    "signature_invalidated",
+                    str(signature.invalidated_by or ""),
+                    signature.invalidated_reason,
+                    {},
+                )
+            )
+    for mark in record.verifications.select_related("verified_by"):
+        entries.append(
+            HistoryEntry(mark.verified_at, "verification", str(mark.verified_by), mark.item, {})
+        )
+    for message in QueryMessage.objects.filter(query__record=record).select_related("by", "query"):
+        entries.append(
+            HistoryEntry(
+                message.at,
+                "query",
+                str(message.by or ""),
+                f"{message.get_action_display()}: {message.query.item or '—'}: {message.text}",
+                {},
+            )
+        )
+    return sorted(entries, key=lambda e: e.at)

@@ -80,3 +80,37 @@ def test_who_verifies_what(admission, nurse_a, make_user, site_b, site_monitor):
     with pytest.raises(services.RecordChanged):
         services.record_verify(user=site_monitor, record=admission, revision=7)
     assert SourceVerification.objects.count() == 0
+
+
+def test_a_records_history_interleaves_changes_signatures_verifications_and_queries(
+    admission, site_monitor, nurse_a, investigator_a
+):
+    from django.test import RequestFactory
+
+    from crf.selectors import record_history
+    from tests import factories
+
+    services.record_verify(user=site_monitor, record=admission, revision=1)
+    services.record_sign(
+        user=investigator_a,
+        record=admission,
+        password=factories.PASSWORD,
+        request=RequestFactory().post("/", REMOTE_ADDR="10.0.0.9"),
+        revision=1,
+    )
+    query = services.query_raise(user=site_monitor, record=admission, item="icu", text="ICU?")
+    services.query_answer(user=nurse_a, query=query, text="one night")
+    services.clinical_record_update(
+        user=nurse_a, record=admission, revision=1, data={"icu": True}, reason="query answered"
+    )
+    history = record_history(user=site_monitor, record=admission)
+    kinds = [e.kind for e in history]
+    assert kinds[0] == "change" and kinds.count("query") == 2
+    assert (
+        kinds.index("verification")
+        < kinds.index("signature")
+        < kinds.index("signature_invalidated")
+    )
+    last_change = [e for e in history if e.kind == "change"][-1]
+    assert last_change.changes["data.icu"] == (False, True) and last_change.text == "query answered"
+    assert record_history(user=nurse_a, record=admission) == []  # nurses do not read trails
