@@ -24,6 +24,7 @@ from crf.models import (
     ACTIVE_STATUSES,
     ANSWERABLE_STATUSES,
     ClinicalRecord,
+    DataQuery,
     FormExpectation,
     InstrumentResponse,
     QueryMessage,
@@ -31,6 +32,7 @@ from crf.models import (
     QuestionnaireLink,
     QuestionnaireStatus,
     RecordStatus,
+    SourceVerification,
     Timepoint,
 )
 from randomization.models import Allocation, AllocationStatus, Decision
@@ -660,3 +662,96 @@ def record_history(*, user: User, record: ClinicalRecord) -> list[HistoryEntry]:
             )
         )
     return sorted(entries, key=lambda e: e.at)
+
+
+# --- data review worklists ------------------------------------------------------------------------
+def records_to_sign(*, user: User) -> QuerySet[ClinicalRecord]:
+    """Completed records at the sites where the user is an investigator, without a valid
+    signature (a signature invalidated by a change puts the record back on this list)."""
+    sites = {g.site_id for g in access_for(user).grants if g.role == "investigator" and g.site_id}
+    return (
+        ClinicalRecord.objects.filter(participant__site_id__in=sites, status=RecordStatus.COMPLETE)
+        .exclude(signatures__invalidated_at__isnull=True, signatures__record__isnull=False)
+        .select_related("participant", "definition")
+        .order_by("completed_at", "pk")
+    )
+
+
+QUERY_FILTERS = ("status", "form_code", "raised_by", "site_id")
+
+
+def query_worklist(
+    *,
+    user: User,
+    status: str | None = None,
+    form_code: str | None = None,
+    raised_by: int | None = None,
+    site_id: int | None = None,
+) -> QuerySet[DataQuery]:
+    """Queries at the user's sites (site staff and monitors), unresolved first by default;
+    filters by status, form, raiser and site. Each row carries its age (``age``, a
+    duration since it was raised; ``age.days`` in days)."""
+    from django.db.models import DurationField, ExpressionWrapper, F
+    from django.db.models.functions import Now
+
+    qs = access_for(user).scope(
+        DataQuery.objects.all(), site_field="record__participant__site", roles=SITE_STAFF
+    )
+    qs = qs.filter(status=status) if status else qs.exclude(status="closed")
+    if form_code:
+        qs = qs.filter(record__form_code=form_code)
+    if raised_by:
+        qs = qs.filter(raised_by_id=raised_by)
+    if site_id:
+        qs = qs.filter(record__participant__site_id=site_id)
+    return (
+        qs.annotate(age=ExpressionWrapper(Now() - F("raised_at"), output_field=DurationField()))
+        .select_related("record__participant__site", "raised_by")
+        .order_by("raised_at", "pk")
+    )
+
+
+def sdv_progress(*, user: User) -> list[dict[str, Any]]:
+    """Per site and form: completed records, and how many have every key item verified."""
+    from django.db.models import Count, Exists, OuterRef
+
+    rows = []
+    completed = access_for(user).scope(
+        ClinicalRecord.objects.filter(status=RecordStatus.COMPLETE),
+        site_field="participant__site",
+        roles=SITE_STAFF,
+    )
+    key_items = {code: list(instruments.load(code).sdv) for code in expected.FORM_CODES}
+    for code, items in key_items.items():
+        if not items:
+            continue
+        verified = completed.filter(form_code=code)
+        for name in items:
+            verified = verified.filter(
+                Exists(
+                    SourceVerification.objects.filter(
+                        record=OuterRef("pk"), item=name, cleared_at__isnull=True
+                    )
+                )
+            )
+        totals = dict(
+            completed.filter(form_code=code)
+            .values_list("participant__site__code")
+            .annotate(n=Count("pk"))
+            .values_list("participant__site__code", "n")
+        )
+        done = dict(
+            verified.values_list("participant__site__code")
+            .annotate(n=Count("pk"))
+            .values_list("participant__site__code", "n")
+        )
+        for site_code, total in sorted(totals.items()):
+            rows.append(
+                {
+                    "site": site_code,
+                    "form_code": code,
+                    "complete": total,
+                    "verified": done.get(site_code, 0),
+                }
+            )
+    return rows

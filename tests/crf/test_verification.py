@@ -114,3 +114,38 @@ def test_a_records_history_interleaves_changes_signatures_verifications_and_quer
     last_change = [e for e in history if e.kind == "change"][-1]
     assert last_change.changes["data.icu"] == (False, True) and last_change.text == "query answered"
     assert record_history(user=nurse_a, record=admission) == []  # nurses do not read trails
+
+
+def test_review_worklists(admission, site_monitor, nurse_a, investigator_a, investigator_b):
+    from django.test import RequestFactory
+
+    from crf.selectors import query_worklist, records_to_sign, sdv_progress
+    from tests import factories
+
+    assert list(records_to_sign(user=investigator_a)) == [admission]
+    assert list(records_to_sign(user=investigator_b)) == []
+    services.record_sign(
+        user=investigator_a,
+        record=admission,
+        password=factories.PASSWORD,
+        request=RequestFactory().post("/", REMOTE_ADDR="10.0.0.10"),
+        revision=1,
+    )
+    assert list(records_to_sign(user=investigator_a)) == []
+    services.clinical_record_update(
+        user=nurse_a, record=admission, revision=1, data={"icu": True}, reason="source"
+    )
+    assert list(records_to_sign(user=investigator_a)) == [admission]  # back after the edit
+
+    query = services.query_raise(user=site_monitor, record=admission, item="icu", text="?")
+    assert [q.pk for q in query_worklist(user=nurse_a)] == [query.pk]
+    assert query_worklist(user=nurse_a)[0].age.days == 0
+    assert list(query_worklist(user=investigator_b)) == []
+    assert list(query_worklist(user=nurse_a, status="answered")) == []
+    assert list(query_worklist(user=nurse_a, form_code="surgery")) == []
+
+    assert sdv_progress(user=site_monitor) == [
+        {"site": "site-a", "form_code": "admission", "complete": 1, "verified": 0}
+    ]
+    services.record_verify(user=site_monitor, record=admission, revision=2)
+    assert sdv_progress(user=site_monitor)[0]["verified"] == 1
