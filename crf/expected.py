@@ -65,6 +65,7 @@ __all__ = [
     "Rule",
     "TimepointWindow",
     "expected_forms",
+    "occurrence_key",
     "rule_for",
     "timepoint_windows",
 ]
@@ -220,7 +221,8 @@ def _rule_window(rule: Rule, anchors: Mapping[str, date | None]) -> DayWindow | 
     return _days(anchor=anchor, day_offset=first, before=0, after=last - first)
 
 
-def _occurrence_key(occurrence: str) -> tuple[int, int | str]:
+def occurrence_key(occurrence: str) -> tuple[int, int | str]:
+    """Sort key of occurrences: numbers in numeric order, then timepoint codes."""
     return (0, int(occurrence)) if occurrence.isdigit() else (1, occurrence)
 
 
@@ -317,9 +319,9 @@ def expected_forms(
             out.append(Expected(rule.form_code, "1", window or OPEN, status, True, rule.occurs))
             continue
         # per_event and log: the expected first event, every recorded one, and "add another"
-        recorded = sorted(by_form[rule.form_code], key=_occurrence_key)
+        recorded = sorted(by_form[rule.form_code], key=occurrence_key)
         occurrences = (
-            recorded if rule.occurs == "log" else sorted({"1", *recorded}, key=_occurrence_key)
+            recorded if rule.occurs == "log" else sorted({"1", *recorded}, key=occurrence_key)
         )
         for occurrence in occurrences:
             status = status_of(rule, occurrence, window, applies=applies)

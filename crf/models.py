@@ -595,6 +595,11 @@ class FormExpectation(models.Model):
     window_end = models.DateField(null=True, blank=True)
     required = models.BooleanField(default=True)
     status = models.CharField(max_length=20)
+    # the record of this form and occurrence, when there is one: the form grid reads the
+    # whole grid (statuses, windows, records) in one query
+    record = models.ForeignKey(
+        ClinicalRecord, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
     refreshed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -604,7 +609,9 @@ class FormExpectation(models.Model):
                 name="formexpectation_unique",
             ),
         ]
+        ordering = ["participant", "id"]
         indexes = [
+            models.Index(fields=["participant", "trial"], name="formexpectation_grid"),
             # a site's overdue forms, oldest window first
             models.Index(
                 fields=["site", "window_end", "id"],

@@ -375,9 +375,22 @@ def _records_of(allocation: Allocation) -> list[ClinicalRecord]:
     )
 
 
-def expected_for(*, allocation: Allocation, today: date | None = None) -> list[Expected]:
-    """The expected forms of one allocated participant (no access check: for services)."""
-    return _expected(allocation, _records_of(allocation), today=today)
+def expected_for(
+    *,
+    allocation: Allocation,
+    today: date | None = None,
+    records: list[ClinicalRecord] | None = None,
+) -> list[Expected]:
+    """The expected forms of one allocated participant (no access check: for services);
+    ``records``: the participant's records when the caller has read them already."""
+    return _expected(
+        allocation, _records_of(allocation) if records is None else records, today=today
+    )
+
+
+def records_of(*, allocation: Allocation) -> list[ClinicalRecord]:
+    """The participant's clinical records in the allocation's trial (no access check)."""
+    return _records_of(allocation)
 
 
 def form_cells(*, allocation: Allocation, today: date | None = None) -> list[FormCell]:
@@ -755,3 +768,52 @@ def sdv_progress(*, user: User) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of the participant's form grid, read from the expected-forms cache."""
+
+    form_code: str
+    occurrence: str
+    status: str  # as stored, "overdue" when a required form's window has passed
+    required: bool
+    window_start: date | None
+    window_end: date | None
+    record: ClinicalRecord | None
+
+
+def form_grid(*, participant: Participant, today: date | None = None) -> list[GridCell]:
+    """The participant's form grid in ONE query: every expected form and occurrence with its
+    status and record (crf.models.FormExpectation, kept current by the record services and
+    the day 0, decision, correction and death hooks), in the order of the rules. No access
+    check: the caller (a panel or view) has decided the user may read the participant."""
+    today = today or timezone.localdate()
+    order = {code: index for index, code in enumerate(expected.FORM_CODES)}
+    rows = list(
+        FormExpectation.objects.filter(participant=participant).select_related(
+            "record", "record__updated_by"
+        )
+    )
+    rows.sort(
+        key=lambda r: (order.get(r.form_code, len(order)), expected.occurrence_key(r.occurrence))
+    )
+    return [
+        GridCell(
+            form_code=r.form_code,
+            occurrence=r.occurrence,
+            status=(
+                "overdue"
+                if r.status == "not_started"
+                and r.required
+                and r.window_end is not None
+                and r.window_end < today
+                else r.status
+            ),
+            required=r.required,
+            window_start=r.window_start,
+            window_end=r.window_end,
+            record=r.record,
+        )
+        for r in rows
+    ]

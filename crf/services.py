@@ -1398,9 +1398,11 @@ def form_expectations_refresh(*, allocation: Allocation) -> int:
     """Recompute the participant's expected forms (:func:`crf.expected.expected_forms`) into
     :class:`crf.models.FormExpectation`; rows no longer expected are removed (a cache, not
     trial data). Runs inside the caller's transaction; returns the number of rows."""
-    from crf.selectors import expected_for
+    from crf.selectors import expected_for, records_of
 
-    rows = expected_for(allocation=allocation)
+    existing = records_of(allocation=allocation)
+    records = {(r.form_code, r.occurrence): r.pk for r in existing}
+    rows = expected_for(allocation=allocation, records=existing)
     keep = []
     now = timezone.now()
     for row in rows:
@@ -1418,6 +1420,7 @@ def form_expectations_refresh(*, allocation: Allocation) -> int:
                 required=row.required,
                 # "overdue" is a matter of the day asked: stored as not started
                 status="not_started" if row.status == "overdue" else row.status,
+                record_id=records.get((row.form_code, row.occurrence)),
                 refreshed_at=now,
             )
         )
@@ -1435,7 +1438,15 @@ def form_expectations_refresh(*, allocation: Allocation) -> int:
         keep,
         update_conflicts=True,
         unique_fields=["participant", "trial", "form_code", "occurrence"],
-        update_fields=["site", "window_start", "window_end", "required", "status", "refreshed_at"],
+        update_fields=[
+            "site",
+            "window_start",
+            "window_end",
+            "required",
+            "status",
+            "record",
+            "refreshed_at",
+        ],
     )
     return len(keep)
 

@@ -511,3 +511,36 @@ def test_the_audit_screen_shows_each_changed_item_to_the_sites_monitor(
     client.force_login(make_user("data_manager", site_b))
     other = client.get(url)
     assert other.status_code in (403, 404)
+
+
+def test_the_form_grid_is_one_query_whatever_the_number_of_records(
+    allocation, nurse_a, django_assert_num_queries
+):
+    """The grid reads the expected-forms cache joined with the records: one query with 2
+    records and with 20; overdue is decided against today; records are in their cells."""
+    from crf.selectors import form_grid
+
+    for _ in range(2):
+        services.clinical_record_create(
+            user=nurse_a, allocation=allocation, form_code="adverse_event", data={}
+        )
+    participant = allocation.participant
+    with django_assert_num_queries(1):
+        few = form_grid(participant=participant)
+    for _ in range(18):
+        services.clinical_record_create(
+            user=nurse_a, allocation=allocation, form_code="adverse_event", data={}
+        )
+    with django_assert_num_queries(1):
+        many = form_grid(participant=participant)
+    aes = [c for c in many if c.form_code == "adverse_event"]
+    assert [c.occurrence for c in aes] == [str(n) for n in range(1, 21)]
+    assert all(c.record is not None and c.record.occurrence == c.occurrence for c in aes)
+    assert len(many) == len(few) + 18
+    assert [c.form_code for c in many][0] == "baseline_clinical"
+    # with day 0 long ago the week-4 follow-up is overdue (asked of the database's window)
+    FormExpectation.objects.filter(participant=participant, occurrence="week4").update(
+        window_end=timezone.localdate() - timedelta(days=1)
+    )
+    week4 = next(c for c in form_grid(participant=participant) if c.occurrence == "week4")
+    assert week4.status == "overdue"
