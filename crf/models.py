@@ -812,9 +812,11 @@ class LockLevel(models.TextChoices):
 class DataLock(models.Model):
     """A data manager's lock: one record, a participant's casebook, or the whole trial
     (before analysis) becomes read-only for every write path (the record services refuse).
-    Unlocking needs a reason; the row stays with who, when and why (never deleted)."""
+    Unlocking needs a reason; the row stays with who, when and why (never deleted).
+    Audit scope: a record or casebook lock belongs to its participant's site; a whole-trial
+    lock (no participant) is read by sponsor-wide reviewers only."""
 
-    audit_scope = "configuration"
+    audit_site_path = "participant__site"
 
     level = models.CharField(_("level"), max_length=12, choices=LockLevel.choices)
     trial = models.ForeignKey("randomization.Trial", on_delete=models.PROTECT, related_name="+")

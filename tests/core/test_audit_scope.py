@@ -140,6 +140,26 @@ def _site_pass(site, nurse, investigator, trial, form):
     )
     monitor = factories.UserFactory(username=f"monitor-{site.code}", role="data_manager", site=site)
     crf_services.query_raise(user=monitor, record=record, item="icu", text="ICU?")
+    ended = crf_services.clinical_record_create(
+        user=nurse,
+        allocation=intervention,
+        form_code="end_of_study",
+        data={"ended_on": today.isoformat(), "reason": "completed"},
+        complete=True,
+    )
+    from django.test import RequestFactory
+
+    crf_services.record_sign(
+        user=investigator,
+        record=ended,
+        password=factories.PASSWORD,
+        request=RequestFactory().post("/", REMOTE_ADDR="10.0.0.9"),
+        revision=ended.revision,
+    )
+    crf_services.record_verify(user=monitor, record=ended, revision=ended.revision, items=["*"])
+    crf_services.data_lock(
+        user=monitor, level="participant", trial=trial, participant=control.participant, reason="x"
+    )
     other = register()
     cohort_services.withdrawal_record(
         by=nurse, participant=other, scope="questionnaires", effective_on=today
