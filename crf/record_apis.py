@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, acting_user
 from core.apis import Conflict, HasRole
+from core.schema import ServerRule
 from core.middleware import audit_user
 from crf import expected, selectors, services
 from crf.models import ClinicalRecord, FormDefinition
@@ -115,6 +116,14 @@ class DefinitionDetailOutput(DefinitionOutput):
 
 
 # --- input -----------------------------------------------------------------------------------
+OCCURRENCE_RULE = ServerRule(
+    "a timepoint code of the form (follow-up) or a number from 1 (events and logs)"
+)
+ITEMS_RULE = ServerRule(
+    "each item as its form definition says (kind, range, code list, dates not in the future); "
+    "completion needs every applicable required item"
+)
+
 class RecordCreateInput(serializers.Serializer):
     occurrence = serializers.CharField(
         required=False,
@@ -122,14 +131,20 @@ class RecordCreateInput(serializers.Serializer):
         max_length=20,
         help_text="Timepoint code of a follow-up form; the next number of an event or log "
         "when omitted.",
+        validators=[OCCURRENCE_RULE],
     )
-    data = serializers.DictField(help_text="Item code → value.")  # type: ignore[assignment]
+    data = serializers.DictField(  # type: ignore[assignment]  # a field named data
+        help_text="Item code → value.", validators=[ITEMS_RULE]
+    )
     complete = serializers.BooleanField(default=False)
 
 
 class RecordChangeInput(serializers.Serializer):
     data = serializers.DictField(  # type: ignore[assignment]  # a field, as above
-        required=False, default=dict, help_text="The changed items; null clears an item."
+        required=False,
+        default=dict,
+        help_text="The changed items; null clears an item.",
+        validators=[ITEMS_RULE],
     )
     complete = serializers.BooleanField(required=False, allow_null=True, default=None)
     reason = serializers.CharField(
@@ -146,7 +161,13 @@ class ReasonInput(serializers.Serializer):
 
 
 class NotDoneInput(serializers.Serializer):
-    occurrence = serializers.CharField(required=False, allow_null=True, max_length=20)
+    server_rules = (
+        "only an expected form is marked not done, not a log (reported under form_code)",
+    )
+
+    occurrence = serializers.CharField(
+        required=False, allow_null=True, max_length=20, validators=[OCCURRENCE_RULE]
+    )
     reason = serializers.CharField(max_length=2000)
 
 
