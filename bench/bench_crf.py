@@ -47,8 +47,6 @@ CHUNK = 10_000
 MAX_RATIO = 1.5
 ACTOR = "bench-crf-seed"
 RECORDS_FORM = "adverse_event"  # the records API page lists this form (~30 entries)
-# Pages whose route is built on another branch: a 404 is "route missing", not a failure
-PENDING_ROUTES = frozenset({"participant forms API", "participant records API (adverse events)"})
 
 LEVELS = (("T8",), ("L2", "L3"), ("T11",), ("C5",), ("T5", "T6"))
 LOCATION = {
@@ -500,8 +498,7 @@ def crf_study_number(site_id: int) -> str | None:
 
 
 def pages(study_number: str | None) -> dict[str, tuple]:
-    """label -> (user key, method, url, data) of the CRF pages; the API routes are built as
-    strings (they may not exist on this branch: see PENDING_ROUTES)."""
+    """label -> (user key, method, url, data) of the CRF pages."""
     from django.urls import reverse
 
     if study_number is None:
@@ -514,11 +511,16 @@ def pages(study_number: str | None) -> dict[str, tuple]:
             reverse("cohort:participant_detail", args=[sn]),
             None,
         ),
-        "participant forms API": ("nurse", "get", f"/api/v1/participants/{sn}/forms/", None),
+        "participant forms API": (
+            "nurse",
+            "get",
+            reverse("api:participant-forms", args=[sn]),
+            None,
+        ),
         "participant records API (adverse events)": (
             "nurse",
             "get",
-            f"/api/v1/participants/{sn}/forms/{RECORDS_FORM}/records/",
+            reverse("api:form-records", args=[sn, RECORDS_FORM]),
             None,
         ),
     }
