@@ -174,6 +174,17 @@ allocation_changed = define(
     refreshes the participant's expected clinical forms).""",
 )
 
+deviation_reported = define(
+    "deviation_reported",
+    kind=ACTION,
+    kwargs=("allocation", "by", "occurred_on", "deviation_type", "description"),
+    doc="""A protocol deviation was recorded outside the clinical forms on ``allocation`` (a
+    randomization.Allocation) by ``by``: randomization records a control-arm disclosure.
+    ``deviation_type`` is a code of the deviation form's ``deviation_type`` item,
+    ``occurred_on`` a date, ``description`` what happened. Subscribers keep the deviations log complete (crf adds the
+    entry to the participant's protocol deviation log, as a draft for the nurse to finish).""",
+)
+
 participant_panels = define(
     "participant_panels",
     kind=READ,

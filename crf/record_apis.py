@@ -30,8 +30,8 @@ from rest_framework.views import APIView
 
 from core.access import CLINICAL_READERS, DATA_ENTRY, access_for, acting_user
 from core.apis import Conflict, HasRole
-from core.schema import ServerRule
 from core.middleware import audit_user
+from core.schema import ServerRule
 from crf import expected, selectors, services
 from crf.models import ClinicalRecord, FormDefinition
 
@@ -123,6 +123,7 @@ ITEMS_RULE = ServerRule(
     "each item as its form definition says (kind, range, code list, dates not in the future); "
     "completion needs every applicable required item"
 )
+
 
 class RecordCreateInput(serializers.Serializer):
     occurrence = serializers.CharField(

@@ -1479,6 +1479,33 @@ def form_expectations_on_contact_stopped(*, participant: Participant, reason: st
         form_expectations_refresh(allocation=allocation)
 
 
+DEVIATION_FORM = "deviation"
+
+
+def deviation_log_entry(
+    *,
+    allocation: Allocation,
+    by: User,
+    occurred_on: date,
+    deviation_type: str,
+    description: str,
+) -> ClinicalRecord:
+    """``core.hooks.deviation_reported``: a deviation recorded elsewhere (a control-arm
+    disclosure in randomization) becomes an entry of the participant's protocol deviation
+    log, in the same transaction, as a draft: what the recording screen knew is filled in,
+    the rest (who disclosed, reported to the sponsor) the nurse completes on the log."""
+    return clinical_record_create.nested(
+        user=by,
+        allocation=allocation,
+        form_code=DEVIATION_FORM,
+        data={
+            "occurred_on": occurred_on.isoformat(),
+            "deviation_type": deviation_type,
+            "description": description,
+        },
+    )
+
+
 # --- data review: queries -------------------------------------------------------------------
 # Automatic queries follow the definition's edit checks: every save runs them against the
 # record's context (crf.selectors.record_context) and opens a query per new finding (check

@@ -1278,12 +1278,20 @@ def disclosure_record(
     if errors:
         raise ValidationError(errors)
     with audit_reason("protocol deviation: control-arm disclosure"):
-        return ControlDisclosure.objects.create(
+        disclosure = ControlDisclosure.objects.create(
             allocation=allocation,
             disclosed_on=disclosed_on,
             description=description.strip(),
             recorded_by=by,
         )
+        hooks.deviation_reported.fire(
+            allocation=allocation,
+            by=by,
+            occurred_on=disclosed_on,
+            deviation_type="control_arm_disclosure",
+            description=disclosure.description,
+        )
+    return disclosure
 
 
 # --- start of treatment (day 0) --------------------------------------------------------------------

@@ -22,6 +22,7 @@ PINNED = {
     ],
     "treatment_started": ["crf.services.schedule_anchor", "crf.services.form_expectations_on_day0"],
     "allocation_changed": ["crf.services.form_expectations_on_allocation"],
+    "deviation_reported": ["crf.services.deviation_log_entry"],
     "participant_panels": [
         "randomization.selectors.participant_panel",
         "crf.selectors.participant_panel",
