@@ -375,6 +375,52 @@ def _dates_within_life(
     return found
 
 
+def _death_matches_cohort(
+    data: Mapping[str, Any], items: Mapping[str, Any], context: Mapping[str, Any]
+) -> list[Finding]:
+    """End of study against the cohort's death record: a recorded death needs the reason
+    "died" and the same date; "died" needs a recorded death; a death from treatment needs a
+    grade 5 adverse event. Without the context's facts (``died_on`` absent) nothing."""
+    if "died_on" not in context:
+        return []
+    died, reason = context.get("died_on"), data.get(items["reason"])
+    death_on = as_date(data.get(items["death"]))
+    if isinstance(died, date) and reason not in (None, "died"):
+        return [
+            Finding(
+                items["reason"],
+                "warning",
+                _(
+                    "A death is recorded for this participant; the end of study gives another reason."
+                ),
+            )
+        ]
+    if reason != "died":
+        return []
+    if died is None:
+        return [
+            Finding(items["reason"], "warning", _("No death is recorded for this participant."))
+        ]
+    found = []
+    if death_on is not None and death_on != died:
+        found.append(
+            Finding(
+                items["death"],
+                "warning",
+                _("The date of death differs from the one recorded in the cohort."),
+            )
+        )
+    if data.get(items["cause"]) == "treatment" and not context.get("fatal_ae"):
+        found.append(
+            Finding(
+                items["cause"],
+                "warning",
+                _("A death from treatment needs a grade 5 adverse event."),
+            )
+        )
+    return found
+
+
 def _positive(value: Any) -> float | None:
     """``value`` as a float when it is a positive number, else None."""
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
@@ -418,5 +464,10 @@ CHECKS: Mapping[str, Check] = {
         ),
         Check("asia_not_worse_than_baseline", {"asia": "asia"}, _asia_not_worse),
         Check("dates_within_life", {}, _dates_within_life),
+        Check(
+            "death_matches_cohort",
+            {"reason": "reason", "death": "death_on", "cause": "death_cause"},
+            _death_matches_cohort,
+        ),
     )
 }

@@ -573,7 +573,8 @@ def record_context(
     """The read-only facts a record's edit checks compare with (crf.computed.CHECKS): arm,
     TwiCs refusal, day 0 and randomisation date, year of birth, date of death (key present,
     ``None`` when alive), consent to randomisation (c), end of study, the first surgery day,
-    the SBRT start times and the baseline ASIA grade. Voided records count for nothing."""
+    the SBRT start times, the baseline ASIA grade and whether a grade 5 adverse event is
+    recorded. Voided records count for nothing."""
     from cohort.models import ConsentElement, ConsentRecord
 
     records = _records_of(allocation) if records is None else records
@@ -611,6 +612,7 @@ def record_context(
             if r.form_code == "sbrt_delivery" and r.data.get("started_at")
         ),
         "baseline_asia": baseline.data.get("asia") if baseline else None,
+        "fatal_ae": any(r.form_code == "adverse_event" and r.data.get("grade") == 5 for r in live),
     }
 
 

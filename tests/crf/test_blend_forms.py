@@ -58,7 +58,7 @@ def test_the_ten_forms_load_in_spec_order_with_their_version_and_occurrence():
     assert instruments.all_codes(kind="clinical") == FORMS
     for code in FORMS:
         form = load(code)
-        assert (form.code, form.kind, form.version) == (code, "clinical", "2026.1")
+        assert (form.code, form.kind, form.version) == (code, "clinical", "2026.2")
         assert form.occurs == OCCURS[code]
         assert form.title["nl"] and form.title["en"] and form.title["nl"] != form.title["en"]
         assert form.signature == "investigator"

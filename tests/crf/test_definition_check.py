@@ -138,7 +138,7 @@ def test_definitions_are_registered_after_migrate_and_sync_is_idempotent(db):
     rows = {row.code: row for row in FormDefinition.objects.all()}
     assert set(rows) == set(shipped)
     surgery = rows["surgery"]
-    assert (surgery.version, surgery.kind, surgery.occurs) == ("2026.1", "clinical", "per_event")
+    assert (surgery.version, surgery.kind, surgery.occurs) == ("2026.2", "clinical", "per_event")
     assert surgery.title == {"nl": "Operatie", "en": "Surgery"}
     assert surgery.sha256 == instruments.definition_sha256("surgery")
     assert surgery.content["items"][0]["code"] == "started_at"
@@ -151,13 +151,13 @@ def test_definitions_are_registered_after_migrate_and_sync_is_idempotent(db):
 
 def test_sync_registers_a_new_version_audited_with_the_system_actor(db):
     FormDefinition.objects.filter(code="admission").update(version="2025.9")
-    assert definition_store.form_definitions_sync() == ["admission 2026.1"]
+    assert definition_store.form_definitions_sync() == ["admission 2026.2"]
     assert list(
         FormDefinition.objects.filter(code="admission")
         .order_by("version")
         .values_list("version", flat=True)
-    ) == ["2025.9", "2026.1"]
-    new = FormDefinition.objects.get(code="admission", version="2026.1")
+    ) == ["2025.9", "2026.2"]
+    new = FormDefinition.objects.get(code="admission", version="2026.2")
     event = FormDefinition.pgh_event_model.objects.filter(pgh_obj=new, pgh_label="insert").get()
     assert event.pgh_context.metadata["actor"] == "form_definitions_sync"
 
@@ -188,7 +188,7 @@ def test_a_file_changed_under_a_registered_version_is_refused(db, surgery_edited
     assert FormDefinition.pgh_event_model.objects.count() == events
     assert crf_errors() == []  # without the database only the files are checked
     (error,) = crf_errors(databases=["default"])
-    assert error.startswith("crf.E002 crf/definitions/surgery.json changed, but version 2026.1")
+    assert error.startswith("crf.E002 crf/definitions/surgery.json changed, but version 2026.2")
 
 
 def test_the_database_check_passes_when_files_match(db):
@@ -211,7 +211,7 @@ def test_admin_lists_definitions_read_only(client, staff_admin):
     page = client.get("/admin/crf/formdefinition/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "baseline_clinical" in text and "2026.1" in text and "c15pal" in text
+    assert "baseline_clinical" in text and "2026.2" in text and "c15pal" in text
     row = FormDefinition.objects.get(code="surgery")
     detail = client.get(f"/admin/crf/formdefinition/{row.pk}/change/")
     assert detail.status_code == 200
@@ -227,7 +227,7 @@ def test_admin_lists_definitions_read_only(client, staff_admin):
     )
     assert changed.status_code == 403
     row.refresh_from_db()
-    assert row.version == "2026.1"
+    assert row.version == "2026.2"
     assert FormDefinition.objects.filter(code="surgery").count() == 1
 
 

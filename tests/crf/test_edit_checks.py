@@ -139,6 +139,37 @@ CASES = [
         {"died_on": date(2026, 4, 1)},
         ["started_at", "rows-0-on"],
     ),
+    ("death_matches_cohort", {}, {"reason": "completed"}, {"died_on": None}, []),
+    (
+        "death_matches_cohort",
+        {},
+        {"reason": "died", "death_on": "2026-04-01", "death_cause": "progression"},
+        {"died_on": date(2026, 4, 1)},
+        [],
+    ),
+    (
+        "death_matches_cohort",
+        {},
+        {"reason": "completed"},
+        {"died_on": date(2026, 4, 1)},
+        ["reason"],
+    ),
+    ("death_matches_cohort", {}, {"reason": "died"}, {"died_on": None}, ["reason"]),
+    (
+        "death_matches_cohort",
+        {},
+        {"reason": "died", "death_on": "2026-04-02", "death_cause": "treatment"},
+        {"died_on": date(2026, 4, 1), "fatal_ae": False},
+        ["death_on", "death_cause"],
+    ),
+    (
+        "death_matches_cohort",
+        {},
+        {"reason": "died", "death_on": "2026-04-01", "death_cause": "treatment"},
+        {"died_on": date(2026, 4, 1), "fatal_ae": True},
+        [],
+    ),
+    ("death_matches_cohort", {}, {"reason": "died"}, {}, []),  # no context: no guess
 ]
 
 
@@ -161,6 +192,7 @@ def test_every_context_check_has_a_failing_case():
         "dose_per_fraction_in_range",
         "asia_not_worse_than_baseline",
         "dates_within_life",
+        "death_matches_cohort",
     }
 
 

@@ -29,14 +29,14 @@ def monitor(make_user, site_a):
     return make_user("data_manager", site_a, username="monitor_a")
 
 
-def _with_checks(code: str, checks: list) -> FormDefinition:
+def _with_checks(code: str, checks: list, version: str = "test-checks") -> FormDefinition:
     """A registered test version of a shipped form that declares ``checks`` (records
     entered with it are validated and checked with that version)."""
     shipped = FormDefinition.objects.get(code=code, version=instruments.load(code).version)
-    content = copy.deepcopy(shipped.content) | {"version": "test-checks", "checks": checks}
+    content = copy.deepcopy(shipped.content) | {"version": version, "checks": checks}
     return FormDefinition.objects.create(
         code=code,
-        version="test-checks",
+        version=version,
         kind="clinical",
         occurs=shipped.occurs,
         title=shipped.title,
@@ -203,9 +203,15 @@ def test_recheck_after_a_rule_change_opens_and_closes_to_match_and_is_idempotent
 
     entries = [
         services.clinical_record_create(
-            user=nurse_a, allocation=allocation, form_code="adverse_event", data={"grade": g}
+            user=nurse_a, allocation=allocation, form_code="adverse_event", data={}
         )
-        for g in (5, 5, 2, 5)
+        for _g in range(4)
+    ]
+    before_the_rule = _with_checks("adverse_event", [], version="test-before-the-rule")
+    ClinicalRecord.objects.filter(pk__in=[e.pk for e in entries]).update(definition=before_the_rule)
+    entries = [
+        services.clinical_record_update(user=nurse_a, record=e, revision=1, data={"grade": g})
+        for e, g in zip(entries, (5, 5, 2, 5), strict=True)
     ]
     assert DataQuery.objects.count() == 0
     ClinicalRecord.objects.filter(pk__in=[e.pk for e in entries]).update(
@@ -219,7 +225,7 @@ def test_recheck_after_a_rule_change_opens_and_closes_to_match_and_is_idempotent
     }
     again = tasks.records_recheck.apply(kwargs={"form_code": "adverse_event"}).get()
     assert again == {"records": 4, "opened": 0, "closed": 0}
-    services.clinical_record_update(user=nurse_a, record=entries[0], revision=1, data={"grade": 4})
+    services.clinical_record_update(user=nurse_a, record=entries[0], revision=2, data={"grade": 4})
     assert DataQuery.objects.filter(status="open").count() == 2
 
 

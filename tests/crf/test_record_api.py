@@ -55,7 +55,7 @@ def test_nurse_creates_reads_and_changes_a_record(api_client_for, nurse_a, sn, a
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body["status"] == "draft" and body["occurrence"] == "1" and body["revision"] == 1
-    assert body["definition"] == {"code": "admission", "version": "2026.1"}
+    assert body["definition"] == {"code": "admission", "version": "2026.2"}
     assert created["ETag"] == '"1"' and created["Location"].endswith(f"/records/{body['id']}/")
     url = created["Location"]
     got = client.get(url)
@@ -270,7 +270,7 @@ def test_form_definitions_are_listed_with_their_content(api_client_for, nurse_a,
         for code in instruments.all_codes(kind)
     }
     assert shipped <= codes and len(shipped) == 16
-    one = client.get(f"{API}/form-definitions/baseline_clinical/2026.1/")
+    one = client.get(f"{API}/form-definitions/baseline_clinical/2026.2/")
     assert one.status_code == 200 and one.json()["content"]["code"] == "baseline_clinical"
     assert client.get(f"{API}/form-definitions/baseline_clinical/0.0/").status_code == 404
     admin = api_client_for(make_user("administrator", None))

@@ -436,7 +436,8 @@ def test_rebuild_command_recreates_the_expected_forms(allocation, nurse_a):
     FormExpectation.objects.all().delete()  # a cache: the command rebuilds it
     out = StringIO()
     call_command("crf_expectations_rebuild", stdout=out)
-    assert "1 participants" in out.getvalue()
+    # the factory randomises until the wanted arm comes up: count what it made
+    assert f"{Allocation.objects.count()} participants" in out.getvalue()
     assert (
         set(FormExpectation.objects.values_list("form_code", "occurrence", "status", "window_end"))
         == expected_rows
