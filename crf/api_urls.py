@@ -1,6 +1,6 @@
 from django.urls import path
 
-from crf import apis, record_apis
+from crf import apis, record_apis, review_apis
 
 urlpatterns = [
     path(
@@ -39,4 +39,9 @@ urlpatterns = [
         record_apis.FormDefinitionApi.as_view(),
         name="form-definition",
     ),
+    path("queries/", review_apis.QueriesApi.as_view(), name="queries"),
+    path("queries/<int:pk>/", review_apis.QueryApi.as_view(), name="query"),
+    path("queries/<int:pk>/answer/", review_apis.QueryAnswerApi.as_view(), name="query-answer"),
+    path("queries/<int:pk>/close/", review_apis.QueryCloseApi.as_view(), name="query-close"),
+    path("queries/<int:pk>/reopen/", review_apis.QueryReopenApi.as_view(), name="query-reopen"),
 ]
