@@ -60,15 +60,17 @@ class QueryOutput(serializers.Serializer):
     raised_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
-    age_days = serializers.IntegerField(help_text="Whole days since the query was raised.")
+    age_days = serializers.SerializerMethodField(help_text="Whole days since the query was raised.")
     messages = QueryMessageOutput(many=True, help_text="The thread, oldest first.")
+
+    def get_age_days(self, query: DataQuery) -> int:
+        return int((self.context["now"] - query.raised_at).days)
 
 
 def _output(query: DataQuery, *, now: Any = None) -> dict[str, Any]:
     from django.utils import timezone
 
-    query.age_days = ((now or timezone.now()) - query.raised_at).days
-    return dict(QueryOutput(query).data)
+    return dict(QueryOutput(query, context={"now": now or timezone.now()}).data)
 
 
 # --- input -----------------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class QueriesApi(APIView):
 
     pagination_class = Pagination  # GET: the schema documents the page shape
     permission_classes = [HasRole]
-    allowed_roles = SITE_STAFF
+    allowed_roles: frozenset[str] = SITE_STAFF
 
     def get_permissions(self) -> Any:
         if self.request.method == "POST":
