@@ -29,6 +29,7 @@ from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user
 from core.apis import HasRole
 from core.middleware import audit_user
 from core.pagination import Pagination
+from core.schema import ServerRule
 from crf import expected, selectors, services
 from crf.models import ClinicalRecord, DataQuery, QueryStatus
 
@@ -86,18 +87,18 @@ class QueryFilterInput(serializers.Serializer):
 
 
 class QueryRaiseInput(serializers.Serializer):
-    server_rules = (
-        "an existing record at your sites that is not voided (reported under record); an item "
-        "of its form (reported under item)",
+    record = serializers.IntegerField(
+        min_value=1,
+        help_text="The clinical record's id.",
+        validators=[ServerRule("an existing record at your sites that is not voided")],
     )
-
-    record = serializers.IntegerField(min_value=1, help_text="The clinical record's id.")
     item = serializers.CharField(
         max_length=120,
         required=False,
         allow_blank=True,
         default="",
         help_text="Item code (a repeat field as 'targets-0-dose_gy'); empty: the whole record.",
+        validators=[ServerRule("an item of the record's form")],
     )
     text = serializers.CharField(max_length=2000)
     suggested_value = serializers.JSONField(required=False, allow_null=True, default=None)
@@ -167,7 +168,8 @@ class QueriesApi(APIView):
     )
     def get(self, request: Request) -> Response:
         user = _user(request)
-        filters = _valid(QueryFilterInput, request.query_params)
+        # a plain dict: for form input DRF reads an empty optional parameter as omitted
+        filters = _valid(QueryFilterInput, request.query_params.dict())
         qs = selectors.query_worklist(
             user=user,
             status=filters.get("status"),

@@ -177,6 +177,7 @@ def test_the_list_filters_by_status_form_and_raiser(
     assert first not in ids()  # unresolved by default
     assert client.get(f"{API}/queries/?status=nope").status_code == 400
     assert client.get(f"{API}/queries/?form_code=nope").status_code == 400
+    assert client.get(f"{API}/queries/?status=").status_code == 400
 
 
 ROUTES = [
