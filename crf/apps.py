@@ -18,6 +18,7 @@ class CrfConfig(AppConfig):
         hooks.contact_stopped.subscribe(services.form_expectations_on_contact_stopped)
         hooks.allocation_changed.subscribe(services.form_expectations_on_allocation)
         hooks.participant_panels.subscribe(selectors.participant_panel)
+        hooks.participant_panels.subscribe(selectors.forms_panel)
         hooks.demo_seed.subscribe(demo.seed)
         post_migrate.connect(_register_definitions, sender=self)
 
