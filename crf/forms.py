@@ -127,9 +127,10 @@ def focus_first_error(*field_lists: list[FieldView]) -> str:
     """Mark the first field with an error (in page order) to be focused; its element id."""
     for views in field_lists:
         for view in views:
-            if view.error:
-                view.autofocus = True
-                return f"item-{view.name}"
+            for candidate in [view, *(sub for row in view.row_views for sub in row)]:
+                if candidate.error:
+                    candidate.autofocus = True
+                    return f"item-{candidate.name}"
     return ""
 
 

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 from core.access import CLINICAL_READERS, DATA_ENTRY, SITE_STAFF, access_for, acting_user
 from core.forms import add_refusal, refusal_notice
 from core.models import Role, User
-from core.pagination import keyset_page_or_first
+from core.pagination import count_capped, keyset_page_or_first
 from core.refusals import Invalid, Refusal
 from core.views import role_required
 from crf import selectors, services
@@ -262,11 +262,25 @@ WORKLIST_PAGE_SIZE = 50
 def worklist(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
     bucket = request.GET.get("bucket", "open")
-    if bucket not in selectors.WORKLIST_BUCKETS:
+    form_buckets = selectors.FORM_WORKLIST_BUCKETS
+    if bucket not in selectors.WORKLIST_BUCKETS and bucket not in form_buckets:
         bucket = "open"
     now = timezone.now()
-    qs = selectors.worklist(user=user, bucket=bucket, at=now)
+    qs: Any
+    if bucket in form_buckets:
+        qs = selectors.forms_worklist(user=user, bucket=bucket)
+    else:
+        qs = selectors.worklist(user=user, bucket=bucket, at=now)
     page = keyset_page_or_first(qs, cursor=request.GET.get("cursor"), size=WORKLIST_PAGE_SIZE)
+    if bucket in form_buckets:
+        from crf import instruments
+
+        language = translation.get_language() or "nl"
+        for row in page.object_list:
+            row.form_title = instruments.load(row.form_code).title.in_language(language)
+    counts = dict(selectors.worklist_counts(user=user, at=now))
+    for name in form_buckets:
+        counts[name] = count_capped(selectors.forms_worklist(user=user, bucket=name))
     return render(
         request,
         "crf/worklist.html",
@@ -276,8 +290,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
                 ("open", _("Open")),
                 ("overdue", _("Overdue")),
                 ("failed", _("Failed")),
+                ("overdue_forms", _("Overdue forms")),
+                ("draft_forms", _("Incomplete (draft) forms")),
             ],
-            "counts": selectors.worklist_counts(user=user, at=now),
+            "form_bucket": bucket in form_buckets,
+            "counts": counts,
             "page": page,
             "query": urlencode({"bucket": bucket}),
             "now": now,
