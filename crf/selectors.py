@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -867,6 +868,15 @@ def form_screen(
     return participant, allocation, record
 
 
+def _occurrence_label(occurrence: str) -> str:
+    """ "week4" -> "week 4", "month6" -> "maand 6"; numbers as they are."""
+    match = re.match(r"^(week|month)(\d+)$", occurrence)
+    if match is None:
+        return occurrence
+    word = _("week") if match[1] == "week" else _("month")
+    return f"{word} {match[2]}"
+
+
 def _log_value(form_code: str, item: str, value: Any, language: str) -> str:
     from crf import codelists
 
@@ -937,9 +947,16 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
                 "more": expected.rule_for(cell.form_code).occurs == "per_event",
             },
         )
-        row["cells"].append(cell)
+        row["cells"].append({"label": _occurrence_label(cell.occurrence), **cell.__dict__})
     for row in forms.values():  # "add another" only where one applies
-        row["more"] = row["more"] and any(c.status != "not_applicable" for c in row["cells"])
+        row["more"] = row["more"] and any(c["status"] != "not_applicable" for c in row["cells"])
+        timepoints = expected.rule_for(row["code"]).timepoints
+        if timepoints:  # follow-up visits in time order (week 4, week 12, month 6)
+            row["cells"].sort(
+                key=lambda c, tps=timepoints: (
+                    tps.index(c["occurrence"]) if c["occurrence"] in tps else len(tps)
+                )
+            )
     return {
         "template": "crf/_forms_panel.html",
         "context": {

@@ -769,10 +769,16 @@ def form_screen(
     add_row = request.POST.get("_add_row", "")
     if add_row or action not in ("draft", "complete", "not_done", "void"):
         # "add row" without JavaScript: the page again with one more blank row, nothing saved
-        shown = _shown_values(form_code, request, answers)
-        rows = shown.get(add_row) if isinstance(shown.get(add_row), list) else []
+        shown_rows = {
+            key.split("-")[1]
+            for key in request.POST
+            if key.startswith(f"{add_row}-") and key.count("-") == 2
+        }
         return _render_form(
-            request, **screen, answers=shown, extra_rows={add_row: len(rows or []) + 2}
+            request,
+            **screen,
+            answers=_shown_values(form_code, request, answers),
+            extra_rows={add_row: len(shown_rows) + 1},
         )
     try:
         if action in ("not_done", "void"):

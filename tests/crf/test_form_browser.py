@@ -112,7 +112,8 @@ def test_nurse_completes_the_clinical_forms_and_an_adverse_event_by_keyboard(
     radio(page, "sins_posterolateral", "none")
     expect(total).to_have_text("9")
     assert sins_class.inner_text() == "mogelijk instabiel"
-    shot(page, "form-1-baseline-sins-9")
+    total.scroll_into_view_if_needed()
+    shot(page, "form-1-baseline-sins-9", full_page=False)
     radio(page, "sins_posterolateral", "bilateral")  # + 3 = 12
     expect(total).to_have_text("12")
     radio(page, "sins_alignment", "subluxation")  # + 4 = 16: unstable
@@ -124,7 +125,7 @@ def test_nurse_completes_the_clinical_forms_and_an_adverse_event_by_keyboard(
     page.fill("#id-worst_pain", "11")  # out of range: the message appears next to the field
     page.locator("#id-worst_pain").blur()
     expect(page.locator("#err-worst_pain")).to_contain_text("10")
-    shot(page, "form-2-baseline-inline-error")
+    shot(page, "form-2-baseline-inline-error", full_page=False)
     page.fill("#id-worst_pain", "7")
     page.locator("#id-worst_pain").blur()
     expect(page.locator("#err-worst_pain")).to_have_text("")

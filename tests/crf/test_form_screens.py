@@ -346,6 +346,7 @@ def test_add_row_without_javascript_shows_one_more_row_and_saves_nothing(client,
     assert response.status_code == 200
     html = response.content.decode()
     assert 'name="targets-1-dose_gy"' in html and 'name="targets-0-dose_gy"' in html
+    assert 'name="targets-2-dose_gy"' not in html  # exactly one more row
     assert 'value="24"' in html
     assert counts() == before
 
