@@ -218,9 +218,9 @@ def _field_view(item: Any, name: str, value: Any, error: str, language: str) -> 
         view.choices = [(v, str(label), chosen == v) for v, label in YES_NO]
         view.value = chosen
     elif item.kind == "multi_choice":
-        chosen = {str(v) for v in value} if isinstance(value, list | tuple) else set()
+        ticked = {str(v) for v in value} if isinstance(value, list | tuple) else set()
         view.choices = [
-            (v, label.in_language(language), str(v) in chosen) for v, label in item.choices
+            (v, label.in_language(language), str(v) in ticked) for v, label in item.choices
         ]
     elif item.kind == "date":
         view.value = _typed_day(value)

@@ -622,7 +622,8 @@ def test_the_forms_panel_adds_one_query_to_the_participant_page(
     )
     without = _queries(client, page)
     assert 'data-testid="forms-panel"' not in client.get(page).content.decode()
-    assert 1 <= with_panel - without <= 2
+    print(f"participant page: {with_panel} queries with the forms panel, {without} without")
+    assert with_panel - without == 1
 
 
 def test_the_worklist_has_overdue_and_draft_form_buckets(
