@@ -710,6 +710,11 @@ def _render_form(
             "top_errors": (top_errors or [])
             + [message for key, message in errors.items() if key not in known],
             "stale": stale,
+            # after a stale save the page keeps the revision it was based on, so saving it
+            # again is refused again until the nurse reloads and sees the other change
+            "revision": request.POST.get("_revision", "")
+            if stale is not None
+            else (record.revision if record is not None else ""),
             "reason_error": reason_error,
             "status_reason_error": status_reason_error,
             "can_write": can_write and record_status != "voided",

@@ -301,6 +301,12 @@ def test_a_stale_save_shows_who_changed_the_form_and_when_and_writes_nothing(
     assert ae.data["grade"] == 3 and ae.revision == 2 and ae.updated_by == investigator_a
     assert counts() == before
     assert 'value="1" checked' in html  # the nurse's input is not lost
+    # the page still holds revision 1: saving it again is refused again (no silent overwrite)
+    assert 'id="form-revision" value="1"' in html
+    again = client.post(
+        url(sn, "adverse_event", "1"), {"grade": "1", "_revision": "1", "_action": "draft"}
+    )
+    assert again.status_code == 409 and counts() == before
 
 
 def test_not_done_needs_a_reason(client, nurse_a, sn):
