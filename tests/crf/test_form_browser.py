@@ -133,6 +133,7 @@ def test_nurse_completes_the_clinical_forms_and_an_adverse_event_by_keyboard(
     radio(page, "systemic_therapy", "no")
     page.wait_for_selector('#autosave-status [data-saved="1"]', timeout=10000)  # autosaved
     assert "Concept opgeslagen om" in page.locator("#autosave-status").inner_text()
+    expect(page.locator('#form-status [data-status="draft"]')).to_have_text("Concept")
     shot(page, "form-3-baseline-filled")
     complete(page)
     assert page.url.endswith(reverse("cohort:participant_detail", args=[sn]))

@@ -429,6 +429,7 @@ def test_autosave_saves_drafts_and_never_completes(client, nurse_a, sn):
     assert record.status == "draft" and record.data == {"grade": 2}
     assert 'id="form-revision" value="1" hx-swap-oob="true"' in html
     assert 'id="form-occurrence" value="1" hx-swap-oob="true"' in html
+    assert '<span id="form-status" hx-swap-oob="true">' in html and 'data-status="draft"' in html
     # the next autosave of the new entry continues that record (not a second one)
     client.post(
         url(sn, "adverse_event", "new", what="autosave"),
