@@ -19,6 +19,7 @@ class CrfConfig(AppConfig):
         hooks.allocation_changed.subscribe(services.form_expectations_on_allocation)
         hooks.deviation_reported.subscribe(services.deviation_log_entry)
         hooks.participant_panels.subscribe(selectors.participant_panel)
+        hooks.participant_panels.subscribe(selectors.forms_panel)
         hooks.demo_seed.subscribe(demo.seed)
         post_migrate.connect(_register_definitions, sender=self)
 

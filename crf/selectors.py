@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -819,3 +820,153 @@ def form_grid(*, participant: Participant, today: date | None = None) -> list[Gr
         )
         for r in rows
     ]
+
+
+# --- the nurses' form screens and the participant page's forms panel --------------------------
+NEW_OCCURRENCE = "new"  # the URL segment of a new event or log entry
+LOG_COLUMNS: dict[str, tuple[str, ...]] = {
+    # the items a log's table on the participant page shows, in order
+    "adverse_event": ("term", "grade", "onset_on", "serious"),
+    "systemic_therapy": ("therapy_type", "stopped_on", "restarted_on"),
+    "deviation": ("occurred_on", "deviation_type"),
+}
+
+
+def form_screen(
+    *, user: User, study_number: str, form_code: str, occurrence: str
+) -> tuple[Participant, Allocation, ClinicalRecord | None]:
+    """The participant, allocation and record (``None`` when not started) of one form
+    screen the user may read; 404 when the participant is not visible (a nurse of another
+    site learns nothing), the form unknown, a log entry that does not exist, or an
+    occurrence that is neither recorded nor expected. ``occurrence`` "new" opens a new
+    entry of an event or log form."""
+    participant, allocation = participant_allocation(user=user, study_number=study_number)
+    if form_code not in expected.FORM_CODES:
+        raise Http404
+    occurs = expected.rule_for(form_code).occurs
+    if occurrence == NEW_OCCURRENCE:
+        if occurs not in ("per_event", "log"):
+            raise Http404
+        return participant, allocation, None
+    record = (
+        ClinicalRecord.objects.filter(
+            participant_id=allocation.participant_id,
+            trial_id=allocation.trial_id,
+            form_code=form_code,
+            occurrence=occurrence,
+        )
+        .select_related("definition", "updated_by")
+        .first()
+    )
+    if record is None and not any(
+        row.form_code == form_code
+        and row.occurrence == occurrence
+        and row.status != "not_applicable"
+        for row in expected_for(allocation=allocation)
+    ):
+        raise Http404  # neither recorded nor expected (the rules decide, not the cache)
+    if record is not None:
+        record.participant = participant  # read with its site already (record_data_for)
+    return participant, allocation, record
+
+
+def _occurrence_label(occurrence: str) -> str:
+    """ "week4" -> "week 4", "month6" -> "maand 6"; numbers as they are."""
+    match = re.match(r"^(week|month)(\d+)$", occurrence)
+    if match is None:
+        return occurrence
+    word = _("week") if match[1] == "week" else _("month")
+    return f"{word} {match[2]}"
+
+
+def _log_value(form_code: str, item: str, value: Any, language: str) -> str:
+    from crf import codelists
+
+    if value is None or value == "":
+        return ""
+    definition = instruments.load(form_code)
+    field = definition.item(item)
+    if field.kind == "code_list":
+        term = codelists.term(field.code_list, str(value))
+        return term.label if term else str(value)
+    if field.kind == "yes_no":
+        return _("yes") if value else _("no")
+    if field.kind == "choice":
+        return field.choice_label(value, language) or str(value)
+    return str(value)
+
+
+def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | None:
+    """The clinical forms panel of the participant page (``core.hooks.participant_panels``):
+    the form grid (every expected form and occurrence with its status, read in ONE query by
+    :func:`form_grid`) and the logs (adverse events, systemic therapy, protocol deviations)
+    as tables. None for a participant without expected forms (not randomised)."""
+    access = access_for(user)
+    if not access.can_read_site(participant.site_id, roles=SITE_STAFF):
+        return None
+    cells = form_grid(participant=participant)
+    pending = False
+    if not cells:
+        # nothing cached yet: no record and no day 0. A randomised participant still gets
+        # the baseline form and the logs (the full grid follows from day 0).
+        allocation = _allocation_for(participant)
+        if allocation is None or allocation.status != AllocationStatus.ACTIVE:
+            return None
+        pending = True
+        cells = [
+            GridCell("baseline_clinical", "1", "not_started", True, None, None, None),
+        ]
+    language = get_language() or "nl"
+    forms: dict[str, dict[str, Any]] = {}
+    logs: dict[str, dict[str, Any]] = {
+        code: {
+            "code": code,
+            "title": instruments.load(code).title.in_language(language),
+            "columns": [instruments.load(code).item(name).label(language) for name in columns],
+            "rows": [],
+        }
+        for code, columns in LOG_COLUMNS.items()
+    }
+    for cell in cells:
+        if cell.form_code in logs:
+            if cell.record is not None:
+                logs[cell.form_code]["rows"].append(
+                    {
+                        "cell": cell,
+                        "values": [
+                            _log_value(cell.form_code, name, cell.record.data.get(name), language)
+                            for name in LOG_COLUMNS[cell.form_code]
+                        ],
+                    }
+                )
+            continue
+        row = forms.setdefault(
+            cell.form_code,
+            {
+                "code": cell.form_code,
+                "title": instruments.load(cell.form_code).title.in_language(language),
+                "cells": [],
+                "more": expected.rule_for(cell.form_code).occurs == "per_event",
+            },
+        )
+        row["cells"].append({"label": _occurrence_label(cell.occurrence), **cell.__dict__})
+    for row in forms.values():  # "add another" only where one applies
+        row["more"] = row["more"] and any(c["status"] != "not_applicable" for c in row["cells"])
+        timepoints = expected.rule_for(row["code"]).timepoints
+        if timepoints:  # follow-up visits in time order (week 4, week 12, month 6)
+            row["cells"].sort(
+                key=lambda c, tps=timepoints: (
+                    tps.index(c["occurrence"]) if c["occurrence"] in tps else len(tps)
+                )
+            )
+    return {
+        "template": "crf/_forms_panel.html",
+        "context": {
+            "form_rows": list(forms.values()),
+            "log_tables": list(logs.values()),
+            "can_write": access.can_write_site(participant.site_id),
+            "pending": pending,
+        },
+        "timeline": [],
+        "banner": None,
+    }

@@ -24,6 +24,28 @@ urlpatterns = [
         views.questionnaire_send_retry,
         name="questionnaire_send_retry",
     ),
+    # Clinical forms: one screen per form and occurrence ("new": a new event or log entry)
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/",
+        views.form_screen,
+        name="form_screen",
+    ),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/validate/"
+        "<str:name>/",
+        views.form_validate,
+        name="form_validate",
+    ),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/compute/",
+        views.form_compute,
+        name="form_compute",
+    ),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/autosave/",
+        views.form_autosave,
+        name="form_autosave",
+    ),
     path("demo-mail/", views.demo_mail, name="demo_mail"),
     path("demo-mail/<str:name>/", views.demo_mail, name="demo_mail_file"),
 ]

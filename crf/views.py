@@ -23,10 +23,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user
-from core.forms import add_refusal
+from core.access import CLINICAL_READERS, DATA_ENTRY, SITE_STAFF, access_for, acting_user
+from core.forms import add_refusal, refusal_notice
 from core.models import Role, User
-from core.pagination import keyset_page_or_first
+from core.pagination import count_capped, keyset_page_or_first
+from core.refusals import Invalid, Refusal
 from core.views import role_required
 from crf import selectors, services
 from crf.forms import (
@@ -261,11 +262,25 @@ WORKLIST_PAGE_SIZE = 50
 def worklist(request: HttpRequest) -> HttpResponse:
     user = acting_user(request)
     bucket = request.GET.get("bucket", "open")
-    if bucket not in selectors.WORKLIST_BUCKETS:
+    form_buckets = selectors.FORM_WORKLIST_BUCKETS
+    if bucket not in selectors.WORKLIST_BUCKETS and bucket not in form_buckets:
         bucket = "open"
     now = timezone.now()
-    qs = selectors.worklist(user=user, bucket=bucket, at=now)
+    qs: Any
+    if bucket in form_buckets:
+        qs = selectors.forms_worklist(user=user, bucket=bucket)
+    else:
+        qs = selectors.worklist(user=user, bucket=bucket, at=now)
     page = keyset_page_or_first(qs, cursor=request.GET.get("cursor"), size=WORKLIST_PAGE_SIZE)
+    if bucket in form_buckets:
+        from crf import instruments
+
+        language = translation.get_language() or "nl"
+        for row in page.object_list:
+            row.form_title = instruments.load(row.form_code).title.in_language(language)
+    counts = dict(selectors.worklist_counts(user=user, at=now))
+    for name in form_buckets:
+        counts[name] = count_capped(selectors.forms_worklist(user=user, bucket=name))
     return render(
         request,
         "crf/worklist.html",
@@ -275,8 +290,11 @@ def worklist(request: HttpRequest) -> HttpResponse:
                 ("open", _("Open")),
                 ("overdue", _("Overdue")),
                 ("failed", _("Failed")),
+                ("overdue_forms", _("Overdue forms")),
+                ("draft_forms", _("Incomplete (draft) forms")),
             ],
-            "counts": selectors.worklist_counts(user=user, at=now),
+            "form_bucket": bucket in form_buckets,
+            "counts": counts,
             "page": page,
             "query": urlencode({"bucket": bucket}),
             "now": now,
@@ -557,3 +575,405 @@ def demo_mail(request: HttpRequest, name: str | None = None) -> HttpResponse:
             "folder": str(folder),
         },
     )
+
+
+# --- staff: clinical case report forms ------------------------------------------------------------
+# One screen per form and occurrence, generated from the form's definition (crf/definitions/)
+# through the same mapping as the questionnaire pages (crf.forms). The page works without
+# JavaScript; htmx adds per-item validation, live computed items and autosaved drafts.
+FORM_READERS = CLINICAL_READERS
+MAX_REASON = 2000
+
+
+def _form_urls(study_number: str, form_code: str, occurrence: str) -> dict[str, str]:
+    args = [study_number, form_code, occurrence]
+    return {
+        "action": reverse("crf:form_screen", args=args),
+        "validate": reverse("crf:form_validate", args=[*args, "ITEM"]).replace("ITEM/", ""),
+        "compute": reverse("crf:form_compute", args=args),
+        "autosave": reverse("crf:form_autosave", args=args),
+    }
+
+
+def _flat_errors(field_errors: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: " ".join(str(m) for m in value) if isinstance(value, list | tuple) else str(value)
+        for key, value in field_errors.items()
+    }
+
+
+def _posted_revision(request: HttpRequest) -> int | None:
+    raw = request.POST.get("_revision", "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _screen_for_write(
+    request: HttpRequest, study_number: str, form_code: str, occurrence: str
+) -> tuple[Any, Any, Any]:
+    """The form screen's objects for a POST: 404 as for reading, 403 without write access.
+    On a new entry that autosave has already started (``_occurrence``), its record."""
+    user = acting_user(request)
+    participant, allocation, record = selectors.form_screen(
+        user=user, study_number=study_number, form_code=form_code, occurrence=occurrence
+    )
+    if not access_for(user).can_write_site(participant.site_id):
+        raise PermissionDenied
+    started = request.POST.get("_occurrence", "")
+    if record is None and occurrence == selectors.NEW_OCCURRENCE and started.isdigit():
+        participant, allocation, record = selectors.form_screen(
+            user=user, study_number=study_number, form_code=form_code, occurrence=started
+        )
+    return participant, allocation, record
+
+
+def _full_data(form_code: str, answers: dict[str, Any]) -> dict[str, Any]:
+    """Every typed item of the form: what the page sent, ``None`` (clear) for the rest (an
+    unticked checkbox group or an emptied field sends nothing)."""
+    from crf import instruments
+
+    return {
+        item.code: answers.get(item.code)
+        for item in instruments.load(form_code).items
+        if item.kind != "computed"
+    }
+
+
+def _shown_values(form_code: str, request: HttpRequest, answers: dict[str, Any]) -> dict[str, Any]:
+    """A refused POST shown again as typed, with the computed items of what was valid."""
+    from crf import instruments
+
+    shown = posted_values(form_code, request.POST)
+    computed = instruments.compute(form_code, answers)
+    for item in instruments.load(form_code).computed_items:
+        shown[item.code] = computed.get(item.code)
+    return shown
+
+
+def _render_form(
+    request: HttpRequest,
+    *,
+    participant: Any,
+    record: Any,
+    form_code: str,
+    occurrence: str,
+    answers: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    top_errors: list[str] | None = None,
+    stale: Any = None,
+    reason_error: str = "",
+    status_reason_error: str = "",
+    extra_rows: dict[str, int] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    from cohort.selectors import is_not_informed
+    from crf import expected, instruments
+
+    user = acting_user(request)
+    language = translation.get_language() or "nl"
+    definition = instruments.load(form_code)
+    access = access_for(user)
+    can_write = access.can_write_site(participant.site_id)
+    withheld: set[str] = set()
+    if not access.can_see_identifying(participant.site_id):
+        withheld = selectors.identifying_items(definition)
+    errors = errors or {}
+    fields = instrument_fields(
+        form_code,
+        language=language,
+        answers=answers,
+        errors=errors,
+        extra_rows=extra_rows,
+        withheld=withheld,
+    )
+    first_error = focus_first_error(fields)
+    occurs = expected.rule_for(form_code).occurs
+    record_status = record.status if record is not None else "not_started"
+    known = {f.name for f in fields} | {
+        sub.name for f in fields for row in f.row_views for sub in row
+    }
+    urls = _form_urls(participant.study_number, form_code, occurrence)
+    return render(
+        request,
+        "crf/form_screen.html",
+        {
+            "participant": participant,
+            "record": record,
+            "record_status": record_status,
+            "form_code": form_code,
+            "occurrence": occurrence,
+            "is_new": occurrence == selectors.NEW_OCCURRENCE,
+            "title": definition.title.in_language(language),
+            "instructions": definition.instructions.in_language(language),
+            "fields": fields,
+            "first_error": first_error,
+            "has_errors": bool(errors) or bool(top_errors),
+            "top_errors": (top_errors or [])
+            + [message for key, message in errors.items() if key not in known],
+            "stale": stale,
+            # after a stale save the page keeps the revision it was based on, so saving it
+            # again is refused again until the nurse reloads and sees the other change
+            "revision": request.POST.get("_revision", "")
+            if stale is not None
+            else (record.revision if record is not None else ""),
+            "reason_error": reason_error,
+            "status_reason_error": status_reason_error,
+            "can_write": can_write and record_status != "voided",
+            "live": can_write and record_status != "voided",
+            "needs_reason": record is not None and record.is_final,
+            "can_not_done": occurs != "log" and record_status in ("not_started", "draft"),
+            "can_void": occurs in ("log", "per_event") and record is not None,
+            "urls": urls,
+            "posted_reason": request.POST.get("_reason", "") if request.method == "POST" else "",
+            "posted_status_reason": request.POST.get("_status_reason", "")
+            if request.method == "POST"
+            else "",
+            "not_informed_banner": "cohort/_not_informed_banner.html"
+            if is_not_informed(participant)
+            else None,
+        },
+        status=status,
+    )
+
+
+@role_required(*FORM_READERS)
+@require_http_methods(["GET", "POST"])
+def form_screen(
+    request: HttpRequest, study_number: str, form_code: str, occurrence: str
+) -> HttpResponse:
+    """One clinical form of a participant. GET shows it (read-only for monitors and
+    statisticians, without possibly identifying texts for pseudonymised readers); POST
+    saves a draft, completes, marks "not done" or voids, through the record services.
+    Bad input is shown next to its field and writes nothing; a stale revision shows who
+    changed the form and when and writes nothing; a completed form changes only with a
+    reason for change."""
+    user = acting_user(request)
+    if request.method == "GET":
+        participant, _allocation, record = selectors.form_screen(
+            user=user, study_number=study_number, form_code=form_code, occurrence=occurrence
+        )
+        answers = selectors.record_data_for(user, record) if record is not None else {}
+        return _render_form(
+            request,
+            participant=participant,
+            record=record,
+            form_code=form_code,
+            occurrence=occurrence,
+            answers=answers,
+        )
+    participant, allocation, record = _screen_for_write(
+        request, study_number, form_code, occurrence
+    )
+    action = request.POST.get("_action", "draft")
+    screen = {
+        "participant": participant,
+        "record": record,
+        "form_code": form_code,
+        "occurrence": occurrence,
+    }
+    answers, errors = parse_instrument(form_code, request.POST)
+    add_row = request.POST.get("_add_row", "")
+    if add_row or action not in ("draft", "complete", "not_done", "void"):
+        # "add row" without JavaScript: the page again with one more blank row, nothing saved
+        shown_rows = {
+            key.split("-")[1]
+            for key in request.POST
+            if key.startswith(f"{add_row}-") and key.count("-") == 2
+        }
+        return _render_form(
+            request,
+            **screen,
+            answers=_shown_values(form_code, request, answers),
+            extra_rows={add_row: len(shown_rows) + 1},
+        )
+    try:
+        if action in ("not_done", "void"):
+            reason = request.POST.get("_status_reason", "")
+            if action == "not_done":
+                record = services.clinical_record_not_done(
+                    user=user,
+                    allocation=allocation,
+                    form_code=form_code,
+                    occurrence=record.occurrence if record is not None else occurrence,
+                    reason=reason,
+                    revision=_posted_revision(request) if record is not None else None,
+                )
+                messages.success(request, _("Recorded as not done."))
+            else:
+                if record is None:
+                    raise Http404
+                record = services.clinical_record_void(
+                    user=user, record=record, revision=_posted_revision(request), reason=reason
+                )
+                messages.success(request, _("The entry was voided."))
+            return redirect("cohort:participant_detail", study_number=participant.study_number)
+        if errors:
+            raise services.RecordInvalid(errors=errors)
+        complete = action == "complete"
+        data = _full_data(form_code, answers)
+        if record is None:
+            record = services.clinical_record_create(
+                user=user,
+                allocation=allocation,
+                form_code=form_code,
+                data=data,
+                occurrence=None if occurrence == selectors.NEW_OCCURRENCE else occurrence,
+                complete=complete,
+            )
+        else:
+            record = services.clinical_record_update(
+                user=user,
+                record=record,
+                revision=_posted_revision(request),
+                data=data,
+                complete=True if complete else None,
+                reason=request.POST.get("_reason", "")[:MAX_REASON],
+            )
+    except services.RecordReasonRequired as exc:
+        return _render_form(
+            request,
+            **screen,
+            answers=_shown_values(form_code, request, answers),
+            reason_error=str(exc.message),
+            status=400,
+        )
+    except services.RecordChanged as exc:
+        return _render_form(
+            request,
+            **screen,
+            answers=_shown_values(form_code, request, answers),
+            stale=exc,
+            status=409,
+        )
+    except Refusal as exc:
+        if isinstance(exc, PermissionDenied):
+            raise
+        field_errors = _flat_errors(exc.field_errors)
+        status_reason_error = ""
+        if action in ("not_done", "void"):
+            status_reason_error = field_errors.pop("reason", "")
+        return _render_form(
+            request,
+            **screen,
+            answers=_shown_values(form_code, request, answers),
+            errors=field_errors,
+            top_errors=[str(m) for m in exc.non_field_errors]
+            if not field_errors and not status_reason_error
+            else [],
+            status_reason_error=status_reason_error,
+            status=400 if isinstance(exc, Invalid) else 409,
+        )
+    if record.status == "complete":
+        messages.success(request, _("Form saved as complete."))
+        return redirect("cohort:participant_detail", study_number=participant.study_number)
+    messages.success(request, _("Draft saved."))
+    return redirect(
+        "crf:form_screen",
+        study_number=participant.study_number,
+        form_code=form_code,
+        occurrence=record.occurrence,
+    )
+
+
+@role_required(*FORM_READERS)
+@require_http_methods(["POST"])
+def form_validate(
+    request: HttpRequest, study_number: str, form_code: str, occurrence: str, name: str
+) -> HttpResponse:
+    """htmx: one item's field (or a repeat row's field) with its message, checked as a
+    draft over the whole form as it stands (so conditions and cross-item checks apply)."""
+    participant, _allocation, _record = _screen_for_write(
+        request, study_number, form_code, occurrence
+    )
+    answers, errors = parse_instrument(form_code, request.POST)
+    fields = instrument_fields(
+        form_code,
+        language=translation.get_language() or "nl",
+        answers=_shown_values(form_code, request, answers),
+        errors=errors,
+    )
+    for view in fields:
+        for candidate in [view, *(sub for row in view.row_views for sub in row)]:
+            if candidate.name == name:
+                return render(
+                    request,
+                    "crf/_form_field.html",
+                    {
+                        "f": candidate,
+                        "live": True,
+                        "sub": candidate is not view,
+                        "urls": _form_urls(participant.study_number, form_code, occurrence),
+                    },
+                )
+    raise Http404
+
+
+@role_required(*FORM_READERS)
+@require_http_methods(["POST"])
+def form_compute(
+    request: HttpRequest, study_number: str, form_code: str, occurrence: str
+) -> HttpResponse:
+    """htmx: the computed items (SINS total and class, length of stay) of the form as it
+    stands, as out-of-band fragments (never typed, never saved by this)."""
+    _screen_for_write(request, study_number, form_code, occurrence)
+    answers, _errors = parse_instrument(form_code, request.POST)
+    fields = [
+        f
+        for f in instrument_fields(
+            form_code,
+            language=translation.get_language() or "nl",
+            answers=_shown_values(form_code, request, answers),
+        )
+        if f.kind == "computed"
+    ]
+    return render(request, "crf/_form_computed.html", {"fields": fields})
+
+
+@role_required(*FORM_READERS)
+@require_http_methods(["POST"])
+def form_autosave(
+    request: HttpRequest, study_number: str, form_code: str, occurrence: str
+) -> HttpResponse:
+    """htmx: save the form as a draft (on change, every few seconds). Never completes a
+    form; does nothing on a completed or "not done" form (a change there needs a reason
+    for change and an explicit save); invalid input saves nothing (the fields say why)."""
+    user = acting_user(request)
+    _participant, allocation, record = _screen_for_write(
+        request, study_number, form_code, occurrence
+    )
+    context: dict[str, Any] = {"record": record, "saved": False}
+    if record is not None and record.status != "draft":
+        context["message"] = _(
+            "Autosave is off for a completed form: save your change with a reason for change."
+        )
+        return render(request, "crf/_autosave_status.html", context)
+    answers, errors = parse_instrument(form_code, request.POST)
+    if errors:
+        context["message"] = _("Draft not saved: correct the marked answers.")
+        return render(request, "crf/_autosave_status.html", context)
+    data = _full_data(form_code, answers)
+    try:
+        if record is None:
+            if not any(v not in (None, "", []) for v in data.values()):
+                context["message"] = ""
+                return render(request, "crf/_autosave_status.html", context)
+            record = services.clinical_record_create(
+                user=user,
+                allocation=allocation,
+                form_code=form_code,
+                data=data,
+                occurrence=None if occurrence == selectors.NEW_OCCURRENCE else occurrence,
+            )
+        else:
+            record = services.clinical_record_update(
+                user=user, record=record, revision=_posted_revision(request), data=data
+            )
+    except services.RecordChanged as exc:
+        context["message"] = str(exc.message)
+        return render(request, "crf/_autosave_status.html", context)
+    except Refusal as exc:
+        if isinstance(exc, PermissionDenied):
+            raise
+        context["message"] = _("Draft not saved: %(why)s") % {"why": refusal_notice(exc)}
+        return render(request, "crf/_autosave_status.html", context)
+    context.update({"record": record, "saved": True})
+    return render(request, "crf/_autosave_status.html", context)

@@ -26,6 +26,7 @@ PINNED = {
     "participant_panels": [
         "randomization.selectors.participant_panel",
         "crf.selectors.participant_panel",
+        "crf.selectors.forms_panel",
     ],
     "not_informed_records": ["randomization.selectors.control_allocations"],
     "demo_seed": ["cohort.demo.seed", "randomization.demo.seed", "crf.demo.seed"],
