@@ -316,8 +316,9 @@ class FormRecordsApi(APIView):
             user=user, study_number=study_number, form_code=form_code
         )
         results = []
+        output = RecordOutput()  # one instance: its fields are built once, not per record
         for record in qs:
-            row = dict(RecordOutput().to_representation(record))
+            row = dict(output.to_representation(record))
             row["data"] = selectors.record_data_for(user, record)
             results.append(row)
         return Response(

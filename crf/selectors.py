@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Case, Prefetch, Q, QuerySet, When
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 
 from cohort.models import Participant
@@ -467,6 +470,8 @@ def clinical_records(
             form_code=form_code,
         )
         .select_related("definition", "updated_by", "created_by", "participant")
+        # the list needs the definition's code and version, not its whole content per row
+        .defer("definition__content")
         .order_by("pk")
     )
     return allocation, qs
@@ -896,6 +901,48 @@ def _log_value(form_code: str, item: str, value: Any, language: str) -> str:
     return str(value)
 
 
+# The badge of each form status on the grid, the logs and the form screen: Bootstrap classes
+# and the label.
+FORM_STATUS_BADGES: dict[str, tuple[str, Any]] = {
+    "draft": ("text-bg-warning", gettext_lazy("Draft")),
+    "complete": ("text-bg-success", gettext_lazy("Complete")),
+    "not_done": ("text-bg-secondary", gettext_lazy("Not done")),
+    "overdue": ("text-bg-danger", gettext_lazy("Overdue")),
+    "not_applicable": (
+        "text-bg-light text-body-tertiary fw-normal",
+        gettext_lazy("Not applicable"),
+    ),
+    "voided": (
+        "text-bg-light text-body-tertiary text-decoration-line-through",
+        gettext_lazy("Voided (made in error)"),
+    ),
+}
+NOT_STARTED_BADGE = ("text-bg-light border border-secondary-subtle", gettext_lazy("Not started"))
+
+
+def form_status_badge(status: str) -> SafeString:
+    """The HTML badge of a form status (built in Python: the grid shows dozens of them and a
+    template include per badge was a third of the participant page's time)."""
+    css, label = FORM_STATUS_BADGES.get(status, NOT_STARTED_BADGE)
+    return format_html(
+        '<span class="badge crf-form-status crf-form-{} {}" data-status="{}">{}</span>',
+        status,
+        css,
+        status,
+        label,
+    )
+
+
+def _form_screen_urls(study_number: str) -> Any:
+    """A function (form code, occurrence) → the form screen's URL, reversing once."""
+    template = reverse("crf:form_screen", args=[study_number, "formcode0", "occurrence0"])
+
+    def url(form_code: str, occurrence: str) -> str:
+        return template.replace("formcode0", form_code).replace("occurrence0", occurrence)
+
+    return url
+
+
 def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | None:
     """The clinical forms panel of the participant page (``core.hooks.participant_panels``):
     the form grid (every expected form and occurrence with its status, read in ONE query by
@@ -924,15 +971,19 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
             "title": instruments.load(code).title.in_language(language),
             "columns": [instruments.load(code).item(name).label(language) for name in columns],
             "rows": [],
+            "new_url": _form_screen_urls(participant.study_number)(code, "new"),
         }
         for code, columns in LOG_COLUMNS.items()
     }
+    url = _form_screen_urls(participant.study_number)
     for cell in cells:
         if cell.form_code in logs:
             if cell.record is not None:
                 logs[cell.form_code]["rows"].append(
                     {
                         "cell": cell,
+                        "url": url(cell.form_code, cell.occurrence),
+                        "badge": form_status_badge(cell.record.status),
                         "values": [
                             _log_value(cell.form_code, name, cell.record.data.get(name), language)
                             for name in LOG_COLUMNS[cell.form_code]
@@ -947,9 +998,17 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
                 "title": instruments.load(cell.form_code).title.in_language(language),
                 "cells": [],
                 "more": expected.rule_for(cell.form_code).occurs == "per_event",
+                "new_url": url(cell.form_code, "new"),
             },
         )
-        row["cells"].append({"label": _occurrence_label(cell.occurrence), **cell.__dict__})
+        row["cells"].append(
+            {
+                "label": _occurrence_label(cell.occurrence),
+                "url": url(cell.form_code, cell.occurrence),
+                "badge": form_status_badge(cell.status),
+                **cell.__dict__,
+            }
+        )
     for row in forms.values():  # "add another" only where one applies
         row["more"] = row["more"] and any(c["status"] != "not_applicable" for c in row["cells"])
         timepoints = expected.rule_for(row["code"]).timepoints
