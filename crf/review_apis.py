@@ -25,13 +25,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import DATA_ENTRY, SITE_STAFF, access_for, acting_user
+from core.access import DATA_ENTRY, SITE_STAFF, access_for
 from core.apis import HasRole
-from core.middleware import audit_user
 from core.pagination import Pagination
 from core.schema import ServerRule
 from crf import expected, selectors, services
 from crf.models import ClinicalRecord, DataQuery, QueryStatus
+from crf.record_apis import api_user, valid_input
 
 QUERY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH)
 
@@ -112,18 +112,6 @@ class QueryCloseInput(serializers.Serializer):
     text = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-def _valid(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _user(request: Request) -> Any:
-    user = acting_user(request)
-    audit_user(user)
-    return user
-
-
 def _query(user: Any, pk: int) -> DataQuery:
     query = (
         access_for(user)
@@ -167,9 +155,9 @@ class QueriesApi(APIView):
         operation_id="queries_list",
     )
     def get(self, request: Request) -> Response:
-        user = _user(request)
+        user = api_user(request)
         # a plain dict: for form input DRF reads an empty optional parameter as omitted
-        filters = _valid(QueryFilterInput, request.query_params.dict())
+        filters = valid_input(QueryFilterInput, request.query_params.dict())
         qs = selectors.query_worklist(
             user=user,
             status=filters.get("status"),
@@ -186,8 +174,8 @@ class QueriesApi(APIView):
 
     @extend_schema(request=QueryRaiseInput, responses={201: QueryOutput})
     def post(self, request: Request) -> Response:
-        user = _user(request)
-        values = _valid(QueryRaiseInput, request.data)
+        user = api_user(request)
+        values = valid_input(QueryRaiseInput, request.data)
         record = (
             access_for(user)
             .scope(
@@ -217,7 +205,7 @@ class QueryApi(APIView):
 
     @extend_schema(parameters=[QUERY_ID], responses=QueryOutput)
     def get(self, request: Request, pk: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         return Response(_output(_with_thread(_query(user, pk).pk)))
 
 
@@ -229,9 +217,9 @@ class _QueryStepApi(APIView):
         raise NotImplementedError
 
     def post(self, request: Request, pk: int) -> Response:
-        user = _user(request)
+        user = api_user(request)
         query = _query(user, pk)
-        values = _valid(self.input_class, request.data)
+        values = valid_input(self.input_class, request.data)
         self.step(user, query, values["text"])
         return Response(_output(_with_thread(query.pk)))
 
