@@ -915,3 +915,54 @@ class SourceVerification(models.Model):
 
     def __str__(self) -> str:
         return f"SDV of {self.item} on {self.record_id}"
+
+
+class RecheckStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class RecheckRun(models.Model):
+    """One re-run of the edit checks after a rule change (``manage.py crf_recheck`` or a data
+    manager's re-check screen through Celery): who asked, for which form, its progress
+    (records done of total, updated after each batch, so a page can show a progress bar
+    without a Celery result backend) and the counts it ended with. The queries it opens
+    and closes are on their own audit trail; this row is the job's log and is never
+    deleted."""
+
+    form_code = models.CharField(_("form"), max_length=60, blank=True)  # "": every form
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=RecheckStatus.choices, default=RecheckStatus.QUEUED
+    )
+    done = models.PositiveIntegerField(_("records done"), default=0)
+    total = models.PositiveIntegerField(_("records to check"), null=True, blank=True)
+    opened = models.PositiveIntegerField(_("queries opened"), default=0)
+    closed = models.PositiveIntegerField(_("queries closed"), default=0)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        triggers = [NO_DELETE]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total__isnull=True) | Q(done__lte=models.F("total")),
+                name="recheckrun_done_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"recheck {self.form_code or 'all'} {self.status}"
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.status == RecheckStatus.DONE else 0
+        return round(100 * self.done / self.total)

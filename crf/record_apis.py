@@ -54,6 +54,51 @@ class DefinitionRefOutput(serializers.Serializer):
     version = serializers.CharField()
 
 
+class SignatureOutput(serializers.Serializer):
+    signed_by = serializers.CharField()
+    printed_name = serializers.CharField()
+    signed_at = serializers.DateTimeField()
+    meaning = serializers.CharField()
+    revision = serializers.IntegerField(allow_null=True)
+
+
+class InvalidatedSignatureOutput(SignatureOutput):
+    invalidated_at = serializers.DateTimeField()
+    invalidated_by = serializers.CharField(allow_null=True)
+    invalidated_reason = serializers.CharField()
+
+
+class LockOutput(serializers.Serializer):
+    level = serializers.ChoiceField(choices=["record", "participant", "trial"])
+    locked_by = serializers.CharField()
+    locked_at = serializers.DateTimeField()
+
+
+class ReviewOutput(serializers.Serializer):
+    """Read-only: what data review has done to the record. Queries are raised and answered
+    through /api/v1/queries/; signing, locking and verification happen on the review
+    screens."""
+
+    open_queries = serializers.IntegerField(help_text="Open or answered queries.")
+    signature = SignatureOutput(allow_null=True, help_text="The valid signature, if any.")
+    signature_invalidated = InvalidatedSignatureOutput(
+        allow_null=True, help_text="When unsigned: the last signature a change invalidated."
+    )
+    lock = LockOutput(
+        allow_null=True,
+        help_text="The lock that applies: the record's, the casebook's or the trial's.",
+    )
+    verified_items = serializers.ListField(child=serializers.CharField())
+    sdv_key_items = serializers.ListField(
+        child=serializers.CharField(), help_text="The items the definition asks monitors to verify."
+    )
+    sdv = serializers.ChoiceField(
+        choices=["done", "partial", "none"],
+        allow_null=True,
+        help_text="Key items verified: all, some, none; null when the form names none.",
+    )
+
+
 class RecordOutput(serializers.Serializer):
     id = serializers.IntegerField()
     study_number = serializers.CharField(source="participant.study_number")
@@ -72,6 +117,7 @@ class RecordOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     updated_by = serializers.CharField(source="updated_by.username")
     completed_at = serializers.DateTimeField(allow_null=True)
+    review = ReviewOutput(source="review_dict", read_only=True)
 
 
 class RecordListOutput(serializers.Serializer):
@@ -230,6 +276,7 @@ def _record_url(record: ClinicalRecord) -> str:
 
 
 def _record_response(user: Any, record: ClinicalRecord, *, code: int = 200) -> Response:
+    record.review_dict = selectors.record_review(record).as_dict()  # type: ignore[attr-defined]
     data = dict(RecordOutput().to_representation(record))
     data["data"] = selectors.record_data_for(user, record)
     response = Response(data, status=code)
@@ -325,6 +372,9 @@ class FormRecordsApi(APIView):
         results = []
         output = RecordOutput()  # one instance: its fields are built once, not per record
         for record in qs:
+            record.review_dict = selectors.review_state(  # type: ignore[attr-defined]
+                record, record.form_code
+            ).as_dict()
             row = dict(output.to_representation(record))
             row["data"] = selectors.record_data_for(user, record)
             results.append(row)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from django.db import models
 from django.db.models import Case, Prefetch, Q, QuerySet, When
 from django.http import Http404
 from django.urls import reverse
@@ -472,6 +474,7 @@ def clinical_records(
         .select_related("definition", "updated_by", "created_by", "participant")
         # the list needs the definition's code and version, not its whole content per row
         .defer("definition__content")
+        .annotate(**review_annotations())
         .order_by("pk")
     )
     return allocation, qs
@@ -778,6 +781,173 @@ def sdv_progress(*, user: User) -> list[dict[str, Any]]:
     return rows
 
 
+# --- the review state of a record (queries, signature, lock, source verification) ------------
+@dataclass(frozen=True)
+class ReviewState:
+    """What review has done to one record, read with the record (annotations of
+    :func:`review_annotations`, no query per record): its unresolved queries (open or
+    answered), the valid signature or the last invalidated one, the lock that applies (the
+    record's, the participant's or the whole trial's) and the items verified against the
+    source, with the definition's key items (``sdv``) still to verify."""
+
+    open_queries: int
+    signature: dict[str, Any] | None  # valid: signed_by, printed_name, signed_at, meaning
+    invalidated: dict[str, Any] | None  # the last invalidated one, when none is valid
+    lock: dict[str, Any] | None  # level, locked_by, locked_at
+    verified: tuple[str, ...]
+    key_items: tuple[str, ...]
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None
+
+    @property
+    def locked(self) -> bool:
+        return self.lock is not None
+
+    @property
+    def to_verify(self) -> tuple[str, ...]:
+        """Key items without a current mark (never verified, or cleared by a change)."""
+        return tuple(name for name in self.key_items if name not in self.verified)
+
+    @property
+    def sdv(self) -> str:
+        """ "done" (every key item verified), "partial", "none", or "" (no key items)."""
+        if not self.key_items:
+            return ""
+        if not self.to_verify:
+            return "done"
+        return "partial" if set(self.verified) & set(self.key_items) else "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "open_queries": self.open_queries,
+            "signature": self.signature,
+            "signature_invalidated": self.invalidated,
+            "lock": self.lock,
+            "verified_items": list(self.verified),
+            "sdv_key_items": list(self.key_items),
+            "sdv": self.sdv or None,
+        }
+
+
+@functools.lru_cache(maxsize=4)
+def _review_sql(record: str, participant: str, trial: str) -> dict[str, str]:
+    """The review subqueries as SQL text, built once per outer query shape (the ORM's
+    version cost the participant page ~4 ms a request to build and compile)."""
+    from core.models import User
+    from crf.models import DataLock, DataQuery, ESignature, SourceVerification
+
+    q, s, lk, v, u = (
+        m._meta.db_table for m in (DataQuery, ESignature, DataLock, SourceVerification, User)
+    )
+
+    def signature(valid: bool) -> str:
+        extra = (
+            ""
+            if valid
+            else ", 'invalidated_at', s.invalidated_at, 'invalidated_by', iu.username,"
+            " 'invalidated_reason', s.invalidated_reason"
+        )
+        join = "" if valid else f" LEFT JOIN {u} iu ON iu.id = s.invalidated_by_id"
+        return (
+            f"(SELECT jsonb_build_object('signed_by', su.username, 'printed_name', s.printed_name,"  # noqa: S608 - identifiers from the models
+            f" 'signed_at', s.signed_at, 'meaning', s.meaning, 'revision', s.revision{extra})"
+            f" FROM {s} s JOIN {u} su ON su.id = s.signed_by_id{join}"
+            f" WHERE s.record_id = {record} AND s.invalidated_at IS {'NULL' if valid else 'NOT NULL'}"
+            " ORDER BY s.signed_at DESC, s.id DESC LIMIT 1)"
+        )
+
+    return {
+        "review_open_queries": (
+            f"(SELECT COUNT(*) FROM {q} q WHERE q.record_id = {record} AND q.status <> 'closed')"  # noqa: S608
+        ),
+        "review_signature": signature(True),
+        "review_invalidated": signature(False),
+        "review_lock": (
+            "(SELECT jsonb_build_object('level', l.level, 'locked_by', lu.username,"  # noqa: S608
+            " 'locked_at', l.locked_at)"
+            f" FROM {lk} l JOIN {u} lu ON lu.id = l.locked_by_id"
+            f" WHERE l.trial_id = {trial} AND l.unlocked_at IS NULL AND (l.level = 'trial'"
+            f" OR (l.level = 'participant' AND l.participant_id = {participant})"
+            f" OR (l.level = 'record' AND l.record_id = {record}))"
+            " ORDER BY CASE l.level WHEN 'trial' THEN 0 WHEN 'participant' THEN 1 ELSE 2 END,"
+            " l.id LIMIT 1)"
+        ),
+        "review_verified": (
+            f"ARRAY(SELECT v.item FROM {v} v WHERE v.record_id = {record}"  # noqa: S608
+            " AND v.cleared_at IS NULL ORDER BY v.item)"
+        ),
+    }
+
+
+def review_annotations(
+    *, model: type[models.Model] = ClinicalRecord, record: str = "id"
+) -> dict[str, Any]:
+    """Annotations that read a record's review state inside the query that reads the record
+    (correlated subqueries on indexed columns: the grid and the records list stay at a fixed
+    number of queries). ``model``: the outer query's model, with ``participant_id`` and
+    ``trial_id`` columns; ``record``: its column of the record's id (a row without a record
+    skips the subqueries)."""
+    from django.contrib.postgres.fields import ArrayField
+    from django.db.models import CharField, Field, IntegerField, JSONField
+    from django.db.models.expressions import RawSQL
+
+    if record not in ("id", "record_id"):  # identifiers only, never input
+        raise ValueError(f"not a record column: {record!r}")
+    table = model._meta.db_table
+    sql = _review_sql(
+        f'"{table}"."{record}"', f'"{table}"."participant_id"', f'"{table}"."trial_id"'
+    )
+    fields: dict[str, Field[Any, Any]] = {
+        "review_open_queries": IntegerField(),
+        "review_verified": ArrayField(CharField()),
+    }
+    guard = "" if record == "id" else f'"{table}"."{record}" IS NOT NULL'
+    return {
+        name: RawSQL(  # noqa: S611 - SQL text of _review_sql, no parameters from input
+            f"CASE WHEN {guard} THEN {text} END" if guard else text,
+            (),
+            output_field=fields.get(name, JSONField()),
+        )
+        for name, text in sql.items()
+    }
+
+
+def _with_datetimes(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """JSON from PostgreSQL has its timestamps as text: back to datetimes."""
+    from django.utils.dateparse import parse_datetime
+
+    if value is None:
+        return None
+    return {
+        k: parse_datetime(v) if k.endswith("_at") and isinstance(v, str) else v
+        for k, v in value.items()
+    }
+
+
+def review_state(row: Any, form_code: str) -> ReviewState:
+    """The :class:`ReviewState` of a row read with :func:`review_annotations`."""
+    return ReviewState(
+        open_queries=row.review_open_queries or 0,
+        signature=_with_datetimes(row.review_signature),
+        invalidated=None if row.review_signature else _with_datetimes(row.review_invalidated),
+        lock=_with_datetimes(row.review_lock),
+        verified=tuple(row.review_verified or ()),
+        key_items=instruments.load(form_code).sdv,
+    )
+
+
+def record_review(record: ClinicalRecord) -> ReviewState:
+    """One record's review state (one query)."""
+    row = (
+        ClinicalRecord.objects.filter(pk=record.pk)
+        .annotate(**review_annotations())
+        .only("pk", "form_code")[0]
+    )
+    return review_state(row, record.form_code)
+
+
 @dataclass(frozen=True)
 class GridCell:
     """One cell of the participant's form grid, read from the expected-forms cache."""
@@ -789,6 +959,7 @@ class GridCell:
     window_start: date | None
     window_end: date | None
     record: ClinicalRecord | None
+    review: ReviewState | None = None  # None: no record yet
 
 
 def form_grid(*, participant: Participant, today: date | None = None) -> list[GridCell]:
@@ -799,9 +970,9 @@ def form_grid(*, participant: Participant, today: date | None = None) -> list[Gr
     today = today or timezone.localdate()
     order = {code: index for index, code in enumerate(expected.FORM_CODES)}
     rows = list(
-        FormExpectation.objects.filter(participant=participant).select_related(
-            "record", "record__updated_by"
-        )
+        FormExpectation.objects.filter(participant=participant)
+        .select_related("record", "record__updated_by")
+        .annotate(**review_annotations(model=FormExpectation, record="record_id"))
     )
     rows.sort(
         key=lambda r: (order.get(r.form_code, len(order)), expected.occurrence_key(r.occurrence))
@@ -822,6 +993,7 @@ def form_grid(*, participant: Participant, today: date | None = None) -> list[Gr
             window_start=r.window_start,
             window_end=r.window_end,
             record=r.record,
+            review=review_state(r, r.form_code) if r.record is not None else None,
         )
         for r in rows
     ]
@@ -933,6 +1105,60 @@ def form_status_badge(status: str) -> SafeString:
     )
 
 
+def review_marks(review: ReviewState | None) -> SafeString:
+    """The review icons of a grid cell or log row (built in Python, as the status badges):
+    unresolved queries with their count, signed (or a signature invalidated by a change),
+    locked, verified against the source (all key items, or some)."""
+    from django.utils.html import format_html_join
+
+    if review is None:
+        return SafeString("")
+    marks: list[tuple[str, str, Any]] = []
+    if review.open_queries:
+        marks.append(
+            (
+                "crf-review-queries text-danger",
+                "bi-chat-left-dots-fill",
+                _("%(n)d unresolved queries") % {"n": review.open_queries},
+            )
+        )
+    if review.signed:
+        marks.append(("crf-review-signed text-success", "bi-pen-fill", _("Signed")))
+    elif review.invalidated:
+        marks.append(
+            (
+                "crf-review-unsigned text-warning",
+                "bi-pen",
+                _("Signature invalidated by a change"),
+            )
+        )
+    if review.locked:
+        marks.append(("crf-review-locked text-secondary", "bi-lock-fill", _("Locked")))
+    if review.sdv == "done":
+        marks.append(("crf-review-sdv text-success", "bi-check2-square", _("Source verified")))
+    elif review.sdv == "partial":
+        marks.append(
+            ("crf-review-sdv-partial text-warning", "bi-dash-square", _("Partly source verified"))
+        )
+    return format_html_join(
+        "",
+        '<span class="{}" title="{}"><i class="bi {}" aria-hidden="true"></i>'
+        '<span class="visually-hidden">{}</span>{}</span>',
+        (
+            (
+                css,
+                label,
+                icon,
+                label,
+                format_html('<small class="ms-1">{}</small>', review.open_queries)
+                if "queries" in css
+                else "",
+            )
+            for css, icon, label in marks
+        ),
+    )
+
+
 def _form_screen_urls(study_number: str) -> Any:
     """A function (form code, occurrence) → the form screen's URL, reversing once."""
     template = reverse("crf:form_screen", args=[study_number, "formcode0", "occurrence0"])
@@ -976,14 +1202,28 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
         for code, columns in LOG_COLUMNS.items()
     }
     url = _form_screen_urls(participant.study_number)
+    casebook_lock = next(
+        (
+            c.review.lock
+            for c in cells
+            if c.review is not None
+            and c.review.lock is not None
+            and c.review.lock["level"] != "record"
+        ),
+        None,
+    )
     for cell in cells:
         if cell.form_code in logs:
             if cell.record is not None:
+                logs[cell.form_code]["open_queries"] = logs[cell.form_code].get(
+                    "open_queries", 0
+                ) + (cell.review.open_queries if cell.review else 0)
                 logs[cell.form_code]["rows"].append(
                     {
                         "cell": cell,
                         "url": url(cell.form_code, cell.occurrence),
                         "badge": form_status_badge(cell.record.status),
+                        "marks": review_marks(cell.review),
                         "values": [
                             _log_value(cell.form_code, name, cell.record.data.get(name), language)
                             for name in LOG_COLUMNS[cell.form_code]
@@ -999,13 +1239,16 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
                 "cells": [],
                 "more": expected.rule_for(cell.form_code).occurs == "per_event",
                 "new_url": url(cell.form_code, "new"),
+                "open_queries": 0,
             },
         )
+        row["open_queries"] += cell.review.open_queries if cell.review else 0
         row["cells"].append(
             {
                 "label": _occurrence_label(cell.occurrence),
                 "url": url(cell.form_code, cell.occurrence),
                 "badge": form_status_badge(cell.status),
+                "marks": review_marks(cell.review),
                 **cell.__dict__,
             }
         )
@@ -1023,8 +1266,9 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
         "context": {
             "form_rows": list(forms.values()),
             "log_tables": list(logs.values()),
-            "can_write": access.can_write_site(participant.site_id),
+            "can_write": access.can_write_site(participant.site_id) and casebook_lock is None,
             "pending": pending,
+            "casebook_lock": casebook_lock,
         },
         "timeline": [],
         "banner": None,

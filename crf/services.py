@@ -34,7 +34,7 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -70,6 +70,8 @@ from crf.models import (
     Questionnaire,
     QuestionnaireLink,
     QuestionnaireStatus,
+    RecheckRun,
+    RecheckStatus,
     RecordStatus,
     SendKind,
     SourceVerification,
@@ -1529,22 +1531,37 @@ class QuerySync:
     closed: int = 0
 
 
+def _open_check_queries(record_ids: list[int]) -> QuerySet[DataQuery]:
+    """The unresolved automatic queries of these records, locked."""
+    return (
+        DataQuery.objects.select_for_update()
+        .filter(record_id__in=record_ids, origin=QueryOrigin.CHECK)
+        .exclude(status=QueryStatus.CLOSED)
+        .order_by("pk")
+    )
+
+
 def _check_queries_sync(
-    record: ClinicalRecord, *, allocation: Allocation, by: User | None
+    record: ClinicalRecord,
+    *,
+    allocation: Allocation,
+    by: User | None,
+    context: Mapping[str, Any] | None = None,
+    open_queries: list[DataQuery] | None = None,
 ) -> QuerySync:
-    """Open and close the record's automatic queries to match its checks' findings now."""
+    """Open and close the record's automatic queries to match its checks' findings now
+    (``context``: the record context, ``open_queries``: its unresolved automatic queries,
+    locked, when the caller has them already)."""
     from crf.selectors import record_context
 
     definition = definition_of(record.definition)
-    open_now = {
-        (q.check_name, q.item): q
-        for q in DataQuery.objects.select_for_update()
-        .filter(record=record, origin=QueryOrigin.CHECK)
-        .exclude(status=QueryStatus.CLOSED)
-    }
+    if open_queries is None:
+        open_queries = list(_open_check_queries([record.pk]))
+    open_now = {(q.check_name, q.item): q for q in open_queries}
     found: dict[tuple[str, str], str] = {}
     if record.status != RecordStatus.VOIDED and definition.checks:
-        context = record_context(allocation=allocation)
+        if context is None:
+            context = record_context(allocation=allocation)
         for name, finding in instruments.check_findings(definition, record.data, context):
             found.setdefault((name, finding.item), str(finding.message))
     now = timezone.now()
@@ -1710,23 +1727,143 @@ def records_recheck(
     automatic queries are opened and closed to match, in short transactions of ``batch``
     records (each record locked with its participant, as a save would). Idempotent: a
     second run changes nothing. ``progress(done, total)`` is called after each batch."""
+    from crf.selectors import record_context
+
     qs = ClinicalRecord.objects.exclude(status=RecordStatus.NOT_DONE)
     if form_code:
         qs = qs.filter(form_code=form_code)
-    ids = list(qs.order_by("pk").values_list("pk", flat=True))
+    # a participant's records next to each other: its context is read once per batch (a
+    # re-run changes no data, so the context of the checks cannot change under it)
+    ids = list(qs.order_by("participant_id", "pk").values_list("pk", flat=True))
     result = RecheckResult()
     for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
         with transaction.atomic(), audit_reason("edit checks re-run"):
-            for record in ClinicalRecord.objects.filter(pk__in=ids[start : start + batch]).order_by(
-                "pk"
-            ):
-                record = _lock_record(record)
-                sync = _check_queries_sync(record, allocation=_allocation_of(record), by=None)
+            # the participants' rows first, in one order, as every record write takes them
+            participants = sorted(
+                set(
+                    ClinicalRecord.objects.filter(pk__in=chunk).values_list(
+                        "participant_id", flat=True
+                    )
+                )
+            )
+            list(
+                Participant.objects.select_for_update()
+                .filter(pk__in=participants)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            records = (
+                ClinicalRecord.objects.select_for_update(of=("self",))
+                .select_related("participant", "definition", "updated_by")
+                .filter(pk__in=chunk)
+                .order_by("participant_id", "pk")
+            )
+            contexts: dict[tuple[int, int], tuple[Allocation, dict[str, Any]]] = {}
+            queries: dict[int, list[DataQuery]] = {pk: [] for pk in chunk}
+            for query in _open_check_queries(chunk):
+                queries[query.record_id].append(query)
+            for record in records:
+                key = (record.trial_id, record.participant_id)
+                if key not in contexts:
+                    allocation = _allocation_of(record)
+                    contexts[key] = (allocation, record_context(allocation=allocation))
+                allocation, context = contexts[key]
+                sync = _check_queries_sync(
+                    record,
+                    allocation=allocation,
+                    by=None,
+                    context=context,
+                    open_queries=queries[record.pk],
+                )
                 result.records += 1
                 result.opened += sync.opened
                 result.closed += sync.closed
         if progress is not None:
             progress(min(start + batch, len(ids)), len(ids))
+    return result
+
+
+class RecheckBusy(Refusal):
+    status_code = 409
+
+    def __init__(self, run: RecheckRun):
+        super().__init__(
+            _("A re-check of these forms is already under way (%(done)s of %(total)s records).")
+            % {"done": run.done, "total": run.total if run.total is not None else "?"},
+            reasons=["recheck_running"],
+        )
+
+
+def recheck_request(*, user: User, form_code: str = "") -> RecheckRun:
+    """A data manager asks for the edit checks to be re-run over every record of a form
+    (``""``: every form) after a rule change; a Celery worker runs it
+    (:func:`recheck_run`) once the request is committed. One run per form at a time."""
+    from core.access import access_for
+
+    if not access_for(user).has_role(*REVIEWERS):
+        raise NotAllowed(_("Only a data manager re-runs the edit checks."))
+    if form_code and form_code not in expected.FORM_CODES:
+        raise RecordInvalid(_("Choose one of the clinical forms, or all forms."), field="form_code")
+    with transaction.atomic():
+        # one request at a time per form: the request rows of that form, locked
+        busy = (
+            RecheckRun.objects.select_for_update()
+            .filter(
+                form_code__in=[form_code, ""] if form_code else list(expected.FORM_CODES) + [""],
+                status__in=[RecheckStatus.QUEUED, RecheckStatus.RUNNING],
+            )
+            .first()
+        )
+        if busy is not None:
+            raise RecheckBusy(busy)
+        run = RecheckRun.objects.create(form_code=form_code, requested_by=user)
+
+        def enqueue() -> None:
+            from crf.tasks import records_recheck as task
+
+            task.delay(form_code=form_code or None, run_id=run.pk)
+
+        transaction.on_commit(enqueue)
+    return run
+
+
+def recheck_run(*, run_id: int | None, form_code: str | None) -> RecheckResult:
+    """Run a requested re-check (the Celery task's body), its progress written to its
+    :class:`RecheckRun` after each batch; a failure is written there too and re-raised.
+    A run already done is not repeated (a redelivered task does nothing)."""
+    run = None
+    if run_id is not None:
+        run = RecheckRun.objects.filter(pk=run_id).first()
+        if run is None or run.status == RecheckStatus.DONE:
+            return RecheckResult()
+        RecheckRun.objects.filter(pk=run.pk).update(
+            status=RecheckStatus.RUNNING, started_at=timezone.now(), done=0
+        )
+
+    def progress(done: int, total: int) -> None:
+        if run is not None:
+            RecheckRun.objects.filter(pk=run.pk).update(done=done, total=total)
+
+    try:
+        result = records_recheck(form_code=form_code, progress=progress)
+    except Exception as exc:
+        if run is not None:
+            RecheckRun.objects.filter(pk=run.pk).update(
+                status=RecheckStatus.FAILED,
+                finished_at=timezone.now(),
+                error=f"{exc.__class__.__name__}: {exc}"[:500],
+            )
+        raise
+    if run is not None:
+        RecheckRun.objects.filter(pk=run.pk).update(
+            status=RecheckStatus.DONE,
+            finished_at=timezone.now(),
+            done=result.records,
+            total=result.records,
+            opened=result.opened,
+            closed=result.closed,
+        )
     return result
 
 

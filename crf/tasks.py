@@ -22,14 +22,19 @@ def questionnaires_sweep() -> dict:
         return services.questionnaires_sweep().as_dict()
 
 
-@shared_task(name="crf.tasks.records_recheck", bind=True, acks_late=True)
-def records_recheck(self: Any, form_code: str | None = None) -> dict:
+@shared_task(
+    name="crf.tasks.records_recheck",
+    bind=True,
+    acks_late=True,
+    # a re-run over every record takes minutes, not the default seconds
+    soft_time_limit=3600,
+    time_limit=3700,
+)
+def records_recheck(self: Any, form_code: str | None = None, run_id: int | None = None) -> dict:
     """Re-run the edit checks (idempotent: a retry after a crash repeats nothing); the
-    task's state carries the progress (``PROGRESS`` with done/total) for a progress bar."""
+    progress is written to the request's crf.models.RecheckRun after each batch (the
+    database is the state, there is no result backend)."""
     from crf import services
 
-    def progress(done: int, total: int) -> None:
-        self.update_state(state="PROGRESS", meta={"done": done, "total": total})
-
     with system_actor("celery:crf.records_recheck"):
-        return services.records_recheck(form_code=form_code, progress=progress).as_dict()
+        return services.recheck_run(run_id=run_id, form_code=form_code).as_dict()
