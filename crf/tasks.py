@@ -22,7 +22,8 @@ def questionnaires_sweep() -> dict:
         return services.questionnaires_sweep().as_dict()
 
 
-@shared_task(name="crf.tasks.records_recheck", bind=True, acks_late=True)
+# ignore_result=False: the re-check page reads its progress and counts from the result.
+@shared_task(name="crf.tasks.records_recheck", bind=True, acks_late=True, ignore_result=False)
 def records_recheck(self: Any, form_code: str | None = None) -> dict:
     """Re-run the edit checks (idempotent: a retry after a crash repeats nothing); the
     task's state carries the progress (``PROGRESS`` with done/total) for a progress bar."""
