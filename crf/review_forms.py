@@ -14,6 +14,12 @@ from crf.models import QueryStatus
 MAX_TEXT = 2000
 
 
+def _set_choices(form: forms.Form, name: str, choices: list[tuple[str, Any]]) -> None:
+    field = form.fields[name]
+    assert isinstance(field, forms.ChoiceField)
+    field.choices = choices
+
+
 def form_choices(language: str) -> list[tuple[str, str]]:
     return [
         (code, instruments.load(code).title.in_language(language)) for code in expected.FORM_CODES
@@ -42,12 +48,12 @@ class QueryFilterForm(forms.Form):
     ):
         super().__init__(data)
         everything = [("", _("All"))]
-        self.fields["form_code"].choices = everything + form_choices(language)
-        self.fields["raised_by"].choices = everything + [(str(pk), name) for pk, name in raisers]
+        _set_choices(self, "form_code", everything + form_choices(language))
+        _set_choices(self, "raised_by", everything + [(str(pk), name) for pk, name in raisers])
         if sites is None:
             del self.fields["site"]
         else:
-            self.fields["site"].choices = everything + [(str(pk), name) for pk, name in sites]
+            _set_choices(self, "site", everything + [(str(pk), name) for pk, name in sites])
 
     def filters(self) -> dict[str, Any]:
         """The valid filters (the invalid ones left out), as crf.selectors.query_worklist
@@ -71,7 +77,7 @@ class QueryRaiseForm(forms.Form):
 
     def __init__(self, data: Any = None, *, items: list[tuple[str, str]]):
         super().__init__(data, prefix="raise")
-        self.fields["item"].choices = [("", _("The whole form")), *items]
+        _set_choices(self, "item", [("", _("The whole form")), *items])
 
 
 class QueryStepForm(forms.Form):
@@ -108,7 +114,7 @@ class VerifyForm(forms.Form):
 
     def __init__(self, data: Any = None, *, items: list[tuple[str, str]]):
         super().__init__(data)
-        self.fields["items"].choices = items
+        _set_choices(self, "items", items)
 
     def chosen(self) -> list[str] | None:
         """What crf.services.record_verify takes: None (key items), ["*"] or the items."""
@@ -125,4 +131,4 @@ class RecheckForm(forms.Form):
 
     def __init__(self, data: Any = None, *, language: str):
         super().__init__(data)
-        self.fields["form_code"].choices = [("", _("Every form")), *form_choices(language)]
+        _set_choices(self, "form_code", [("", _("Every form")), *form_choices(language)])

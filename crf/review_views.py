@@ -200,7 +200,7 @@ def query_worklist(request: HttpRequest) -> HttpResponse:
     ]
     query = urlencode(
         {
-            key: value
+            key: str(value)
             for key, value in request.GET.items()
             if key != "cursor" and key in filter_form.fields and value
         }
@@ -331,6 +331,8 @@ def _record_values(record: ClinicalRecord) -> list[tuple[str, str]]:
             text = _("yes") if value else _("no")
         elif item.choices and not isinstance(value, list):
             text = item.choice_label(value, language) or str(value)
+        elif item.kind == "date" and isinstance(value, str):
+            text = _display_date(value)
         elif isinstance(value, list):
             text = ", ".join(
                 (item.choice_label(v, language) or str(v)) if not isinstance(v, dict) else "…"
@@ -340,6 +342,15 @@ def _record_values(record: ClinicalRecord) -> list[tuple[str, str]]:
             text = str(value)
         shown.append((item.label(language), text))
     return shown
+
+
+def _display_date(value: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value).strftime("%d-%m-%Y")
+    except ValueError:
+        return value
 
 
 def _signer_context(user: User) -> dict[str, Any]:
@@ -439,7 +450,7 @@ def casebook_sign(request: HttpRequest, study_number: str) -> HttpResponse:
             return redirect("cohort:participant_detail", study_number=study_number)
     language = _language()
     titles = dict(form_choices(language))
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "record": r,
             "form_title": titles.get(r.form_code, r.form_code),
@@ -728,7 +739,7 @@ def recheck_state(task_id: str) -> dict[str, Any]:
     from crf import tasks
 
     result = tasks.records_recheck.AsyncResult(task_id)
-    state = result.state
+    state: str = result.state
     info = result.info if isinstance(result.info, dict) else {}
     done = int(info.get("done", 0)) if state == "PROGRESS" else 0
     total = int(info.get("total", 0)) if state == "PROGRESS" else 0
