@@ -137,7 +137,9 @@ def test_the_worklist_lists_the_sites_queries_with_age_filters_and_links(
     assert "(filter not applied)" in bad.content.decode() or "(filter niet" in bad.content.decode()
     # another site's nurse sees none of it; the sponsor-wide monitor has a site filter
     client.force_login(nurse_b)
-    assert 'data-testid="query-row"' not in client.get(reverse("crf:review_queries")).content.decode()
+    assert (
+        'data-testid="query-row"' not in client.get(reverse("crf:review_queries")).content.decode()
+    )
     client.force_login(monitor)
     wide = client.get(reverse("crf:review_queries")).content.decode()
     assert 'name="site"' in wide and wide.count('data-testid="query-row"') == 1
@@ -166,9 +168,7 @@ def test_the_nav_links_to_the_review_lists(client, nurse_a, investigator_a, site
 
 
 # --- 2. query threads on the form screen -----------------------------------------------------
-def test_a_monitor_raises_a_query_on_an_item_from_the_form_screen(
-    client, site_dm, admission, sn
-):
+def test_a_monitor_raises_a_query_on_an_item_from_the_form_screen(client, site_dm, admission, sn):
     client.force_login(site_dm)
     html = client.get(screen(sn)).content.decode()
     assert 'data-testid="record-review"' in html and 'data-testid="raise-form"' in html
@@ -176,10 +176,19 @@ def test_a_monitor_raises_a_query_on_an_item_from_the_form_screen(
     response = follow(
         client,
         review_url("query_raise", sn),
-        {"raise-item": "icu", "raise-text": "Was the patient in the ICU?", "raise-suggested_value": "yes"},
+        {
+            "raise-item": "icu",
+            "raise-text": "Was the patient in the ICU?",
+            "raise-suggested_value": "yes",
+        },
     )
     query = DataQuery.objects.get()
-    assert (query.item, query.status, query.origin, query.raised_by) == ("icu", "open", "manual", site_dm)
+    assert (query.item, query.status, query.origin, query.raised_by) == (
+        "icu",
+        "open",
+        "manual",
+        site_dm,
+    )
     assert query.suggested_value == "yes" and query.text == "Was the patient in the ICU?"
     assert query.messages.get().action == "raise"
     assert response.redirect_chain[-1][0].endswith(f"{screen(sn)}#query-{query.pk}")
@@ -191,7 +200,9 @@ def test_a_monitor_raises_a_query_on_an_item_from_the_form_screen(
     after = snapshot()
     assert after[1][0] == before[1][0] + 1 and after[2][0] == before[2][0] + 1
     # on the whole record, without a suggestion
-    follow(client, review_url("query_raise", sn), {"raise-item": "", "raise-text": "Source missing"})
+    follow(
+        client, review_url("query_raise", sn), {"raise-item": "", "raise-text": "Source missing"}
+    )
     whole = DataQuery.objects.get(text="Source missing")
     assert whole.item == "" and whole.suggested_value is None
 
@@ -208,7 +219,9 @@ def test_a_bad_query_raises_nothing_and_says_why(client, site_dm, admission, sn,
     client.force_login(site_dm)
     before = snapshot()
     response = follow(client, review_url("query_raise", sn), data)
-    assert any("not raised" in m or "niet gesteld" in m for m in notices(response)), notices(response)
+    assert any("not raised" in m or "niet gesteld" in m for m in notices(response)), notices(
+        response
+    )
     assert snapshot() == before
 
 
@@ -220,7 +233,9 @@ def test_the_nurse_answers_and_the_monitor_closes_and_reopens(
     assert 'data-testid="answer"' in page and 'data-testid="close"' not in page
     before = snapshot()
     response = follow(
-        client, reverse("crf:review_query_answer", args=[query.pk]), {"text": "Corrected on the form."}
+        client,
+        reverse("crf:review_query_answer", args=[query.pk]),
+        {"text": "Corrected on the form."},
     )
     query.refresh_from_db()
     assert query.status == "answered"
@@ -289,7 +304,11 @@ def _routes(sn, query, lock):
             reverse("crf:review_casebook_sign", args=[sn]),
             {"password": factories.PASSWORD},
         ),
-        "verify": ("POST", reverse("crf:review_record_verify", args=rec), {"scope": "key", "_revision": "1"}),
+        "verify": (
+            "POST",
+            reverse("crf:review_record_verify", args=rec),
+            {"scope": "key", "_revision": "1"},
+        ),
         "lock": ("POST", reverse("crf:review_record_lock", args=rec), {"reason": ""}),
         "casebook_lock": ("POST", reverse("crf:review_participant_lock", args=[sn]), {}),
         "history": ("GET", reverse("crf:review_record_history", args=rec), None),
@@ -301,7 +320,6 @@ def _routes(sn, query, lock):
         "recheck_start": ("POST", reverse("crf:review_recheck"), {"form_code": ""}),
         "recheck_status": ("GET", reverse("crf:review_recheck_status", args=["not-mine"]), None),
     }
-
 
 
 ROUTE_NAMES = [
@@ -427,12 +445,15 @@ def test_the_investigator_signs_with_the_password_and_the_form_screen_shows_it(
     assert events(ESignature, pgh_obj_id=signature.pk).count() == 1
     assert snapshot()[3][0] == before[3][0] + 1
     assert 'data-testid="signature-valid"' in response.content.decode()
-    assert 'data-testid="sign-row"' not in client.get(reverse("crf:review_sign_list")).content.decode()
+    assert (
+        'data-testid="sign-row"' not in client.get(reverse("crf:review_sign_list")).content.decode()
+    )
     # a change by the nurse invalidates it, and the form screen says by whom
     client.force_login(nurse_a)
     saved = client.post(
         screen(sn),
-        ADMISSION_POST | {"icu": "yes", "_action": "complete", "_revision": "1", "_reason": "ICU after all"},
+        ADMISSION_POST
+        | {"icu": "yes", "_action": "complete", "_revision": "1", "_reason": "ICU after all"},
     )
     assert saved.status_code == 302
     signature.refresh_from_db()
@@ -464,7 +485,9 @@ def test_a_stale_revision_or_a_draft_is_not_signed(
 ):
     client.force_login(investigator_a)
     before = snapshot()
-    stale = client.post(review_url("record_sign", sn), {"password": factories.PASSWORD, "_revision": "7"})
+    stale = client.post(
+        review_url("record_sign", sn), {"password": factories.PASSWORD, "_revision": "7"}
+    )
     assert stale.status_code == 409 and 'data-testid="sign-refused"' in stale.content.decode()
     assert snapshot() == before
     services.clinical_record_create(
@@ -550,7 +573,9 @@ def test_a_lock_makes_the_form_read_only_and_refuses_its_save(
 def test_unlock_needs_a_reason_and_then_the_form_can_change(
     client, allocation, admission, nurse_a, site_dm, sn
 ):
-    lock = services.data_lock(user=site_dm, level="record", trial=allocation.trial, record=admission)
+    lock = services.data_lock(
+        user=site_dm, level="record", trial=allocation.trial, record=admission
+    )
     client.force_login(site_dm)
     before = snapshot()
     refused = follow(client, reverse("crf:review_unlock", args=[lock.pk]), {"reason": "  "})
@@ -584,7 +609,9 @@ def test_locking_twice_is_refused_and_the_locks_page_lists_them(
     html = client.get(reverse("crf:review_locks")).content.decode()
     assert html.count('data-testid="lock-row"') == 2 and 'data-testid="trial-lock-form"' not in html
     client.force_login(monitor)
-    assert 'data-testid="trial-lock-form"' in client.get(reverse("crf:review_locks")).content.decode()
+    assert (
+        'data-testid="trial-lock-form"' in client.get(reverse("crf:review_locks")).content.decode()
+    )
 
 
 # --- 5. source data verification ---------------------------------------------------------------
@@ -599,7 +626,10 @@ def test_the_monitor_verifies_key_items_and_a_change_asks_for_reverification(
     assert set(marks.values_list("revision", flat=True)) == {1}
     assert snapshot()[5] == (before[5][0] + 2, before[5][1] + 2)
     html = client.get(screen(sn)).content.decode()
-    assert 'data-testid="verified-admitted_on"' in html and 'data-testid="verified-discharged_on"' in html
+    assert (
+        'data-testid="verified-admitted_on"' in html
+        and 'data-testid="verified-discharged_on"' in html
+    )
     # every answered item
     follow(client, review_url("record_verify", sn), {"scope": "all", "_revision": "1"})
     assert marks.filter(cleared_at__isnull=True).count() == 4
