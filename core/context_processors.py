@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext_lazy as _
 
-from core.access import AUDIT_READERS, CLINICAL_READERS, DATA_ENTRY, access_for
+from core.access import AUDIT_READERS, CLINICAL_READERS, DATA_ENTRY, SITE_STAFF, access_for
 from core.models import Role, User
 
 # (label, url name, roles that see it). Apps add their entries here as they grow.
@@ -15,6 +15,11 @@ NAVIGATION = [
     (_("Participants"), "cohort:participant_list", CLINICAL_READERS - {Role.STATISTICIAN}),
     (_("Trials"), "randomization:trial_list", CLINICAL_READERS),
     (_("Questionnaires"), "crf:worklist", DATA_ENTRY | {Role.DATA_MANAGER}),
+    # data review (issue 12): the query worklist, the investigator's forms to sign, and the
+    # monitor's source data verification (with locks and the edit checks' re-run beside it)
+    (_("Queries"), "crf:review_queries", SITE_STAFF),
+    (_("To sign"), "crf:review_sign_list", {Role.INVESTIGATOR}),
+    (_("Data review"), "crf:review_sdv", {Role.DATA_MANAGER}),
     (
         _("Dashboards"),
         "endpoints:dashboard",

@@ -276,7 +276,7 @@ def _record_url(record: ClinicalRecord) -> str:
 
 
 def _record_response(user: Any, record: ClinicalRecord, *, code: int = 200) -> Response:
-    record.review_dict = selectors.record_review(record).as_dict()  # type: ignore[attr-defined]
+    record.review_dict = selectors.record_review_state(record).as_dict()  # type: ignore[attr-defined]
     data = dict(RecordOutput().to_representation(record))
     data["data"] = selectors.record_data_for(user, record)
     response = Response(data, status=code)

@@ -938,7 +938,7 @@ def review_state(row: Any, form_code: str) -> ReviewState:
     )
 
 
-def record_review(record: ClinicalRecord) -> ReviewState:
+def record_review_state(record: ClinicalRecord) -> ReviewState:
     """One record's review state (one query)."""
     row = (
         ClinicalRecord.objects.filter(pk=record.pk)
@@ -1273,3 +1273,186 @@ def forms_panel(*, user: User, participant: Participant) -> dict[str, Any] | Non
         "timeline": [],
         "banner": None,
     }
+
+
+# --- data review screens (issue 12): the form screen's review block and the review lists ------
+# Imported here rather than at the top so this section stays apart from the form screens'
+# section above (two people edit this module).
+from crf.models import DataLock, ESignature, LockLevel, QueryStatus  # noqa: E402
+
+REVIEW_ROLES = frozenset({"data_manager"})  # crf.services.REVIEWERS (monitors)
+
+
+@dataclass(frozen=True)
+class ItemReview:
+    """One item of a record as the monitor's source data verification sees it."""
+
+    code: str
+    label: str
+    key: bool  # a key item of the definition (``sdv``)
+    mark: SourceVerification | None  # the current verification
+    needs_reverification: bool  # verified once, the mark cleared by a change since
+    open_queries: int
+
+
+@dataclass(frozen=True)
+class RecordReview:
+    """Everything the review block of a form screen shows, read in a fixed number of
+    queries (whatever the number of queries, messages, signatures or marks)."""
+
+    queries: list[DataQuery]
+    signature: ESignature | None  # the record's valid signature
+    invalidated: list[ESignature]  # the record's invalidated signatures, newest first
+    casebook_signature: ESignature | None  # the participant's valid casebook signature
+    locks: list[DataLock]  # the active locks that cover the record (form, casebook, trial)
+    items: list[ItemReview]
+
+    @property
+    def locked(self) -> bool:
+        return bool(self.locks)
+
+    @property
+    def unresolved(self) -> int:
+        return sum(1 for q in self.queries if q.status != QueryStatus.CLOSED)
+
+
+def record_review(
+    *,
+    record: ClinicalRecord | None,
+    participant_id: int,
+    trial_id: int,
+    language: str | None = None,
+) -> RecordReview:
+    """The review state of one form screen: its queries with their threads, signatures,
+    the locks that cover it and the verification of its items. No access check: the caller
+    (the form screen) has decided the user may read the participant."""
+    locks = list(
+        DataLock.objects.filter(trial_id=trial_id, unlocked_at__isnull=True)
+        .filter(
+            Q(level=LockLevel.TRIAL)
+            | Q(level=LockLevel.PARTICIPANT, participant_id=participant_id)
+            | (Q(level=LockLevel.RECORD, record=record) if record is not None else Q(pk__in=[]))
+        )
+        .select_related("locked_by")
+        .order_by("locked_at", "pk")
+    )
+    signatures = list(
+        ESignature.objects.filter(
+            Q(participant_id=participant_id, record__isnull=True)
+            | (Q(record=record) if record is not None else Q(pk__in=[]))
+        )
+        .select_related("signed_by", "invalidated_by")
+        .order_by("-signed_at", "-pk")
+    )
+    if record is None:
+        return RecordReview([], None, [], _valid_casebook(signatures), locks, [])
+    queries = list(
+        DataQuery.objects.filter(record=record)
+        .select_related("raised_by")
+        .prefetch_related(Prefetch("messages", queryset=QueryMessage.objects.select_related("by")))
+        .order_by("raised_at", "pk")
+    )
+    marks = list(SourceVerification.objects.filter(record=record).select_related("verified_by"))
+    current = {m.item: m for m in marks if m.cleared_at is None}
+    cleared = {m.item for m in marks if m.cleared_at is not None}
+    open_by_item: dict[str, int] = {}
+    for q in queries:
+        if q.status != QueryStatus.CLOSED and q.item:
+            base = q.item.split("-")[0]
+            open_by_item[base] = open_by_item.get(base, 0) + 1
+    definition = definition_of(record.definition)
+    key_items = set(definition.sdv)
+    items = [
+        ItemReview(
+            code=item.code,
+            label=item.label(language or get_language()),
+            key=item.code in key_items,
+            mark=current.get(item.code),
+            needs_reverification=item.code in cleared and item.code not in current,
+            open_queries=open_by_item.get(item.code, 0),
+        )
+        for item in definition.items
+        if item.kind != "computed"
+    ]
+    record_signatures = [s for s in signatures if s.record_id == record.pk]
+    return RecordReview(
+        queries=queries,
+        signature=next((s for s in record_signatures if s.invalidated_at is None), None),
+        invalidated=[s for s in record_signatures if s.invalidated_at is not None],
+        casebook_signature=_valid_casebook(signatures),
+        locks=locks,
+        items=items,
+    )
+
+
+def _valid_casebook(signatures: list[ESignature]) -> ESignature | None:
+    return next((s for s in signatures if s.record_id is None and s.invalidated_at is None), None)
+
+
+def query_for_review(*, user: User, pk: int) -> DataQuery:
+    """One query at the user's sites (site staff and monitors) with its record and
+    participant; 404 otherwise (another site's query is not found, never refused)."""
+    query = (
+        access_for(user)
+        .scope(
+            DataQuery.objects.filter(pk=pk),
+            site_field="record__participant__site",
+            roles=SITE_STAFF,
+        )
+        .select_related("record__participant")
+        .first()
+    )
+    if query is None:
+        raise Http404
+    return query
+
+
+def query_raisers(*, user: User) -> QuerySet[User]:
+    """The people who raised queries at the user's sites (the worklist's raiser filter)."""
+    from core.models import User as UserModel
+
+    raised = access_for(user).scope(
+        DataQuery.objects.filter(raised_by__isnull=False),
+        site_field="record__participant__site",
+        roles=SITE_STAFF,
+    )
+    return UserModel.objects.filter(pk__in=raised.values("raised_by_id")).order_by("username")
+
+
+def casebook_records(*, allocation: Allocation) -> list[ClinicalRecord]:
+    """A participant's records of the trial as the casebook signature covers them (voided
+    entries excluded), by form and occurrence."""
+    order = {code: index for index, code in enumerate(expected.FORM_CODES)}
+    records = list(
+        ClinicalRecord.objects.filter(
+            participant_id=allocation.participant_id, trial_id=allocation.trial_id
+        )
+        .exclude(status=RecordStatus.VOIDED)
+        .select_related("updated_by")
+        .defer("definition__content")
+    )
+    records.sort(
+        key=lambda r: (order.get(r.form_code, len(order)), expected.occurrence_key(r.occurrence))
+    )
+    return records
+
+
+def data_locks(*, user: User, active: bool = True, limit: int = 200) -> list[DataLock]:
+    """The locks a data manager sees: of participants at the user's sites, and the
+    whole-trial locks (they cover every site). ``active`` False: the lifted ones, latest
+    first."""
+    from core.access import site_q
+
+    qs = DataLock.objects.filter(
+        site_q(user, site_field="participant__site", roles=REVIEW_ROLES)
+        | Q(participant__isnull=True)
+    )
+    if not access_for(user).has_role(*REVIEW_ROLES):
+        return []
+    if active:
+        qs = qs.filter(unlocked_at__isnull=True).order_by("-locked_at", "-pk")
+    else:
+        qs = qs.filter(unlocked_at__isnull=False).order_by("-unlocked_at", "-pk")
+    return list(
+        qs.select_related("trial", "participant", "record", "locked_by", "unlocked_by")[:limit]
+    )

@@ -1801,8 +1801,8 @@ def recheck_request(*, user: User, form_code: str = "") -> RecheckRun:
     (:func:`recheck_run`) once the request is committed. One run per form at a time."""
     from core.access import access_for
 
-    if not access_for(user).has_role(*REVIEWERS):
-        raise NotAllowed(_("Only a data manager re-runs the edit checks."))
+    if access_for(user).site_ids(REVIEWERS) is not None:  # every site's records
+        raise NotAllowed(_("Only a sponsor-wide data manager re-runs the edit checks."))
     if form_code and form_code not in expected.FORM_CODES:
         raise RecordInvalid(_("Choose one of the clinical forms, or all forms."), field="form_code")
     with transaction.atomic():

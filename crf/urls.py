@@ -1,6 +1,6 @@
 from django.urls import path
 
-from crf import views
+from crf import review_views, views
 
 app_name = "crf"
 
@@ -48,4 +48,50 @@ urlpatterns = [
     ),
     path("demo-mail/", views.demo_mail, name="demo_mail"),
     path("demo-mail/<str:name>/", views.demo_mail, name="demo_mail_file"),
+    # Data review (issue 12): queries, signatures, locks, source data verification, history
+    path("queries/", review_views.query_worklist, name="review_queries"),
+    path("queries/<int:pk>/answer/", review_views.query_answer, name="review_query_answer"),
+    path("queries/<int:pk>/close/", review_views.query_close, name="review_query_close"),
+    path("queries/<int:pk>/reopen/", review_views.query_reopen, name="review_query_reopen"),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/queries/",
+        review_views.query_raise,
+        name="review_query_raise",
+    ),
+    path("sign/", review_views.sign_list, name="review_sign_list"),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/sign/",
+        review_views.record_sign,
+        name="review_record_sign",
+    ),
+    path(
+        "participants/<str:study_number>/sign/",
+        review_views.casebook_sign,
+        name="review_casebook_sign",
+    ),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/verify/",
+        review_views.record_verify,
+        name="review_record_verify",
+    ),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/lock/",
+        review_views.record_lock,
+        name="review_record_lock",
+    ),
+    path(
+        "participants/<str:study_number>/lock/",
+        review_views.participant_lock,
+        name="review_participant_lock",
+    ),
+    path(
+        "participants/<str:study_number>/forms/<slug:form_code>/<slug:occurrence>/history/",
+        review_views.record_history,
+        name="review_record_history",
+    ),
+    path("locks/", review_views.locks, name="review_locks"),
+    path("locks/<int:pk>/unlock/", review_views.unlock, name="review_unlock"),
+    path("sdv/", review_views.sdv_progress, name="review_sdv"),
+    path("recheck/", review_views.recheck, name="review_recheck"),
+    path("recheck/<int:pk>/", review_views.recheck_status, name="review_recheck_status"),
 ]

@@ -664,9 +664,10 @@ def _render_form(
     status_reason_error: str = "",
     extra_rows: dict[str, int] | None = None,
     status: int = 200,
+    allocation: Any = None,
 ) -> HttpResponse:
     from cohort.selectors import is_not_informed
-    from crf import expected, instruments
+    from crf import expected, instruments, review_views
 
     user = acting_user(request)
     language = translation.get_language() or "nl"
@@ -692,10 +693,21 @@ def _render_form(
         sub.name for f in fields for row in f.row_views for sub in row
     }
     urls = _form_urls(participant.study_number, form_code, occurrence)
+    # the review block (queries, signature, locks, verification): a locked form is read-only
+    review = review_views.form_review(
+        request,
+        participant=participant,
+        trial_id=record.trial_id if record is not None else allocation.trial_id,
+        record=record,
+    )
+    locked = review["review"].locked
+    can_write = can_write and not locked
     return render(
         request,
         "crf/form_screen.html",
         {
+            **review,
+            "locked": locked,
             "participant": participant,
             "record": record,
             "record_status": record_status,
@@ -748,7 +760,7 @@ def form_screen(
     reason for change."""
     user = acting_user(request)
     if request.method == "GET":
-        participant, _allocation, record = selectors.form_screen(
+        participant, allocation, record = selectors.form_screen(
             user=user, study_number=study_number, form_code=form_code, occurrence=occurrence
         )
         answers = selectors.record_data_for(user, record) if record is not None else {}
@@ -759,6 +771,7 @@ def form_screen(
             form_code=form_code,
             occurrence=occurrence,
             answers=answers,
+            allocation=allocation,
         )
     participant, allocation, record = _screen_for_write(
         request, study_number, form_code, occurrence
@@ -769,6 +782,7 @@ def form_screen(
         "record": record,
         "form_code": form_code,
         "occurrence": occurrence,
+        "allocation": allocation,
     }
     answers, errors = parse_instrument(form_code, request.POST)
     add_row = request.POST.get("_add_row", "")

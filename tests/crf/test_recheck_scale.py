@@ -14,6 +14,7 @@ import pghistory
 import pytest
 from django.utils import timezone
 
+from core.refusals import NotAllowed
 from crf import instruments, services
 from crf.definition_store import current_definition
 from crf.models import ClinicalRecord, DataQuery, FormDefinition, QueryMessage, RecheckRun
@@ -138,14 +139,16 @@ def _counts(run: RecheckRun) -> dict:
 
 
 def test_a_rule_change_rechecked_over_ten_thousand_records(
-    active_sequence, randomised, site_a, nurse_a, make_user, celery_worker_process
+    active_sequence, randomised, site_a, nurse_a, make_user, monitor, celery_worker_process
 ):
     active_sequence()
     allocations = [randomised(site_a, nurse_a, arm="intervention") for _ in range(PARTICIPANTS)]
     records = _seed(allocations, nurse_a)
     assert len(records) == 10_000 and DataQuery.objects.count() == 0
     assert events(ClinicalRecord).filter(pgh_obj_id__in=[r.pk for r in records]).count() == 10_000
-    data_manager = make_user("data_manager", site_a, username="dm_site_a")
+    data_manager = monitor  # sponsor-wide: the re-run covers every site's records
+    with pytest.raises(NotAllowed):  # a site's data manager may not re-run every site's
+        services.recheck_request(user=make_user("data_manager", site_a), form_code="")
     celery_worker_process()
 
     # the shipped rule (8-24 Gy) over records that were never checked
